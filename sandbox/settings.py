@@ -1,0 +1,189 @@
+"""Sandbox configuration: one frozen dataclass, built once from the environment.
+
+Only the entry point (`sandbox.__main__`) calls `SandboxSettings.from_env`; every
+other module receives the settings object. Invalid values raise `SettingsError`
+carrying one human-readable line per bad variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
+
+WEB_DEFAULT_HOST = "127.0.0.1"
+WEB_DEFAULT_PORT = "6969"
+CALLBACK_PATH = "/auth/patreon/callback"
+
+
+class SettingsError(Exception):
+    """Raised with one line per invalid environment variable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    host: str = "127.0.0.1"
+    port: int = 6970
+    threads: int = 48
+    seed: int = 1
+    members: int = 120
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"
+    redirect_uris: tuple[str, ...] = (
+        f"http://{WEB_DEFAULT_HOST}:{WEB_DEFAULT_PORT}{CALLBACK_PATH}",
+        f"http://localhost:{WEB_DEFAULT_PORT}{CALLBACK_PATH}",
+    )
+    creator_access_token: str = "sandbox-creator-access-token"
+    creator_refresh_token: str = "sandbox-creator-refresh-token"
+    rate_limit_per_2_seconds: int = 100
+    rate_limit_per_minute: int = 100
+    token_ttl_s: int = 2678400
+    code_ttl_s: int = 600
+    webhook_timeout_s: float = 10.0
+    webhook_retry_s: float = 5.0
+    webhook_pause_after: int = 3
+    webhook_uri: str | None = None
+    webhook_secret: str = "sandbox-webhook-secret"
+
+    @property
+    def base_url(self) -> str:
+        """The sandbox's own address, used in webhook payload links."""
+        return f"http://{self.host}:{self.port}"
+
+    def replace(self, **changes: Any) -> SandboxSettings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SandboxSettings:
+        reader = _Reader(environ)
+        defaults = cls()
+        values = {
+            "host": reader.text("SANDBOX_HOST", defaults.host),
+            "port": reader.integer("SANDBOX_PORT", defaults.port, 1, 65535),
+            "threads": reader.integer("SANDBOX_THREADS", defaults.threads, 1, 1024),
+            "seed": reader.integer("SANDBOX_SEED", defaults.seed),
+            "members": reader.integer("SANDBOX_MEMBERS", defaults.members, 0, 1_000_000),
+            "client_id": reader.text("SANDBOX_CLIENT_ID", defaults.client_id),
+            "client_secret": reader.text("SANDBOX_CLIENT_SECRET", defaults.client_secret),
+            "redirect_uris": reader.parsed(
+                "SANDBOX_REDIRECT_URIS", _parse_uri_list, _default_redirect_uris(reader)
+            ),
+            "creator_access_token": reader.text(
+                "SANDBOX_CREATOR_ACCESS_TOKEN", defaults.creator_access_token
+            ),
+            "creator_refresh_token": reader.text(
+                "SANDBOX_CREATOR_REFRESH_TOKEN", defaults.creator_refresh_token
+            ),
+            "rate_limit_per_2_seconds": reader.integer(
+                "SANDBOX_RATE_LIMIT_PER_2_SECONDS", defaults.rate_limit_per_2_seconds, 1
+            ),
+            "rate_limit_per_minute": reader.integer(
+                "SANDBOX_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, 1
+            ),
+            "token_ttl_s": reader.integer("SANDBOX_TOKEN_TTL_S", defaults.token_ttl_s, 1),
+            "code_ttl_s": reader.integer("SANDBOX_CODE_TTL_S", defaults.code_ttl_s, 1),
+            "webhook_timeout_s": reader.seconds(
+                "SANDBOX_WEBHOOK_TIMEOUT_S", defaults.webhook_timeout_s, positive=True
+            ),
+            "webhook_retry_s": reader.seconds("SANDBOX_WEBHOOK_RETRY_S", defaults.webhook_retry_s),
+            "webhook_pause_after": reader.integer(
+                "SANDBOX_WEBHOOK_PAUSE_AFTER", defaults.webhook_pause_after, 1
+            ),
+            "webhook_uri": reader.parsed("SANDBOX_WEBHOOK_URI", _parse_uri, None),
+            "webhook_secret": reader.text("SANDBOX_WEBHOOK_SECRET", defaults.webhook_secret),
+        }
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return cls(**values)
+
+
+class _Reader:
+    """Reads variables and collects one problem line per bad variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def integer(
+        self, name: str, default: int, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}: expected an integer, got {raw!r}")
+            return default
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"{minimum if minimum is not None else '-inf'}..{maximum or 'inf'}"
+            self.problems.append(f"{name}: {value} is out of range {bounds}")
+            return default
+        return value
+
+    def seconds(self, name: str, default: float, positive: bool = False) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name}: expected a number of seconds, got {raw!r}")
+            return default
+        if value < 0 or (positive and value == 0) or value != value:
+            self.problems.append(f"{name}: {raw!r} must be {'> 0' if positive else '>= 0'}")
+            return default
+        return value
+
+    def parsed(self, name: str, parse: Callable[[str], Any], default: Any) -> Any:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as ex:
+            self.problems.append(f"{name}: {ex}")
+            return default
+
+
+def _parse_uri(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{raw!r} is not an absolute http(s) URL")
+    return raw
+
+
+def _parse_uri_list(raw: str) -> tuple[str, ...]:
+    uris = tuple(_parse_uri(item.strip()) for item in raw.split(",") if item.strip())
+    if not uris:
+        raise ValueError("expected a comma-separated list of URLs")
+    return uris
+
+
+def _default_redirect_uris(reader: _Reader) -> tuple[str, ...] | None:
+    """The web app's callback on its HOST/PORT, so supervisord's shared env just works."""
+    if reader._raw("SANDBOX_REDIRECT_URIS") is not None:
+        return None  # not used; avoid judging the web app's variables for nothing
+    host = reader.text("HOST", WEB_DEFAULT_HOST)
+    port = reader.integer("PORT", int(WEB_DEFAULT_PORT), 1, 65535)
+    return (
+        f"http://{host}:{port}{CALLBACK_PATH}",
+        f"http://localhost:{port}{CALLBACK_PATH}",
+    )

@@ -1,0 +1,187 @@
+"""A real stack for tests and benchmarks: supervisord with the real supervisord.conf.
+
+Each ``Stack`` gets its own folder (under the system temp dir, short enough for
+ipc:// and unix socket paths) holding a *symlink* to the repository's
+supervisord.conf and to the code packages. supervisord takes ``%(here)s`` from the
+path it was given, so every piece of state (socket, pid file, logs, the SQLite store,
+the worker's ipc socket) lands in that folder, never in the developer's own var/, and
+two stacks can run side by side. The folder has no ``.env``: the developer's own
+settings never leak into a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+LINKED = ("supervisord.conf", "web", "worker", "sandbox")
+START_TIMEOUT_S = 30.0
+
+# Variables of the developer's shell that would change what the stack does.
+_SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_")
+_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.05, what: str = "condition"
+) -> Any:
+    """Poll until ``predicate()`` is truthy; fail loudly at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (requests.RequestException, OSError, ValueError) as ex:
+            last_error = ex
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last_error!r})")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str] | None = None, *, name: str = "pb"):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        for entry in LINKED:
+            (self.dir / entry).symlink_to(REPO / entry)
+        (self.dir / "var" / "log").mkdir(parents=True)
+        self.conf = self.dir / "supervisord.conf"
+        self.port = free_port()
+        self.sandbox_port = free_port()
+        base = {
+            k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)
+        }
+        self.env = {
+            **base,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "DATA_DIR": str(self.dir / "var"),
+            "SANDBOX_PORT": str(self.sandbox_port),
+            "BRIDGE_TEST_ACTIONS": "1",
+            **(env or {}),
+        }
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.process: subprocess.Popen | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self, *, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> Stack:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
+            cwd=self.dir,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if wait:
+            self.wait_healthy(timeout_s)
+        return self
+
+    def wait_healthy(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        wait_for(
+            lambda: self.get("/api/patreon/health", timeout=2).status_code == 200,
+            timeout_s,
+            what=f"stack health on {self.base_url} (logs in {self.dir / 'var' / 'log'})",
+        )
+        # Health answers as soon as both serve; supervisord calls them RUNNING after startsecs.
+        wait_for(
+            lambda: self.state("patreon:worker") == self.state("patreon:web") == "RUNNING",
+            timeout_s,
+            interval_s=0.2,
+            what="supervisord to report web and worker RUNNING",
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Stack:
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    # -- supervisorctl -----------------------------------------------------------
+    def ctl(self, *args: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+
+    def pid(self, program: str) -> int:
+        out = self.ctl("pid", program).stdout.strip()
+        return int(out) if out.isdigit() and out != "0" else 0
+
+    def state(self, program: str) -> str:
+        out = self.ctl("status", program).stdout.split()
+        return out[1] if len(out) > 1 else "UNKNOWN"
+
+    # -- HTTP ----------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def get(self, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return requests.get(self.url(path), **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return requests.post(self.url(path), **kw)
+
+    def sandbox(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return requests.request(method, self.sandbox_url + path, **kw)
+
+    # -- logs -----------------------------------------------------------------------
+    def log_files(self) -> list[Path]:
+        return sorted((self.dir / "var" / "log").glob("*.log*"))
+
+    def log_text(self, program: str) -> str:
+        path = self.dir / "var" / "log" / f"{program}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def body(resp: requests.Response) -> dict[str, Any]:
+    """The JSON body of a response, with a readable failure when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError as ex:
+        raise AssertionError(f"not JSON ({resp.status_code}): {resp.text[:300]!r}") from ex
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

@@ -1,0 +1,97 @@
+"""Every error the web app answers, rendered one way: ``{"success": false, "error", "code"}``.
+
+Domain errors are translated here, in one place:
+
+* ``ApiError`` (a ``falcon.HTTPError`` carrying a stable ``code``) for bad input and
+  the like, raised by resources;
+* ``WorkerError`` from the worker client: worker down -> 503 with ``Retry-After``,
+  timeout -> 504, an error reply -> the status and code the worker chose;
+* any other ``falcon.HTTPError`` (unknown route, wrong method, body too large) gets a
+  code derived from its status;
+* anything unexpected -> 500 ``INTERNAL_ERROR``, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import falcon
+
+from worker.client import WorkerError, WorkerUnavailable
+
+log = logging.getLogger(__name__)
+
+SERVICE_UNAVAILABLE_MESSAGE = "Patreon service is not available"
+
+_CODES_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    411: "LENGTH_REQUIRED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    502: "PATREON_UPSTREAM_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+    504: "PATREON_SERVICE_TIMEOUT",
+}
+
+
+class ApiError(falcon.HTTPError):
+    """An error answer with a stable code: ``raise ApiError(400, "INVALID_SCOPE", "...")``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+        super().__init__(
+            falcon.code_to_http_status(status), title=message, description=message, headers=headers, code=code
+        )
+        self.extra = extra or {}
+
+
+def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {"success": False, "error": message, "code": code, **extra}
+
+
+def worker_error_to_api(ex: WorkerError) -> ApiError:
+    message = SERVICE_UNAVAILABLE_MESSAGE if isinstance(ex, WorkerUnavailable) else str(ex)
+    return ApiError(ex.status, ex.code, message, retry_after=ex.retry_after)
+
+
+def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
+    status = ex.status_code
+    code = ex.code if isinstance(ex.code, str) else _CODES_BY_STATUS.get(status, f"HTTP_{status}")
+    message = ex.description or ex.title
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = error_body(message, code, **getattr(ex, "extra", {}))
+
+
+def _handle_worker_error(req, resp, ex: WorkerError, params) -> None:
+    raise worker_error_to_api(ex)
+
+
+def _handle_unexpected(req, resp, ex: Exception, params) -> None:
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise ApiError(500, "INTERNAL_ERROR", "Internal server error")
+
+
+def install(app: falcon.App) -> None:
+    # Falcon looks handlers up by the most specific class, so order does not matter.
+    app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(WorkerError, _handle_worker_error)
+    app.set_error_serializer(_serialize)

@@ -1,0 +1,89 @@
+"""Service state: ``/api/patreon/status`` (never waits on the worker) and
+``/api/patreon/health`` (one ping through the worker)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import falcon
+
+from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
+from worker import __version__
+from worker.client import WorkerClient, WorkerError, WorkerUnavailable
+from worker.config import Config
+
+HEALTH_TIMEOUT_S = 1.0
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StatusResource:
+    def __init__(self, config: Config, worker: WorkerClient):
+        self._config = config
+        self._worker = worker
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        state = self._worker.liveness.snapshot()
+        resp.media = {
+            "success": True,
+            "status": {
+                "available": state["available"],
+                "ready": state["ready"],
+                "mode": self._config.mode,
+                "worker": {
+                    "pid": state["pid"],
+                    "last_heartbeat_ms_ago": state["last_heartbeat_ms_ago"],
+                    "restarts": state["restarts"],
+                    "in_flight": state["in_flight"],
+                    "reason": state["reason"],
+                },
+                "version": __version__,
+            },
+            "timestamp": utc_now_iso(),
+        }
+
+
+class HealthResource:
+    def __init__(self, worker: WorkerClient):
+        self._worker = worker
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        started = time.perf_counter()
+        try:
+            self._worker.call(
+                "ping", timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
+            )
+        except WorkerError as ex:
+            message = SERVICE_UNAVAILABLE_MESSAGE if isinstance(ex, WorkerUnavailable) else str(ex)
+            resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", str(int(ex.retry_after or 1)))
+            resp.media = {
+                **error_body(message, "PATREON_SERVICE_UNAVAILABLE"),
+                "status": "unhealthy",
+                "timestamp": utc_now_iso(),
+            }
+            return
+        resp.media = {
+            "success": True,
+            "status": "healthy",
+            "pong": True,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "timestamp": utc_now_iso(),
+        }
+
+
+class SleepResource:
+    """Test-only (``BRIDGE_TEST_ACTIONS=1``): a slow worker call, for failure tests."""
+
+    def __init__(self, worker: WorkerClient):
+        self._worker = worker
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ms = req.get_param_as_int("ms", required=True, min_value=0, max_value=20_000)
+        resp.media = {
+            "success": True,
+            **self._worker.call("debug.sleep", {"ms": ms}, request_id=req.context.request_id),
+        }

@@ -1,0 +1,64 @@
+"""Entry point: ``python -m worker`` (run by supervisord as patreon:worker)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import zmq
+
+from worker.actions import PingInfo, build_registry
+from worker.config import EXIT_CONFIG, ConfigError, load_config
+from worker.logs import configure_logging
+from worker.server import WorkerServer
+from worker.store import Store
+
+log = logging.getLogger("worker")
+
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the endpoint or the store cannot be used
+
+
+def main() -> int:
+    configure_logging("worker")
+    log.info("🔧 Initializing Patreon service...")
+    try:
+        config = load_config(process="worker")
+    except ConfigError as ex:
+        for line in ex.lines():
+            log.error(line)
+        log.error("❌ Patreon service error: invalid configuration (exit %d)", EXIT_CONFIG)
+        return EXIT_CONFIG
+    try:
+        store = Store(config.store_path)
+        store.migrate()
+        server_ref: list[WorkerServer] = []
+        ping = PingInfo(config, in_flight=lambda: server_ref[0].in_flight)
+        server = WorkerServer(
+            config.worker_endpoint,
+            build_registry(config, ping),
+            threads=config.worker_threads,
+            ping=ping,
+        )
+        server_ref.append(server)
+        server.bind()
+    except (zmq.ZMQError, OSError) as ex:
+        log.error("❌ Patreon service error: %s", ex)
+        return EXIT_UNAVAILABLE
+
+    def on_signal(signum, _frame):
+        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if config.mode == "sandbox":
+        log.warning("🧪 SANDBOX MODE: no Patreon credentials set; talking to %s", config.patreon_api_base)
+    log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
+    server.serve_forever()
+    log.info("Patreon service stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The web side's client for the worker: Lazy Pirate REQ sockets plus liveness.
+
+``WorkerClient.call`` is safe from any number of threads: each thread has its own REQ
+socket (ZeroMQ sockets are not thread-safe), LINGER 0, a per-action timeout from
+``protocol.ACTIONS``, and after a timeout the socket is thrown away and a fresh one
+connected. Only idempotent actions are retried.
+
+``Liveness`` is the shared up/down state. Two signals mark the worker down:
+
+* a crash closes its end of the connection: the ``Heartbeat`` thread watches a
+  connection monitor and marks it down at once; calls already waiting notice within
+  ``POLL_SLICE_S`` and fail instead of waiting out their timeout;
+* a hang keeps the connection open: the heartbeat pings every
+  ``HEARTBEAT_INTERVAL_S``; after ``HEARTBEAT_MAX_MISSES`` missed beats it is down.
+
+The first answered beat marks it up again. While down, calls fail at once.
+
+Errors::
+
+    WorkerError
+    +-- WorkerUnavailable   the worker is down (or went down while we waited): 503
+    +-- WorkerTimeout       no reply within the action's timeout: 504
+    +-- WorkerCallError     the worker answered with an error reply (code, status)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from worker import protocol
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 1.0
+HEARTBEAT_TIMEOUT_S = 1.0
+HEARTBEAT_MAX_MISSES = 3
+DOWN_PROBE_INTERVAL_S = 0.1  # while down, probe often so recovery is quick
+POLL_SLICE_S = 0.02  # how often a waiting call looks at liveness
+RETRY_AFTER_S = 2  # what a 503 tells the HTTP client
+
+
+class WorkerError(Exception):
+    code = "PATREON_SERVICE_UNAVAILABLE"
+    status = 503
+    retry_after: float | None = RETRY_AFTER_S
+
+
+class WorkerUnavailable(WorkerError):
+    def __init__(self, reason: str):
+        super().__init__(f"Patreon service is not available ({reason})")
+        self.reason = reason
+
+
+class WorkerTimeout(WorkerError):
+    code = "PATREON_SERVICE_TIMEOUT"
+    status = 504
+
+    def __init__(self, action: str, timeout_s: float):
+        super().__init__(f"the worker did not answer {action} within {timeout_s:g} s")
+
+
+class WorkerCallError(WorkerError):
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(str(error.get("message") or error.get("code")))
+        self.code = str(error["code"])
+        status = error.get("status")
+        self.status = status if isinstance(status, int) and 400 <= status <= 599 else 502
+        retry_after = error.get("retry_after")
+        self.retry_after = retry_after if isinstance(retry_after, int | float) else None
+        self.message = str(error.get("message") or self.code)
+
+
+class Liveness:
+    """Thread-safe worker state, fed by the heartbeat and read by every call."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_misses: int = HEARTBEAT_MAX_MISSES):
+        self._clock = clock
+        self._max_misses = max_misses
+        self._lock = threading.Lock()
+        self._up = False
+        self._ever_up = False
+        self._generation = 0  # bumped on every transition to down
+        self._misses = 0
+        self._last_beat_at: float | None = None
+        self._pid: int | None = None
+        self._restarts = 0
+        self._reason = "no heartbeat yet"
+        self._last_pong: dict[str, Any] = {}
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def beat_ok(self, pong: dict[str, Any]) -> None:
+        with self._lock:
+            pid = pong.get("pid")
+            if self._pid is not None and pid != self._pid:
+                self._restarts += 1
+            if not self._up:
+                log.info("worker is up (pid %s)", pid)
+            self._pid = pid
+            self._up = self._ever_up = True
+            self._misses = 0
+            self._last_beat_at = self._clock()
+            self._last_pong = dict(pong)
+            self._reason = ""
+
+    def beat_missed(self) -> None:
+        with self._lock:
+            self._misses += 1
+            if self._up and self._misses >= self._max_misses:
+                self._mark_down(f"{self._misses} heartbeats missed")
+
+    def disconnected(self) -> None:
+        with self._lock:
+            if self._up:
+                self._mark_down("connection closed")
+
+    def _mark_down(self, reason: str) -> None:
+        log.warning("worker is down: %s", reason)
+        self._up = False
+        self._generation += 1
+        self._reason = reason
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            ago = None if self._last_beat_at is None else int((self._clock() - self._last_beat_at) * 1000)
+            return {
+                "available": self._up,
+                "ready": self._ever_up,
+                "reason": self._reason or None,
+                "pid": self._pid,
+                "last_heartbeat_ms_ago": ago,
+                "restarts": self._restarts,
+                "version": self._last_pong.get("version"),
+                "in_flight": self._last_pong.get("in_flight"),
+            }
+
+
+def _req_socket(context: zmq.Context, endpoint: str) -> zmq.Socket:
+    sock = context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+class WorkerClient:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        context: zmq.Context | None = None,
+        liveness: Liveness | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retries: int = 1,
+    ):
+        self.endpoint = endpoint
+        self.liveness = liveness or Liveness(clock)
+        self._context = context or zmq.Context.instance()
+        self._clock = clock
+        self._retries = retries
+        self._local = threading.local()
+        self._heartbeat: Heartbeat | None = None
+
+    def start(self) -> None:
+        """Start the heartbeat thread (web's entry point does this once)."""
+        self._heartbeat = Heartbeat(self.endpoint, self.liveness, context=self._context, clock=self._clock)
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        self._drop_socket()
+
+    def _socket(self) -> zmq.Socket:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = _req_socket(self._context, self.endpoint)
+            self._local.sock = sock
+        return sock
+
+    def _drop_socket(self) -> None:
+        sock = getattr(self._local, "sock", None)
+        if sock is not None:
+            sock.close(linger=0)
+            self._local.sock = None
+
+    def call(
+        self,
+        action: str,
+        data: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """Send one action and return its reply data, or raise a ``WorkerError``.
+
+        An idempotent action is retried after a timeout unless ``retry`` is False
+        (health checks want a verdict within one timeout).
+        """
+        spec = protocol.ACTIONS[action]
+        timeout_s = spec.timeout_s if timeout_s is None else timeout_s
+        attempts = 1 + (self._retries if spec.idempotent and retry else 0)
+        for attempt in range(attempts):
+            try:
+                return self._call_once(action, data, timeout_s, request_id)
+            except WorkerTimeout:
+                if attempt + 1 == attempts or not self.liveness.up:
+                    raise
+                log.info("retrying %s after a timeout", action)
+        raise AssertionError("unreachable")
+
+    def _call_once(
+        self, action: str, data: dict[str, Any] | None, timeout_s: float, request_id: str | None
+    ) -> dict[str, Any]:
+        if not self.liveness.up:
+            raise WorkerUnavailable(self.liveness.reason)
+        generation = self.liveness.generation
+        msg_id, frame = protocol.encode_request(
+            action, data, max(1, int(timeout_s * 1000)), request_id=request_id
+        )
+        sock = self._socket()
+        sock.send(frame)
+        deadline = self._clock() + timeout_s
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                self._drop_socket()
+                raise WorkerTimeout(action, timeout_s)
+            if sock.poll(min(remaining, POLL_SLICE_S) * 1000, zmq.POLLIN):
+                try:
+                    reply = protocol.decode_reply(sock.recv())
+                except protocol.ProtocolError as ex:
+                    self._drop_socket()
+                    raise WorkerCallError(
+                        {"code": ex.code, "message": f"bad reply from worker: {ex.message}", "status": 502}
+                    ) from ex
+                if reply.msg_id != msg_id:
+                    # A REQ socket cannot normally see this; never hand one caller another's reply.
+                    self._drop_socket()
+                    raise WorkerCallError(
+                        {"code": protocol.BAD_FRAME, "message": "reply id mismatch", "status": 502}
+                    )
+                if reply.ok:
+                    return reply.data
+                raise WorkerCallError(reply.error)
+            if self.liveness.generation != generation or not self.liveness.up:
+                # The worker went down while we waited: this reply will never come.
+                self._drop_socket()
+                raise WorkerUnavailable(self.liveness.reason)
+
+
+class Heartbeat(threading.Thread):
+    """Pings the worker and watches the connection; feeds ``Liveness``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        liveness: Liveness,
+        *,
+        context: zmq.Context | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        timeout_s: float = HEARTBEAT_TIMEOUT_S,
+    ):
+        super().__init__(name="worker-heartbeat", daemon=True)
+        self.endpoint = endpoint
+        self.liveness = liveness
+        self._context = context or zmq.Context.instance()
+        self._clock = clock
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        # The watch socket never sends: it exists so its monitor reports the
+        # connection's state. Pings go on their own REQ socket, renewed after a miss.
+        watch = self._context.socket(zmq.DEALER)
+        watch.setsockopt(zmq.LINGER, 0)
+        monitor = watch.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        watch.connect(self.endpoint)
+        ping = _req_socket(self._context, self.endpoint)
+        poller = zmq.Poller()
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(ping, zmq.POLLIN)
+        pending: tuple[str, float] | None = None  # (msg id, deadline)
+        next_beat = self._clock()
+        try:
+            while not self._stop_event.is_set():
+                now = self._clock()
+                if pending is None and now >= next_beat:
+                    msg_id, frame = protocol.encode_request("ping", {}, int(self._timeout_s * 1000))
+                    ping.send(frame)
+                    pending = (msg_id, now + self._timeout_s)
+                wake = pending[1] if pending else next_beat
+                events = dict(poller.poll(max(0.0, min(wake - now, 0.5)) * 1000))
+                if monitor in events:
+                    event = recv_monitor_message(monitor)["event"]
+                    if event == zmq.EVENT_DISCONNECTED:
+                        self.liveness.disconnected()
+                    # Connected or lost: either way, ask again now instead of waiting.
+                    poller.unregister(ping)
+                    ping.close(linger=0)
+                    ping = _req_socket(self._context, self.endpoint)
+                    poller.register(ping, zmq.POLLIN)
+                    pending, next_beat = None, self._clock()
+                    continue
+                if ping in events and pending is not None:
+                    try:
+                        reply = protocol.decode_reply(ping.recv())
+                    except protocol.ProtocolError:
+                        reply = None
+                    if reply is not None and reply.ok and reply.msg_id == pending[0]:
+                        self.liveness.beat_ok(reply.data)
+                    else:
+                        self.liveness.beat_missed()
+                    pending, next_beat = None, pending[1] - self._timeout_s + self._interval_s
+                    continue
+                if pending is not None and self._clock() >= pending[1]:
+                    self.liveness.beat_missed()
+                    poller.unregister(ping)
+                    ping.close(linger=0)
+                    ping = _req_socket(self._context, self.endpoint)
+                    poller.register(ping, zmq.POLLIN)
+                    interval = self._interval_s if self.liveness.up else DOWN_PROBE_INTERVAL_S
+                    next_beat = pending[1] - self._timeout_s + interval
+                    pending = None
+        finally:
+            ping.close(linger=0)
+            watch.disable_monitor()
+            monitor.close(linger=0)
+            watch.close(linger=0)

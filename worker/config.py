@@ -1,0 +1,286 @@
+"""The one place configuration is read: environment first, then ``.env``, then defaults.
+
+Both processes (web and worker) build a ``Config`` once in their entry point and pass
+it down; business code never reads ``os.environ``.
+
+With no Patreon credentials at all the stack runs in *sandbox mode*: the worker talks
+to the bundled sandbox (``python -m sandbox``) with the sandbox's own client and
+creator token. Half-set credentials are an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+# supervisord runs every program in the folder of supervisord.conf (directory=%(here)s),
+# so the working directory is the project folder: .env and var/ are found there.
+PROJECT_DIR = Path.cwd()
+
+# sysexits.h EX_CONFIG: supervisord shows it, and tests tell it from a crash.
+EXIT_CONFIG = 78
+
+V2_SCOPES = (
+    "identity",
+    "identity[email]",
+    "identity.memberships",
+    "campaigns",
+    "w:campaigns.webhook",
+    "campaigns.members",
+    "campaigns.members[email]",
+    "campaigns.members.address",
+    "campaigns.posts",
+)
+
+# The credentials whose presence decides live mode. Any of them set -> live mode,
+# and then the ones live mode needs must all be set.
+_LIVE_CREDENTIALS = (
+    "PATREON_CLIENT_ID",
+    "PATREON_CLIENT_SECRET",
+    "PATREON_CREATOR_ACCESS_TOKEN",
+    "PATREON_CREATOR_REFRESH_TOKEN",
+)
+_LIVE_REQUIRED = ("PATREON_CLIENT_ID", "PATREON_CLIENT_SECRET", "PATREON_REDIRECT_URI")
+
+# The sandbox's own defaults (sandbox/settings.py reads the same SANDBOX_* variables).
+SANDBOX_DEFAULTS = {
+    "SANDBOX_HOST": "127.0.0.1",
+    "SANDBOX_PORT": "6970",
+    "SANDBOX_CLIENT_ID": "sandbox-client-id",
+    "SANDBOX_CLIENT_SECRET": "sandbox-client-secret",
+    "SANDBOX_CREATOR_ACCESS_TOKEN": "sandbox-creator-access-token",
+    "SANDBOX_CREATOR_REFRESH_TOKEN": "sandbox-creator-refresh-token",
+    "SANDBOX_WEBHOOK_SECRET": "sandbox-webhook-secret",
+}
+
+
+# Which process a variable matters to. A bad worker-only setting (a rate limit, say)
+# stops the worker, while web keeps answering 503 with its code instead of dying too.
+WORKER_ONLY = frozenset(
+    {
+        "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE",
+        "PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS",
+        "PATREON_CREATOR_ACCESS_TOKEN",
+        "PATREON_CREATOR_REFRESH_TOKEN",
+        "PATREON_API_BASE",
+        "WORKER_THREADS",
+    }
+)
+WEB_ONLY = frozenset(
+    {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
+)
+
+
+class ConfigError(Exception):
+    """Invalid or half-set configuration: one ``(variable, problem)`` per bad variable."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in problems))
+
+    def lines(self) -> list[str]:
+        return [f"❌ Configuration error: {name} {problem}" for name, problem in self.problems]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    mode: str  # "sandbox" | "live"
+    host: str
+    port: int
+    data_dir: Path
+    worker_endpoint: str
+    patreon_api_base: str
+    client_id: str
+    client_secret: str = dataclasses.field(repr=False)
+    redirect_uri: str
+    creator_access_token: str | None = dataclasses.field(repr=False)
+    creator_refresh_token: str | None = dataclasses.field(repr=False)
+    webhook_secrets: tuple[str, ...] = dataclasses.field(repr=False)
+    rate_limit_per_minute: int
+    rate_limit_per_2_seconds: int
+    app_name: str
+    user_agent: str
+    session_secret: str | None = dataclasses.field(repr=False)
+    bridge_api_key: str | None = dataclasses.field(repr=False)
+    default_scopes: tuple[str, ...]
+    post_login_url: str
+    cookie_secure: bool
+    web_threads: int
+    max_streams: int
+    worker_threads: int
+    trusted_proxy: str | None
+    test_actions: bool
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "bridge.sqlite3"
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+    *,
+    process: str | None = None,
+) -> Config:
+    """Build the configuration, or raise ``ConfigError`` naming every bad variable.
+
+    ``process`` ("web" or "worker") ignores problems with the other process's own
+    variables; ``None`` checks everything.
+    """
+    environ = os.environ if environ is None else environ
+    dotenv_path = PROJECT_DIR / ".env" if dotenv_path is None else dotenv_path
+    from_file = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
+    values = {k: v for k, v in from_file.items() if v is not None}
+    values.update(environ)
+    return _Reader(values, process).build()
+
+
+class _Reader:
+    def __init__(self, values: Mapping[str, str], process: str | None):
+        self.values = values
+        self.problems: list[tuple[str, str]] = []
+        self.ignored = {"web": WORKER_ONLY, "worker": WEB_ONLY}.get(process or "", frozenset())
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.values.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, minimum: int = 1, maximum: int = 10**9) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append((name, f"must be a whole number, got {raw!r}"))
+            return default
+        if not minimum <= value <= maximum:
+            self.problems.append((name, f"must be between {minimum} and {maximum}, got {value}"))
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append((name, f"must be true or false, got {raw!r}"))
+        return default
+
+    def url(self, name: str, default: str | None = None) -> str | None:
+        value = self.text(name, default)
+        if value is not None and not value.startswith(("http://", "https://")):
+            self.problems.append((name, f"must be an http(s) URL, got {value!r}"))
+        return value
+
+    def build(self) -> Config:
+        host = self.text("HOST", "127.0.0.1")
+        port = self.integer("PORT", 6969, 1, 65535)
+        data_dir = Path(self.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
+        endpoint = self.text("PATREON_WORKER_ENDPOINT", f"ipc://{data_dir / 'worker.sock'}")
+        if not endpoint.startswith(("ipc://", "tcp://")):
+            self.problems.append(
+                ("PATREON_WORKER_ENDPOINT", f"must be ipc://PATH or tcp://HOST:PORT, got {endpoint!r}")
+            )
+        elif endpoint.startswith("ipc://") and len(endpoint) > 100:
+            # libzmq limits ipc paths to the size of sockaddr_un.sun_path.
+            self.problems.append(("PATREON_WORKER_ENDPOINT", "ipc path is too long (over 100 chars)"))
+
+        live = any(self.text(name) for name in _LIVE_CREDENTIALS)
+        default_redirect = f"http://{host}:{port}/auth/patreon/callback"
+        if live:
+            mode = "live"
+            for name in _LIVE_REQUIRED:
+                if not self.text(name):
+                    self.problems.append((name, "is required once Patreon credentials are set"))
+            access, refresh = (
+                self.text("PATREON_CREATOR_ACCESS_TOKEN"),
+                self.text("PATREON_CREATOR_REFRESH_TOKEN"),
+            )
+            if bool(access) != bool(refresh):
+                missing = "PATREON_CREATOR_REFRESH_TOKEN" if access else "PATREON_CREATOR_ACCESS_TOKEN"
+                self.problems.append((missing, "must be set together with its pair"))
+            api_base = self.url("PATREON_API_BASE", "https://www.patreon.com")
+            client_id = self.text("PATREON_CLIENT_ID", "")
+            client_secret = self.text("PATREON_CLIENT_SECRET", "")
+            redirect_uri = self.url("PATREON_REDIRECT_URI", default_redirect)
+            webhook_secret = self.text("PATREON_WEBHOOK_SECRET")
+        else:
+            mode = "sandbox"
+            sandbox = {k: self.text(k, v) for k, v in SANDBOX_DEFAULTS.items()}
+            self.integer("SANDBOX_PORT", 6970, 1, 65535)
+            api_base = f"http://{sandbox['SANDBOX_HOST']}:{sandbox['SANDBOX_PORT']}"
+            client_id = sandbox["SANDBOX_CLIENT_ID"]
+            client_secret = sandbox["SANDBOX_CLIENT_SECRET"]
+            access = sandbox["SANDBOX_CREATOR_ACCESS_TOKEN"]
+            refresh = sandbox["SANDBOX_CREATOR_REFRESH_TOKEN"]
+            redirect_uri = self.url("PATREON_REDIRECT_URI", default_redirect)
+            webhook_secret = self.text("PATREON_WEBHOOK_SECRET", sandbox["SANDBOX_WEBHOOK_SECRET"])
+
+        scopes = tuple(
+            s
+            for s in (
+                self.text("PATREON_DEFAULT_SCOPES", "identity identity[email] identity.memberships") or ""
+            )
+            .replace(",", " ")
+            .split()
+            if s
+        )
+        unknown = [s for s in scopes if s not in V2_SCOPES]
+        if unknown:
+            self.problems.append(("PATREON_DEFAULT_SCOPES", f"has unknown scopes {unknown}"))
+
+        trusted_proxy = self.text("TRUSTED_PROXY")
+        if trusted_proxy:
+            try:
+                ipaddress.ip_address(trusted_proxy)
+            except ValueError:
+                self.problems.append(("TRUSTED_PROXY", f"must be an IP address, got {trusted_proxy!r}"))
+
+        web_threads = self.integer("WEB_THREADS", 32, 4, 1024)
+        config = Config(
+            mode=mode,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            worker_endpoint=endpoint,
+            patreon_api_base=(api_base or "").rstrip("/"),
+            client_id=client_id,
+            client_secret=client_secret,
+            redirect_uri=redirect_uri,
+            creator_access_token=access,
+            creator_refresh_token=refresh,
+            webhook_secrets=tuple(s.strip() for s in (webhook_secret or "").split(",") if s.strip()),
+            rate_limit_per_minute=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE", 90),
+            rate_limit_per_2_seconds=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS", 95),
+            app_name=self.text("PATREON_APP_NAME", "Patreon Bridge"),
+            user_agent=self.text(
+                "PATREON_USER_AGENT", f"{self.text('PATREON_APP_NAME', 'Patreon Bridge')} (python-requests)"
+            ),
+            session_secret=self.text("SESSION_SECRET"),
+            bridge_api_key=self.text("BRIDGE_API_KEY"),
+            default_scopes=scopes,
+            post_login_url=self.text("POST_LOGIN_URL", "/"),
+            cookie_secure=self.boolean("SESSION_COOKIE_SECURE", False),
+            web_threads=web_threads,
+            max_streams=self.integer("MAX_STREAMS", max(1, web_threads // 2), 1, 1024),
+            worker_threads=self.integer("WORKER_THREADS", 32, 1, 1024),
+            trusted_proxy=trusted_proxy,
+            test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
+        )
+        if config.max_streams >= config.web_threads:
+            self.problems.append(
+                ("MAX_STREAMS", "must be below WEB_THREADS so streams cannot take every thread")
+            )
+        problems = [(name, problem) for name, problem in self.problems if name not in self.ignored]
+        if problems:
+            raise ConfigError(problems)
+        return config

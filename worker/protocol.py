@@ -1,0 +1,280 @@
+"""The wire protocol between web and worker: versioned JSON envelopes over ZeroMQ.
+
+Only this module builds or parses frames. A request is one frame::
+
+    {"v": 1, "id": "<msg id>", "action": "campaigns.list", "data": {...},
+     "deadline_ms": 10000, "request_id": "<HTTP request id, for logs>"}
+
+and a reply is one frame::
+
+    {"v": 1, "id": "<msg id>", "ok": true, "data": {...}}
+    {"v": 1, "id": "<msg id>", "ok": false,
+     "error": {"code": "...", "message": "...", "status": 502, "retry_after": 3}}
+
+Every action is declared once in ``ACTIONS`` (its timeout and whether a retry is
+safe); the worker attaches handlers to those names with an ``ActionRegistry``.
+``ActionRegistry.dispatch`` turns any frame into a reply frame and never raises:
+garbage, a wrong version, an unknown action or a failing handler each become an
+error reply with one of the codes below. No traceback ever crosses the wire.
+
+Errors::
+
+    ProtocolError            a frame that is not a valid envelope (code, message)
+    ActionError              raised by a handler: a domain error for the caller
+                             (code, message, status, retry_after)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+# Error codes produced by the protocol itself; handlers add domain codes.
+BAD_FRAME = "BAD_FRAME"
+UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+UNKNOWN_ACTION = "UNKNOWN_ACTION"
+INVALID_DATA = "INVALID_DATA"
+INTERNAL_ERROR = "WORKER_INTERNAL_ERROR"
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+SHUTTING_DOWN = "WORKER_SHUTTING_DOWN"
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionSpec:
+    """The contract of one action, known to both sides."""
+
+    name: str
+    timeout_s: float
+    idempotent: bool
+    test_only: bool = False
+
+
+def _specs(*specs: ActionSpec) -> dict[str, ActionSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+# The one table of actions. Timeouts cover the worker's own retries and rate-limit
+# waits, so they sit above the Patreon HTTP timeouts.
+ACTIONS: dict[str, ActionSpec] = _specs(
+    ActionSpec("ping", timeout_s=1.0, idempotent=True),
+    ActionSpec("debug.sleep", timeout_s=30.0, idempotent=False, test_only=True),
+)
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, msg_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.msg_id = msg_id
+
+
+class ActionError(Exception):
+    """A handler's answer that the call failed, with what the HTTP caller should see."""
+
+    def __init__(self, code: str, message: str, status: int = 400, retry_after: float | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        error = {"code": self.code, "message": self.message, "status": self.status}
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+        return error
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    msg_id: str
+    action: str
+    data: dict[str, Any]
+    deadline_ms: int
+    request_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    msg_id: str
+    ok: bool
+    data: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _load_object(frame: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(frame)
+    except (UnicodeDecodeError, ValueError) as ex:
+        raise ProtocolError(BAD_FRAME, "frame is not UTF-8 JSON") from ex
+    if not isinstance(obj, dict):
+        raise ProtocolError(BAD_FRAME, "frame is not a JSON object")
+    return obj
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode_request(
+    action: str,
+    data: dict[str, Any] | None,
+    deadline_ms: int,
+    *,
+    msg_id: str | None = None,
+    request_id: str | None = None,
+) -> tuple[str, bytes]:
+    msg_id = msg_id or new_msg_id()
+    envelope = {"v": VERSION, "id": msg_id, "action": action, "data": data or {}, "deadline_ms": deadline_ms}
+    if request_id:
+        envelope["request_id"] = request_id
+    return msg_id, _dump(envelope)
+
+
+def decode_request(frame: bytes) -> Request:
+    obj = _load_object(frame)
+    msg_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    if obj.get("v") != VERSION:
+        raise ProtocolError(
+            UNSUPPORTED_VERSION, f"protocol version {obj.get('v')!r} is not {VERSION}", msg_id
+        )
+    if msg_id is None or not msg_id:
+        raise ProtocolError(BAD_FRAME, "request has no id")
+    action, data, deadline_ms = obj.get("action"), obj.get("data", {}), obj.get("deadline_ms")
+    if not isinstance(action, str):
+        raise ProtocolError(BAD_FRAME, "request has no action", msg_id)
+    if not isinstance(data, dict):
+        raise ProtocolError(BAD_FRAME, "request data is not an object", msg_id)
+    if not isinstance(deadline_ms, int) or isinstance(deadline_ms, bool) or deadline_ms <= 0:
+        raise ProtocolError(BAD_FRAME, "request deadline_ms is not a positive integer", msg_id)
+    request_id = obj.get("request_id") if isinstance(obj.get("request_id"), str) else None
+    return Request(msg_id, action, data, deadline_ms, request_id)
+
+
+def encode_ok(msg_id: str, data: dict[str, Any]) -> bytes:
+    return _dump({"v": VERSION, "id": msg_id, "ok": True, "data": data})
+
+
+def encode_error(msg_id: str | None, error: ActionError) -> bytes:
+    return _dump({"v": VERSION, "id": msg_id, "ok": False, "error": error.as_dict()})
+
+
+def decode_reply(frame: bytes) -> Reply:
+    obj = _load_object(frame)
+    if obj.get("v") != VERSION:
+        raise ProtocolError(UNSUPPORTED_VERSION, f"reply version {obj.get('v')!r} is not {VERSION}")
+    msg_id, ok = obj.get("id"), obj.get("ok")
+    if not isinstance(ok, bool):
+        raise ProtocolError(BAD_FRAME, "reply has no ok flag")
+    if ok:
+        data = obj.get("data")
+        if not isinstance(data, dict):
+            raise ProtocolError(BAD_FRAME, "ok reply has no data object")
+        return Reply(msg_id, True, data, None)
+    error = obj.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise ProtocolError(BAD_FRAME, "error reply has no error code")
+    return Reply(msg_id, False, None, error)
+
+
+@dataclasses.dataclass
+class CallContext:
+    """What a handler knows about the call it serves."""
+
+    msg_id: str
+    action: str
+    request_id: str | None
+    deadline: float  # on the monotonic clock
+    clock: Callable[[], float] = time.monotonic
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - self.clock())
+
+
+Handler = Callable[[dict[str, Any], CallContext], dict[str, Any]]
+
+
+class ActionRegistry:
+    """Action name -> handler, for names declared in ``ACTIONS``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._handlers: dict[str, Handler] = {}
+        self._clock = clock
+
+    def action(self, name: str) -> Callable[[Handler], Handler]:
+        if name not in ACTIONS:
+            raise KeyError(f"action {name!r} is not declared in protocol.ACTIONS")
+
+        def register(handler: Handler) -> Handler:
+            self._handlers[name] = handler
+            return handler
+
+        return register
+
+    def register(self, name: str, handler: Handler) -> None:
+        self.action(name)(handler)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._handlers
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def peek_action(self, frame: bytes) -> str | None:
+        """The action a frame asks for, or None when it is not a valid request."""
+        try:
+            return decode_request(frame).action
+        except ProtocolError:
+            return None
+
+    def dispatch(self, frame: bytes) -> bytes:
+        """Serve one request frame; always returns a reply frame."""
+        try:
+            request = decode_request(frame)
+        except ProtocolError as ex:
+            return encode_error(ex.msg_id, ActionError(ex.code, ex.message, status=400))
+        handler = self._handlers.get(request.action)
+        if handler is None:
+            return encode_error(
+                request.msg_id,
+                ActionError(UNKNOWN_ACTION, f"unknown action {request.action!r}", status=501),
+            )
+        ctx = CallContext(
+            msg_id=request.msg_id,
+            action=request.action,
+            request_id=request.request_id,
+            deadline=self._clock() + request.deadline_ms / 1000.0,
+            clock=self._clock,
+        )
+        try:
+            data = handler(request.data, ctx)
+        except ActionError as ex:
+            return encode_error(request.msg_id, ex)
+        except Exception:
+            log.exception("action %s failed [request %s]", request.action, request.request_id)
+            return encode_error(
+                request.msg_id,
+                ActionError(INTERNAL_ERROR, "the worker failed to serve this request", status=500),
+            )
+        try:
+            return encode_ok(request.msg_id, data)
+        except (TypeError, ValueError):
+            log.exception("action %s returned data that is not JSON", request.action)
+            return encode_error(
+                request.msg_id,
+                ActionError(INTERNAL_ERROR, "the worker produced an invalid reply", status=500),
+            )
