@@ -275,7 +275,7 @@ class World:
         self._next_event = 900001
         self._next_post = 2001
         self._stats_version = -1
-        self._stats: tuple[int, dict[str, int]] = (0, {})
+        self._stats: tuple[int, int, dict[str, int]] = (0, 0, {})
 
     # ---------------------------------------------------------------- generation
 
@@ -587,24 +587,29 @@ class World:
         member_id = self.member_by_user.get(user_id)
         return [self.members[member_id]] if member_id else []
 
-    def _refresh_stats(self) -> tuple[int, dict[str, int]]:
+    def _refresh_stats(self) -> tuple[int, int, dict[str, int]]:
+        """Patron count, monthly cents and per-tier counts, cached per version."""
         if self._stats_version != self.version:
-            patrons = 0
+            patrons = cents = 0
             per_tier = dict.fromkeys(self.tiers, 0)
             for member in self.members.values():
                 if member.patron_status == "active_patron":
                     patrons += 1
+                    cents += member.currently_entitled_amount_cents
                     for tier_id in member.tier_ids:
                         per_tier[tier_id] = per_tier.get(tier_id, 0) + 1
-            self._stats = (patrons, per_tier)
+            self._stats = (patrons, cents, per_tier)
             self._stats_version = self.version
         return self._stats
 
     def patron_count(self) -> int:
         return self._refresh_stats()[0]
 
+    def monthly_cents(self) -> int:
+        return self._refresh_stats()[1]
+
     def tier_patron_count(self, tier_id: str) -> int:
-        return self._refresh_stats()[1].get(tier_id, 0)
+        return self._refresh_stats()[2].get(tier_id, 0)
 
     def default_patron_user_ids(self, count: int) -> list[str]:
         """The first few patrons with a membership: offered on the consent page."""
