@@ -14,6 +14,7 @@ mutation so derived data (sort orders, counts) can be cached safely.
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import threading
 import uuid
@@ -51,6 +52,11 @@ POST_WORDS = (
 SOCIAL_APPS = (
     "deviantart discord facebook google instagram reddit spotify twitch twitter vimeo youtube"
 ).split()
+
+
+def _between(rng: random.Random, low: int, high: int) -> int:
+    """A faster `randint` (same determinism: one `random()` per draw)."""
+    return low + int(rng.random() * (high - low + 1))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -375,10 +381,12 @@ class World:
         roll = rng.random()
         status = "active_patron" if roll < 0.8 else "declined_patron" if roll < 0.92 else None
         status = status or "former_patron"
-        tier = self.tiers[rng.choices(("3001", "3002", "3003", "3004"), (50, 30, 15, 5))[0]]
-        start = REFERENCE_TIME - timedelta(days=rng.randint(3, 1500), seconds=rng.randint(0, 86399))
+        pick = rng.random()
+        tier_id = "3001" if pick < 0.5 else "3002" if pick < 0.8 else "3003" if pick < 0.95 else "3004"
+        tier = self.tiers[tier_id]
+        start = REFERENCE_TIME - timedelta(days=_between(rng, 3, 1500), seconds=_between(rng, 0, 86399))
         cadence = 12 if rng.random() < 0.1 else 1
-        user = self._new_user(rng, created=start - timedelta(days=rng.randint(0, 900)))
+        user = self._new_user(rng, created=start - timedelta(days=_between(rng, 0, 900)))
         member = self._new_member(user, tier, status, start, cadence, now=REFERENCE_TIME)
         member.is_free_trial = status == "active_patron" and rng.random() < 0.02
         member.is_gifted = rng.random() < 0.02
@@ -394,12 +402,13 @@ class World:
         self._next_patron_number += 1
         user_id = str(self._next_user)
         self._next_user += 1
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        first = FIRST_NAMES[int(rng.random() * len(FIRST_NAMES))]
+        last = LAST_NAMES[int(rng.random() * len(LAST_NAMES))]
         if full_name:
             first, _, last = full_name.strip().partition(" ")
         social = dict.fromkeys(SOCIAL_APPS)
         if rng.random() < 0.4:
-            social["discord"] = {"url": None, "user_id": str(rng.randint(10**17, 10**18 - 1))}
+            social["discord"] = {"url": None, "user_id": str(_between(rng, 10**17, 10**18 - 1))}
         if rng.random() < 0.15:
             social["twitch"] = {"url": f"https://twitch.tv/{first.lower()}{number}", "user_id": None}
         if rng.random() < 0.1:
@@ -415,7 +424,7 @@ class World:
             social_connections=social,
             is_email_verified=rng.random() < 0.95,
             hide_pledges=rng.random() < 0.1,
-            like_count=rng.randint(0, 300),
+            like_count=_between(rng, 0, 300),
         )
         self.users[user_id] = user
         return user
@@ -445,7 +454,7 @@ class World:
             charge_status = "Declined"
             lifetime -= cents
         elif status == "former_patron":
-            months = rng.randint(1, months)
+            months = _between(rng, 1, months)
             lifetime = months * cents
             last_charge = min(start + timedelta(days=30 * (months - 1)), now)
             entitled, will_pay, tier_ids, next_charge = 0, 0, [], None
@@ -613,7 +622,7 @@ class World:
 
     def default_patron_user_ids(self, count: int) -> list[str]:
         """The first few patrons with a membership: offered on the consent page."""
-        return [m.user_id for m in list(self.members.values())[:count]]
+        return [m.user_id for m in itertools.islice(self.members.values(), count)]
 
     # ---------------------------------------------------------------- changes
 

@@ -228,8 +228,6 @@ class ErrorRenderer:
         frames = "".join(traceback.format_tb(ex.__traceback__))
         log.error("unhandled %s on %s %s\n%s", type(ex).__name__, req.method, req.path, frames)
         if is_control(req.path):
-            self.control_error(
-                req, resp, ControlError(500, "internal", "internal sandbox error"), params
-            )
+            self.control_error(req, resp, ControlError(500, "internal", "internal sandbox error"), params)
         else:
             self.api_error(req, resp, ApiError(500, "An unexpected error occurred."), params)

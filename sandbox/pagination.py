@@ -154,9 +154,12 @@ class Paginator:
         start = 0
         if request.cursor is not None:
             raw_key = decode_cursor(request.cursor, collection, signature)
-            if len(raw_key) != len(request.sort) + 1:
+            if len(raw_key) != len(request.sort) + 1 or not isinstance(raw_key[-1], int):
                 raise parameter_invalid("page[cursor]: invalid cursor.")
-            start = bisect.bisect_right(keys, _key(raw_key, request.sort))
+            try:
+                start = bisect.bisect_right(keys, _key(raw_key, request.sort))
+            except TypeError:
+                raise parameter_invalid("page[cursor]: invalid cursor.") from None
         chunk = ordered[start : start + request.count]
         next_cursor = None
         if chunk and start + len(chunk) < len(ordered):

@@ -51,9 +51,7 @@ USER = ResourceType(
         "campaign": Relationship(
             "campaign", False, lambda user, world: world.campaign_of(user.id), scope="campaigns"
         ),
-        "memberships": Relationship(
-            "member", True, lambda user, world: world.memberships_of(user.id)
-        ),
+        "memberships": Relationship("member", True, lambda user, world: world.memberships_of(user.id)),
     },
 )
 
@@ -92,9 +90,7 @@ CAMPAIGN = ResourceType(
         "thanks_video_url": _const(None),
     },
     {
-        "benefits": Relationship(
-            "benefit", True, lambda c, w: [w.benefits[i] for i in c.benefit_ids]
-        ),
+        "benefits": Relationship("benefit", True, lambda c, w: [w.benefits[i] for i in c.benefit_ids]),
         "creator": Relationship("user", False, lambda c, w: w.users.get(c.creator_id)),
         "goals": Relationship("goal", True, lambda c, w: [w.goals[i] for i in c.goal_ids]),
         "tiers": Relationship("tier", True, lambda c, w: [w.tiers[i] for i in c.tier_ids]),
@@ -126,12 +122,9 @@ TIER = ResourceType(
         "unpublished_at": _const(None),
     },
     {
-        "benefits": Relationship(
-            "benefit", True, lambda t, w: [w.benefits[i] for i in t.benefit_ids]
-        ),
-        "campaign": Relationship(
-            "campaign", False, lambda t, w: next(iter(w.campaigns.values()), None)
-        ),
+        "benefits": Relationship("benefit", True, lambda t, w: [w.benefits[i] for i in t.benefit_ids]),
+        "campaign": Relationship("campaign", False, lambda t, w: next(iter(w.campaigns.values()), None)),
+        "tier_image": Relationship("media", False, lambda t, w: None),
     },
 )
 
@@ -156,9 +149,8 @@ BENEFIT = ResourceType(
         "tiers_count": lambda b, w: len(b.tier_ids),
     },
     {
-        "campaign": Relationship(
-            "campaign", False, lambda b, w: next(iter(w.campaigns.values()), None)
-        ),
+        "campaign": Relationship("campaign", False, lambda b, w: next(iter(w.campaigns.values()), None)),
+        "deliverables": Relationship("deliverable", True, lambda b, w: []),
         "tiers": Relationship("tier", True, lambda b, w: [w.tiers[i] for i in b.tier_ids]),
     },
 )
@@ -170,9 +162,7 @@ GOAL = ResourceType(
         "completed_percentage": lambda g, w: min(100, w.monthly_cents() * 100 // g.amount_cents),
     },
     {
-        "campaign": Relationship(
-            "campaign", False, lambda g, w: next(iter(w.campaigns.values()), None)
-        ),
+        "campaign": Relationship("campaign", False, lambda g, w: next(iter(w.campaigns.values()), None)),
     },
 )
 
@@ -205,9 +195,7 @@ MEMBER = ResourceType(
             scope="campaigns.members.address",
         ),
         "campaign": Relationship("campaign", False, _campaign_of),
-        "currently_entitled_tiers": Relationship(
-            "tier", True, lambda m, w: [w.tiers[i] for i in m.tier_ids]
-        ),
+        "currently_entitled_tiers": Relationship("tier", True, lambda m, w: [w.tiers[i] for i in m.tier_ids]),
         "pledge_history": Relationship(
             "pledge-event", True, lambda m, w: [w.pledge_events[i] for i in m.pledge_event_ids]
         ),
@@ -276,14 +264,91 @@ POST = ResourceType(
     },
 )
 
+# Types Patreon documents that the sandbox never fills: they exist so that
+# `fields[client]`, `fields[deliverable]` and `fields[media]` are valid, as on Patreon.
+CLIENT = ResourceType(
+    "client",
+    {
+        "author_name": _const("Sam Sandbox"),
+        "client_secret": _const(None),  # never served by the sandbox
+        "default_scopes": _const("identity identity[email]"),
+        "description": _const("The app registered with the Patreon sandbox."),
+        "domain": _const(None),
+        "icon_url": _const(None),
+        "name": _const("Patreon sandbox client"),
+        "privacy_policy_url": _const(None),
+        "redirect_uris": _const(None),
+        "tos_url": _const(None),
+        "version": _const(2),
+    },
+)
+
+DELIVERABLE = ResourceType(
+    "deliverable",
+    _attrs("completed_at", "delivery_status", "due_at"),
+    {
+        "benefit": Relationship("benefit", False, lambda d, w: w.benefits.get(d.benefit_id)),
+        "campaign": Relationship("campaign", False, _campaign_of),
+        "member": Relationship("member", False, lambda d, w: w.members.get(d.member_id)),
+        "user": Relationship("user", False, lambda d, w: w.users.get(d.user_id)),
+    },
+)
+
+MEDIA = ResourceType(
+    "media",
+    _attrs(
+        "created_at",
+        "download_url",
+        "file_name",
+        "image_urls",
+        "metadata",
+        "mimetype",
+        "owner_id",
+        "owner_relationship",
+        "owner_type",
+        "size_bytes",
+        "state",
+        "upload_expires_at",
+        "upload_parameters",
+        "upload_url",
+    ),
+)
+
+
+class _ClientRef:
+    __slots__ = ("id",)
+
+    def __init__(self, client_id: str):
+        self.id = client_id
+
+
 WEBHOOK = ResourceType(
     "webhook",
     _attrs("last_attempted_at", "num_consecutive_times_failed", "paused", "secret", "uri")
     | {"triggers": lambda h, w: list(h.triggers)},
-    {"campaign": Relationship("campaign", False, _campaign_of)},
+    {
+        "campaign": Relationship("campaign", False, _campaign_of),
+        "client": Relationship("client", False, lambda h, w: _ClientRef(h.client_id)),
+    },
 )
 
-SCHEMA = Schema([USER, CAMPAIGN, TIER, BENEFIT, GOAL, MEMBER, ADDRESS, PLEDGE_EVENT, POST, WEBHOOK])
+SCHEMA = Schema(
+    [
+        USER,
+        CAMPAIGN,
+        TIER,
+        BENEFIT,
+        GOAL,
+        MEMBER,
+        ADDRESS,
+        PLEDGE_EVENT,
+        POST,
+        WEBHOOK,
+        CLIENT,
+        DELIVERABLE,
+        MEDIA,
+    ]
+)
 
 
 def self_link(type_name: str, resource_id: str, base_url: str = SITE) -> str:

@@ -3,6 +3,10 @@
 Only the entry point (`sandbox.__main__`) calls `SandboxSettings.from_env`; every
 other module receives the settings object. Invalid values raise `SettingsError`
 carrying one human-readable line per bad variable.
+
+The entry point merges the project's `.env` under the real environment first (as the
+web and worker processes do), so `SANDBOX_*` values and Patreon credentials kept in
+`.env` mean the same thing to every process of the stack.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +23,46 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
 WEB_DEFAULT_HOST = "127.0.0.1"
 WEB_DEFAULT_PORT = "6969"
 CALLBACK_PATH = "/auth/patreon/callback"
+
+
+# Any of these set (as the worker decides it) means live mode: under supervisord
+# (`--supervised`) the sandbox then stands aside.
+LIVE_CREDENTIALS = (
+    "PATREON_CLIENT_ID",
+    "PATREON_CLIENT_SECRET",
+    "PATREON_CREATOR_ACCESS_TOKEN",
+    "PATREON_CREATOR_REFRESH_TOKEN",
+)
+
+
+def live_mode(environ: Mapping[str, str]) -> bool:
+    return any((environ.get(name) or "").strip() for name in LIVE_CREDENTIALS)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`KEY=VALUE` lines of a .env file (the subset of python-dotenv's syntax that
+    configuration uses: comments, `export `, single or double quotes)."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError):
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
 
 
 class SettingsError(Exception):
@@ -121,9 +166,7 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
 
-    def integer(
-        self, name: str, default: int, minimum: int | None = None, maximum: int | None = None
-    ) -> int:
+    def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -178,12 +221,15 @@ def _parse_uri_list(raw: str) -> tuple[str, ...]:
 
 
 def _default_redirect_uris(reader: _Reader) -> tuple[str, ...] | None:
-    """The web app's callback on its HOST/PORT, so supervisord's shared env just works."""
+    """The web app's callback: `PATREON_REDIRECT_URI` if set (the worker sends it), and
+    the callback on the web app's HOST/PORT, so supervisord's shared env just works."""
     if reader._raw("SANDBOX_REDIRECT_URIS") is not None:
         return None  # not used; avoid judging the web app's variables for nothing
     host = reader.text("HOST", WEB_DEFAULT_HOST)
     port = reader.integer("PORT", int(WEB_DEFAULT_PORT), 1, 65535)
-    return (
+    uris = [
+        reader.parsed("PATREON_REDIRECT_URI", _parse_uri, None),
         f"http://{host}:{port}{CALLBACK_PATH}",
         f"http://localhost:{port}{CALLBACK_PATH}",
-    )
+    ]
+    return tuple(dict.fromkeys(uri for uri in uris if uri))

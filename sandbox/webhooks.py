@@ -1,0 +1,351 @@
+"""Webhooks: the registry behind `/api/oauth2/v2/webhooks`, and their delivery.
+
+Delivery follows PATREON.md:
+- each event is one JSON:API document (the `member` or the `post`), serialised once;
+  the exact bytes sent are the bytes signed: `X-Patreon-Signature` is the lowercase
+  hex HMAC-MD5 of the raw body keyed with the webhook's own secret;
+- every webhook has its own FIFO queue; a 2xx pops the head and resets the failure
+  count; anything else (or no answer within `webhook_timeout_s`) keeps the event
+  queued, increments `num_consecutive_times_failed`, and retries after
+  `webhook_retry_s`; after `webhook_pause_after` consecutive failures the webhook is
+  `paused` and nothing is retried until `PATCH paused=false`, which resets the count
+  and resends the queue at once, in order.
+
+A scheduler thread hands each due webhook to a short-lived delivery thread (one at a
+time per webhook, so order holds; a slow receiver delays only its own webhook). Both
+are daemon threads that log and carry on after any exception. Tests drive delivery
+synchronously with `run_due()` and a fake transport instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from sandbox.counters import Counters
+from sandbox.data import Member, Post, World
+from sandbox.jsonapi import Query, Serializer
+from sandbox.schema import SCHEMA, self_link
+from sandbox.settings import SandboxSettings
+
+log = logging.getLogger(__name__)
+
+MEMBER_TRIGGERS = (
+    "members:create",
+    "members:update",
+    "members:delete",
+    "members:pledge:create",
+    "members:pledge:update",
+    "members:pledge:delete",
+)
+POST_TRIGGERS = ("posts:publish", "posts:update", "posts:delete")
+V2_TRIGGERS = MEMBER_TRIGGERS + POST_TRIGGERS
+USER_AGENT = "Patreon HTTP Robot 2.0 (sandbox)"
+DELIVERY_LOG_SIZE = 1000
+
+# (url, body, headers, timeout_s) -> HTTP status; raises on network errors/timeouts.
+Transport = Callable[[str, bytes, dict[str, str], float], int]
+
+
+def http_transport(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """POST exactly `body`; no proxies from the environment (receivers are local)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        response = session.post(url, data=body, headers=headers, timeout=timeout_s, allow_redirects=False)
+        response.close()
+        return response.status_code
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.md5).hexdigest()
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def member_payload(world: World, member: Member, base_url: str) -> bytes:
+    """Member with all attributes, its relationships, campaign/user/tiers included."""
+    include = {"address": {}, "campaign": {}, "currently_entitled_tiers": {}, "user": {}}
+    with world.lock:
+        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        document = serializer.document(member, "member", many=False)
+    document["included"] = [r for r in document.get("included", []) if r["type"] != "address"]
+    document["links"] = {"self": self_link("member", member.id, base_url)}
+    return _encode(document)
+
+
+def post_payload(world: World, post: Post, base_url: str) -> bytes:
+    include = {"campaign": {}, "user": {}}
+    with world.lock:
+        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        document = serializer.document(post, "post", many=False)
+    document["links"] = {"self": self_link("post", post.id, base_url)}
+    return _encode(document)
+
+
+@dataclass
+class QueuedEvent:
+    trigger: str
+    body: bytes
+
+
+@dataclass
+class Webhook:
+    id: str
+    client_id: str
+    campaign_id: str
+    uri: str
+    triggers: list[str]
+    secret: str
+    paused: bool = False
+    num_consecutive_times_failed: int = 0
+    last_attempted_at: str | None = None
+    queue: deque[QueuedEvent] = field(default_factory=deque)
+    next_attempt_at: float = 0.0  # monotonic clock
+    in_flight: bool = False
+
+
+class WebhookRegistry:
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        counters: Counters,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        transport: Transport = http_transport,
+    ):
+        self.settings = settings
+        self.counters = counters
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.transport = transport
+        self._cond = threading.Condition(threading.RLock())
+        self._hooks: dict[str, Webhook] = {}
+        self._next_id = 1
+        self._log: deque[dict[str, Any]] = deque(maxlen=DELIVERY_LOG_SIZE)
+        self._stopping = threading.Event()
+        self._scheduler: threading.Thread | None = None
+
+    # ------------------------------------------------------------ registry
+
+    def create(
+        self,
+        client_id: str,
+        campaign_id: str,
+        uri: str,
+        triggers: list[str],
+        secret: str | None = None,
+    ) -> Webhook:
+        with self._cond:
+            hook = Webhook(
+                id=str(self._next_id),
+                client_id=client_id,
+                campaign_id=campaign_id,
+                uri=uri,
+                triggers=list(dict.fromkeys(triggers)),
+                secret=secret or secrets.token_urlsafe(32),
+            )
+            self._next_id += 1
+            self._hooks[hook.id] = hook
+            return hook
+
+    def get(self, hook_id: str) -> Webhook | None:
+        with self._cond:
+            return self._hooks.get(hook_id)
+
+    def all(self) -> list[Webhook]:
+        with self._cond:
+            return list(self._hooks.values())
+
+    def update(
+        self,
+        hook_id: str,
+        triggers: list[str] | None = None,
+        uri: str | None = None,
+        paused: bool | None = None,
+    ) -> Webhook | None:
+        with self._cond:
+            hook = self._hooks.get(hook_id)
+            if hook is None:
+                return None
+            if triggers is not None:
+                hook.triggers = list(dict.fromkeys(triggers))
+            if uri is not None:
+                hook.uri = uri
+            if paused is True:
+                hook.paused = True
+            elif paused is False:
+                # Unpausing resends the queue now, starting the failure count afresh.
+                hook.paused = False
+                hook.num_consecutive_times_failed = 0
+                hook.next_attempt_at = 0.0
+                self._cond.notify_all()
+            return hook
+
+    def delete(self, hook_id: str) -> bool:
+        with self._cond:
+            return self._hooks.pop(hook_id, None) is not None
+
+    def publish(self, trigger: str, campaign_id: str, body: bytes) -> int:
+        """Queue one event on every webhook of the campaign listening for `trigger`."""
+        queued = 0
+        with self._cond:
+            for hook in self._hooks.values():
+                if hook.campaign_id == campaign_id and trigger in hook.triggers:
+                    hook.queue.append(QueuedEvent(trigger, body))
+                    queued += 1
+            if queued:
+                self._cond.notify_all()
+        return queued
+
+    def deliveries(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._cond:
+            entries = list(self._log)
+        return entries[-limit:] if limit else entries
+
+    def queued(self) -> int:
+        with self._cond:
+            return sum(len(hook.queue) for hook in self._hooks.values())
+
+    # ------------------------------------------------------------ delivery
+
+    def _due(self, now: float) -> tuple[list[str], float | None]:
+        """Webhooks ready to send now, and the wait until the next one is."""
+        due: list[str] = []
+        wait: float | None = None
+        for hook in self._hooks.values():
+            if hook.paused or hook.in_flight or not hook.queue:
+                continue
+            if hook.next_attempt_at <= now:
+                due.append(hook.id)
+            else:
+                remaining = hook.next_attempt_at - now
+                wait = remaining if wait is None else min(wait, remaining)
+        return due, wait
+
+    def run_due(self) -> int:
+        """Deliver, synchronously, to every webhook that is due. Returns attempts made."""
+        with self._cond:
+            due, _ = self._due(self.clock())
+            for hook_id in due:
+                self._hooks[hook_id].in_flight = True
+        return sum(self._drain(hook_id) for hook_id in due)
+
+    def _drain(self, hook_id: str) -> int:
+        """Send the webhook's queue in order until it is empty or a send fails."""
+        attempts = 0
+        try:
+            while True:
+                with self._cond:
+                    hook = self._hooks.get(hook_id)
+                    if hook is None or hook.paused or not hook.queue:
+                        return attempts
+                    event, uri, secret = hook.queue[0], hook.uri, hook.secret
+                attempts += 1
+                if not self._send(hook_id, event, uri, secret):
+                    return attempts
+        except Exception:  # never let delivery die; the loop will come back
+            log.exception("webhook %s: delivery error", hook_id)
+            return attempts
+        finally:
+            with self._cond:
+                hook = self._hooks.get(hook_id)
+                if hook is not None:
+                    hook.in_flight = False
+                self._cond.notify_all()
+
+    def _send(self, hook_id: str, event: QueuedEvent, uri: str, secret: str) -> bool:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Patreon-Event": event.trigger,
+            "X-Patreon-Signature": sign(secret, event.body),
+        }
+        started = self.clock()
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = self.transport(uri, event.body, headers, self.settings.webhook_timeout_s)
+        except Exception as ex:  # timeouts, refused connections, anything
+            error = type(ex).__name__
+        ok = status is not None and 200 <= status < 300
+        now = self.clock()
+        attempted_at = datetime.fromtimestamp(self.wall_clock(), UTC).isoformat(timespec="seconds")
+        self.counters.incr("deliveries_attempted")
+        self.counters.incr("deliveries_succeeded" if ok else "deliveries_failed")
+        with self._cond:
+            hook = self._hooks.get(hook_id)
+            entry = {
+                "webhook_id": hook_id,
+                "trigger": event.trigger,
+                "status": status,
+                "error": error,
+                "ok": ok,
+                "attempted_at": attempted_at,
+                "duration_ms": round((now - started) * 1000, 1),
+            }
+            if hook is not None:
+                hook.last_attempted_at = attempted_at
+                if ok:
+                    if hook.queue and hook.queue[0] is event:
+                        hook.queue.popleft()
+                    hook.num_consecutive_times_failed = 0
+                else:
+                    hook.num_consecutive_times_failed += 1
+                    hook.next_attempt_at = now + self.settings.webhook_retry_s
+                    if hook.num_consecutive_times_failed >= self.settings.webhook_pause_after:
+                        hook.paused = True
+                entry["num_consecutive_times_failed"] = hook.num_consecutive_times_failed
+                entry["paused"] = hook.paused
+            self._log.append(entry)
+        log.info(
+            "webhook %s %s -> %s%s",
+            hook_id,
+            event.trigger,
+            status if status is not None else error,
+            "" if ok else f" (failed {entry.get('num_consecutive_times_failed')}x)",
+        )
+        return ok
+
+    def start(self) -> None:
+        """Start the scheduler thread (idempotent)."""
+        if self._scheduler is not None:
+            return
+        self._scheduler = threading.Thread(target=self._schedule, name="webhook-scheduler", daemon=True)
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _schedule(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self._cond:
+                    due, wait = self._due(self.clock())
+                    if not due:
+                        self._cond.wait(timeout=wait if wait is not None else 60.0)
+                        continue
+                    for hook_id in due:
+                        self._hooks[hook_id].in_flight = True
+                for hook_id in due:
+                    threading.Thread(
+                        target=self._drain, args=(hook_id,), name=f"webhook-{hook_id}", daemon=True
+                    ).start()
+            except Exception:
+                log.exception("webhook scheduler error")
+                self._stopping.wait(1.0)
