@@ -86,6 +86,7 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self, *, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> Stack:
+        """Start supervisord; with ``wait``, until web and worker serve (stop it on failure)."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
             cwd=self.dir,
@@ -94,7 +95,12 @@ class Stack:
             stderr=subprocess.DEVNULL,
         )
         if wait:
-            self.wait_healthy(timeout_s)
+            try:
+                self.wait_healthy(timeout_s)
+            except BaseException:
+                self.stop()
+                self.print_log_tails()  # pytest shows it with the failure
+                raise
         return self
 
     def wait_healthy(self, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -126,7 +132,13 @@ class Stack:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Stack:
-        return self if self.process is not None else self.start()
+        if self.process is None:
+            try:
+                self.start()
+            except BaseException:
+                self.cleanup()  # a stack that failed to come up must not outlive the test
+                raise
+        return self
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
@@ -169,6 +181,11 @@ class Stack:
     # -- logs -----------------------------------------------------------------------
     def log_files(self) -> list[Path]:
         return sorted((self.dir / "var" / "log").glob("*.log*"))
+
+    def print_log_tails(self, lines: int = 15) -> None:
+        for path in self.log_files():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- {path.name} (last {len(tail)} lines)", *tail, sep="\n")
 
     def log_text(self, program: str) -> str:
         path = self.dir / "var" / "log" / f"{program}.log"
