@@ -1,0 +1,1 @@
+"""Benchmarks: what the process split costs, measured side by side (``python -m bench``)."""
