@@ -2,7 +2,8 @@
 
 waitress has no SIGTERM handler of its own: a plain SIGTERM would cut in-flight
 requests. We turn SIGTERM into SystemExit, which waitress handles like SIGINT: it
-stops accepting, lets running requests finish (up to 5 s), then exits.
+stops accepting, lets running requests finish, then exits. waitress itself waits only
+5 s for them; ``_GracefulDispatcher`` waits up to ``STOP_GRACE_S`` instead.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import signal
 import sys
 
 from waitress.server import create_server
+from waitress.task import ThreadedTaskDispatcher
 
 from web.app import create_app
+from web.events import StreamGate
+from web.live import LiveEvents
 from worker.client import WorkerClient
 from worker.config import EXIT_CONFIG, ConfigError, load_config
 from worker.logs import configure_logging
@@ -22,6 +26,18 @@ from worker.store import Store
 log = logging.getLogger("web")
 
 MAX_REQUEST_BODY_BYTES = 1024 * 1024  # 1 MiB: the webhook limit, the largest body we take
+# How long a stopping web process lets running requests finish: below supervisord's
+# stopwaitsecs for web (10 s), which would SIGKILL it, and as long as the worker's own
+# stop grace (worker.server.STOP_GRACE_S), so a worker call in flight can still answer.
+STOP_GRACE_S = 8.0
+
+
+class _GracefulDispatcher(ThreadedTaskDispatcher):
+    """waitress's thread pool, whose shutdown (run by ``server.run()`` on SystemExit)
+    waits ``STOP_GRACE_S`` for running requests instead of its fixed 5 s."""
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = STOP_GRACE_S) -> bool:
+        return super().shutdown(cancel_pending=cancel_pending, timeout=timeout)
 
 
 def _stop(signum, _frame):
@@ -41,7 +57,9 @@ def main() -> int:
     store.migrate()
     worker = WorkerClient(config.worker_endpoint)
     worker.start()
-    app = create_app(config, worker, store)
+    streams = StreamGate(config.max_streams)  # issue 5: one cap for SSE streams and Socket.IO long-polls
+    app = create_app(config, worker, store, streams=streams)
+    live = LiveEvents.for_config(config, store, streams)  # issue 5: Socket.IO in front of the app
     proxy = {}
     if config.trusted_proxy:
         # Only the reverse proxy in front of us may set these (deploy/nginx.conf).
@@ -50,17 +68,29 @@ def main() -> int:
             "trusted_proxy_count": 1,
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
         }
+    dispatcher = _GracefulDispatcher()
+    dispatcher.set_thread_count(config.web_threads)
     server = create_server(
-        app,
+        live.wsgi_app(app),
+        _dispatcher=dispatcher,
         host=config.host,
         port=config.port,
         threads=config.web_threads,
         ident="patreon-bridge",
         max_request_body_size=MAX_REQUEST_BODY_BYTES,
         clear_untrusted_proxy_headers=True,
+        # issue 5: keep reading while a request runs, so a closed client is noticed and
+        # an event stream it held ends at once (environ["waitress.client_disconnected"]).
+        channel_request_lookahead=1,
         **proxy,
     )
-    signal.signal(signal.SIGTERM, _stop)
+
+    def stop(signum, frame):
+        live.stop()  # issue 5: end event streams and long-polls so in-flight requests can finish
+        _stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+    live.start()
     if config.mode == "sandbox":
         log.warning("🧪 SANDBOX MODE: Patreon is the local sandbox at %s", config.patreon_api_base)
     log.info("🚀 Web server listening on http://%s:%s (%s mode)", config.host, config.port, config.mode)

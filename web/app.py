@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import falcon
 
-from web import errors
+from web import auth, errors, patreon_api, webhook_admin, webhooks
+from web.events import StreamGate
 from web.requestid import RequestIdMiddleware
-from web.status import HealthResource, SleepResource, StatusResource
+from web.sessions import SessionStore
+from web.status import CrashResource, HealthResource, SleepResource, StatusResource
 from worker.client import WorkerClient
 from worker.config import Config
 from worker.store import Store
 
 
-def create_app(config: Config, worker: WorkerClient, store: Store | None = None) -> falcon.App:
+def create_app(
+    config: Config, worker: WorkerClient, store: Store | None = None, *, streams: StreamGate | None = None
+) -> falcon.App:
     app = falcon.App(middleware=[RequestIdMiddleware()])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
@@ -24,4 +28,14 @@ def create_app(config: Config, worker: WorkerClient, store: Store | None = None)
     app.add_route("/api/patreon/health", HealthResource(worker))
     if config.test_actions:
         app.add_route("/api/patreon/_test/sleep", SleepResource(worker))
+        app.add_route("/api/patreon/_test/crash", CrashResource(worker))
+    # issue 5: webhooks (receiver, live event streams capped by ``streams``, member state)
+    if store is not None:
+        webhooks.install(app, config, worker, store, streams or StreamGate(config.max_streams))
+    # issue 4: login with Patreon, API reads, webhook management
+    if store is not None:
+        sessions = SessionStore(store, cookie_secure=config.cookie_secure)
+        auth.add_routes(app, config, worker, store, sessions)
+        patreon_api.add_routes(app, config, worker, store, sessions)
+        webhook_admin.add_routes(app, config, worker, store)
     return app

@@ -12,6 +12,7 @@ from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from worker import __version__
 from worker.client import WorkerClient, WorkerError, WorkerUnavailable
 from worker.config import Config
+from worker.watchdog import read_state as read_watchdog_state
 
 HEALTH_TIMEOUT_S = 1.0
 
@@ -41,6 +42,9 @@ class StatusResource:
                     "reason": state["reason"],
                 },
                 "version": __version__,
+                # The watchdog's last report (None until it runs): a worker it stopped
+                # for crash-looping shows here with the reason.
+                "watchdog": read_watchdog_state(self._config.data_dir),
             },
             "timestamp": utc_now_iso(),
         }
@@ -87,3 +91,14 @@ class SleepResource:
             "success": True,
             **self._worker.call("debug.sleep", {"ms": ms}, request_id=req.context.request_id),
         }
+
+
+class CrashResource:
+    """Test-only (``BRIDGE_TEST_ACTIONS=1``): the worker answers, then exits with 70 as
+    if it had crashed; for the watchdog's crash-loop tests."""
+
+    def __init__(self, worker: WorkerClient):
+        self._worker = worker
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"success": True, **self._worker.call("debug.crash", request_id=req.context.request_id)}

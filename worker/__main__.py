@@ -10,6 +10,7 @@ import zmq
 
 from worker.actions import PingInfo, build_registry
 from worker.config import EXIT_CONFIG, ConfigError, load_config
+from worker.event_consumer import EventConsumer
 from worker.logs import configure_logging
 from worker.server import WorkerServer
 from worker.store import Store
@@ -36,7 +37,7 @@ def main() -> int:
         ping = PingInfo(config, in_flight=lambda: server_ref[0].in_flight)
         server = WorkerServer(
             config.worker_endpoint,
-            build_registry(config, ping),
+            build_registry(config, ping, store=store),
             threads=config.worker_threads,
             ping=ping,
         )
@@ -49,13 +50,17 @@ def main() -> int:
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
         server.stop()
+        consumer.stop()  # issue 5: webhooks
 
+    consumer = EventConsumer(store)  # issue 5: webhooks: stored events -> member state
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if config.mode == "sandbox":
         log.warning("🧪 SANDBOX MODE: no Patreon credentials set; talking to %s", config.patreon_api_base)
     log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
+    consumer.start()
     server.serve_forever()
+    consumer.join()
     log.info("Patreon service stopped")
     return 0
 

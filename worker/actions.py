@@ -6,12 +6,17 @@ Patreon actions live in their own modules and are attached to the same registry.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from typing import Any
 
-from worker import __version__, protocol
+from worker import __version__, member_state, patreon_actions, protocol
 from worker.config import Config
+from worker.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class PingInfo:
@@ -43,11 +48,31 @@ def _debug_sleep(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, A
     return {"slept_ms": ms}
 
 
-def build_registry(config: Config, ping: PingInfo) -> protocol.ActionRegistry:
+CRASH_EXIT_CODE = 70  # sysexits.h EX_SOFTWARE: what an unexpected crash looks like to supervisord
+CRASH_DELAY_S = 0.2  # long enough for the reply to leave the socket first
+
+
+def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
+    """Test-only: reply, then die at once without cleanup, like a crash after start
+    (the watchdog's crash-loop tests need a worker that exits unexpectedly on demand)."""
+    log.warning("debug.crash: exiting with %d in %g s (test-only action)", CRASH_EXIT_CODE, CRASH_DELAY_S)
+    timer = threading.Timer(CRASH_DELAY_S, os._exit, args=(CRASH_EXIT_CODE,))
+    timer.daemon = True
+    timer.start()
+    return {"exit_code": CRASH_EXIT_CODE, "pid": os.getpid()}
+
+
+def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
     # dispatch() complete for callers that do not go through the loop.
     registry.register("ping", lambda data, ctx: ping())
     if config.test_actions:
         registry.register("debug.sleep", _debug_sleep)
+        registry.register("debug.crash", _debug_crash)
+    # issue 5: webhooks
+    if store is not None:
+        registry.register("members.state", member_state.state_action(store))
+    # issue 4: login, API reads and webhook management (one Patreon client per process)
+    patreon_actions.attach(registry, config, store or Store(config.store_path))
     return registry

@@ -73,6 +73,12 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
+    | {"SOCKETIO_CORS_ORIGINS"}  # issue 5: webhooks
+)
+# The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
+# it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
+WATCHDOG_ONLY = frozenset(
+    {"WATCHDOG_MAX_MISSES", "WATCHDOG_PING_TIMEOUT_S", "WATCHDOG_CRASH_LIMIT", "WATCHDOG_CRASH_WINDOW_S"}
 )
 
 
@@ -115,6 +121,12 @@ class Config:
     worker_threads: int
     trusted_proxy: str | None
     test_actions: bool
+    # issue 5: webhooks. Origins allowed to use Socket.IO cross-site; empty = same origin only.
+    socketio_cors_origins: tuple[str, ...]
+    watchdog_max_misses: int
+    watchdog_ping_timeout_s: float
+    watchdog_crash_limit: int
+    watchdog_crash_window_s: float
 
     @property
     def store_path(self) -> Path:
@@ -144,7 +156,11 @@ class _Reader:
     def __init__(self, values: Mapping[str, str], process: str | None):
         self.values = values
         self.problems: list[tuple[str, str]] = []
-        self.ignored = {"web": WORKER_ONLY, "worker": WEB_ONLY}.get(process or "", frozenset())
+        self.ignored = {
+            "web": WORKER_ONLY | WATCHDOG_ONLY,
+            "worker": WEB_ONLY | WATCHDOG_ONLY,
+            "watchdog": WEB_ONLY | WORKER_ONLY,
+        }.get(process or "", frozenset())
 
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name, "").strip()
@@ -163,6 +179,29 @@ class _Reader:
             self.problems.append((name, f"must be between {minimum} and {maximum}, got {value}"))
             return default
         return value
+
+    def seconds(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append((name, f"must be a number of seconds, got {raw!r}"))
+            return default
+        if not minimum <= value <= maximum:  # also rejects nan
+            self.problems.append((name, f"must be between {minimum:g} and {maximum:g}, got {raw}"))
+            return default
+        return value
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """A comma list of web origins (scheme://host[:port]), or ``*`` for any."""
+        items = tuple(item.strip().rstrip("/") for item in (self.text(name) or "").split(",") if item.strip())
+        bad = [o for o in items if o != "*" and (not o.startswith(("http://", "https://")) or "/" in o[8:])]
+        if bad:
+            self.problems.append((name, f"must be origins like https://example.com or *, got {bad}"))
+            return ()
+        return items
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name)
@@ -275,6 +314,13 @@ class _Reader:
             worker_threads=self.integer("WORKER_THREADS", 32, 1, 1024),
             trusted_proxy=trusted_proxy,
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
+            socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),  # issue 5: webhooks
+            # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
+            # worst); 5 unexpected exits within 60 s after start stop the worker.
+            watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),
+            watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 2.0, 0.1, 60.0),
+            watchdog_crash_limit=self.integer("WATCHDOG_CRASH_LIMIT", 5, 1, 1000),
+            watchdog_crash_window_s=self.seconds("WATCHDOG_CRASH_WINDOW_S", 60.0, 1.0, 86400.0),
         )
         if config.max_streams >= config.web_threads:
             self.problems.append(

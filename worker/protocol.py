@@ -67,6 +67,25 @@ def _specs(*specs: ActionSpec) -> dict[str, ActionSpec]:
 ACTIONS: dict[str, ActionSpec] = _specs(
     ActionSpec("ping", timeout_s=1.0, idempotent=True),
     ActionSpec("debug.sleep", timeout_s=30.0, idempotent=False, test_only=True),
+    ActionSpec("debug.crash", timeout_s=2.0, idempotent=False, test_only=True),
+    # issue 5: webhooks
+    ActionSpec("members.state", timeout_s=2.0, idempotent=True),
+    # issue 4: login and API reads. Timeouts cover rate-limit waits and GET retries;
+    # members/posts.list cover all=true (10,000 members = 10 pages); web passes a
+    # shorter timeout for a single page. Token grants and webhook writes are never retried.
+    ActionSpec("oauth.exchange", timeout_s=30.0, idempotent=False),
+    ActionSpec("oauth.refresh", timeout_s=20.0, idempotent=False),
+    ActionSpec("oauth.forget", timeout_s=5.0, idempotent=True),
+    ActionSpec("identity.get", timeout_s=30.0, idempotent=True),
+    ActionSpec("campaigns.list", timeout_s=30.0, idempotent=True),
+    ActionSpec("members.list", timeout_s=120.0, idempotent=True),
+    ActionSpec("members.get", timeout_s=30.0, idempotent=True),
+    ActionSpec("posts.list", timeout_s=120.0, idempotent=True),
+    ActionSpec("posts.get", timeout_s=30.0, idempotent=True),
+    ActionSpec("webhooks.list", timeout_s=30.0, idempotent=True),
+    ActionSpec("webhooks.create", timeout_s=30.0, idempotent=False),
+    ActionSpec("webhooks.update", timeout_s=30.0, idempotent=False),
+    ActionSpec("webhooks.delete", timeout_s=30.0, idempotent=False),
 )
 
 

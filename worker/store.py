@@ -30,6 +30,101 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    # issue 4: login and API reads (versions 2..9)
+    (
+        2,
+        "worker.tokens",
+        """
+        CREATE TABLE IF NOT EXISTS tokens (
+            principal TEXT PRIMARY KEY,
+            access_token TEXT NOT NULL,
+            refresh_token TEXT,
+            expires_at REAL,
+            scope TEXT NOT NULL DEFAULT '',
+            token_type TEXT NOT NULL DEFAULT 'Bearer',
+            patreon_user_id TEXT,
+            seed TEXT,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
+    (
+        3,
+        "worker.webhook_secrets",
+        """
+        CREATE TABLE IF NOT EXISTS webhook_secrets (
+            webhook_id TEXT PRIMARY KEY,
+            secret TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """,
+    ),
+    (
+        4,
+        "web.sessions",
+        """
+        CREATE TABLE IF NOT EXISTS sessions (
+            id TEXT PRIMARY KEY,
+            user_id TEXT,
+            campaign_ids TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+        CREATE TABLE IF NOT EXISTS oauth_states (
+            state TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS oauth_states_session ON oauth_states (session_id);
+        CREATE INDEX IF NOT EXISTS oauth_states_expiry ON oauth_states (expires_at);
+        """,
+    ),
+    # issue 5: webhooks (versions 10..19)
+    (
+        10,
+        "worker.webhook_events",
+        """
+        CREATE TABLE IF NOT EXISTS webhook_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event TEXT NOT NULL,
+            body BLOB NOT NULL,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            campaign_id TEXT,
+            received_at TEXT NOT NULL,
+            processed_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+        CREATE INDEX IF NOT EXISTS webhook_events_unprocessed
+            ON webhook_events (id) WHERE processed_at IS NULL;
+        CREATE INDEX IF NOT EXISTS webhook_events_campaign ON webhook_events (campaign_id, id);
+        """,
+    ),
+    (
+        11,
+        "worker.member_state",
+        """
+        CREATE TABLE IF NOT EXISTS member_state (
+            member_id TEXT PRIMARY KEY,
+            campaign_id TEXT,
+            user_id TEXT,
+            patron_status TEXT,
+            last_charge_status TEXT,
+            entitled_tier_ids TEXT NOT NULL DEFAULT '[]',
+            currently_entitled_amount_cents INTEGER,
+            will_pay_amount_cents INTEGER,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            last_event TEXT NOT NULL,
+            last_event_id INTEGER NOT NULL,
+            last_event_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS member_state_campaign ON member_state (campaign_id);
+        """,
+    ),
 ]
 
 
@@ -68,15 +163,16 @@ class Store:
         """Apply pending migrations; safe to run from both processes at once."""
         with self.transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
-            current = row["v"] or 0
-            for version, _owner, sql in MIGRATIONS:
-                if version > current:
+            # Versions are reserved in ranges per issue and land in any order, so apply
+            # every version not yet recorded (in version order), not just those above the max.
+            applied = {row["version"] for row in conn.execute("SELECT version FROM schema_version")}
+            for version, _owner, sql in sorted(MIGRATIONS):
+                if version not in applied:
                     for statement in filter(str.strip, sql.split(";")):
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                    current = version
-        return current
+                    applied.add(version)
+        return max(applied, default=0)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,136 @@
+"""API v2 reads, as the logged-in session or (with the server key) as the creator.
+
+    GET /api/patreon/user                                  identity.get
+    GET /api/patreon/campaigns                             campaigns.list
+    GET /api/patreon/campaigns/{campaignId}/members        members.list
+    GET /api/patreon/campaigns/{campaignId}/posts          posts.list
+    GET /api/patreon/members/{memberId}                    members.get
+    GET /api/patreon/posts/{postId}                        posts.get
+
+Every input is checked here (ids: campaign and post ids are digits, member ids are
+UUIDs; ``include``, ``fields[<type>]``, ``sort``, ``page[count]`` 1..1000,
+``page[cursor]``; an unknown or repeated parameter is a 400 with a code) and the
+worker gets a normalized dict of Patreon query parameters. ``all=true`` on a
+listing asks the worker to follow every cursor and merge the pages into one
+document. The answer is Patreon's JSON:API document with ``success: true`` added.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import falcon
+
+from web.errors import ApiError
+from web.principals import call, resolve
+from web.sessions import SessionStore
+from worker import patreon_schema as schema
+from worker.client import WorkerClient
+from worker.config import Config
+from worker.store import Store
+
+PAGE_TIMEOUT_S = 30.0  # one page; all=true gets the action's own (longer) timeout
+
+
+def patreon_params(req: falcon.Request, allowed: frozenset[str]) -> dict[str, str]:
+    params = {key: value for key, value in req.params.items() if key != "all"}
+    try:
+        return schema.normalize_query(params, allowed)
+    except schema.ParamError as ex:
+        raise ApiError(400, ex.code, ex.message) from ex
+
+
+def all_flag(req: falcon.Request) -> bool:
+    value = req.params.get("all")
+    if value is None:
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    raise ApiError(400, "INVALID_PARAMETER", "all must be true or false")
+
+
+def checked_id(value: str, pattern: re.Pattern, code: str, what: str) -> str:
+    try:
+        return schema.check_id(value, pattern, code, what)
+    except schema.ParamError as ex:
+        raise ApiError(400, ex.code, f"{ex.message}") from ex
+
+
+class ReadResource:
+    """One read: validates, calls one action as the request's principal, answers."""
+
+    def __init__(
+        self,
+        config: Config,
+        worker: WorkerClient,
+        sessions: SessionStore,
+        action: str,
+        allowed: frozenset[str],
+        *,
+        path_id: tuple[str, re.Pattern, str, str] | None = None,
+        listing: bool = False,
+    ):
+        self.config = config
+        self.worker = worker
+        self.sessions = sessions
+        self.action = action
+        self.allowed = allowed
+        self.path_id = path_id  # (data key, pattern, error code, what)
+        self.listing = listing
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **ids: str) -> None:
+        principal = resolve(req, self.config, self.sessions)
+        data: dict[str, Any] = {"principal": principal.wire}
+        if self.path_id is not None:
+            key, pattern, code, what = self.path_id
+            (value,) = ids.values()
+            data[key] = checked_id(value, pattern, code, what)
+        everything = all_flag(req) if self.listing else False
+        if not self.listing and "all" in req.params:
+            raise ApiError(400, "UNKNOWN_PARAMETER", "unknown query parameter 'all'")
+        data["params"] = patreon_params(req, self.allowed)
+        options: dict[str, Any] = {}
+        if self.listing:
+            data["all"] = everything
+            if everything:
+                options["retry"] = False  # a long walk through every page is not repeated blindly
+            else:
+                options["timeout_s"] = PAGE_TIMEOUT_S
+        document = call(self.worker, self.sessions, principal, self.action, data, req, resp, **options)
+        resp.media = {"success": True, **document}
+
+
+def add_routes(
+    app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
+) -> None:
+    def read(action: str, allowed: frozenset[str], **kwargs: Any) -> ReadResource:
+        return ReadResource(config, worker, sessions, action, allowed, **kwargs)
+
+    campaign = ("campaign_id", schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaignId (digits)")
+    app.add_route("/api/patreon/user", read("identity.get", schema.SINGLE))
+    app.add_route("/api/patreon/campaigns", read("campaigns.list", schema.SINGLE))
+    app.add_route(
+        "/api/patreon/campaigns/{campaignId}/members",
+        read("members.list", schema.LISTING, path_id=campaign, listing=True),
+    )
+    app.add_route(
+        "/api/patreon/campaigns/{campaignId}/posts",
+        read("posts.list", schema.LISTING, path_id=campaign, listing=True),
+    )
+    app.add_route(
+        "/api/patreon/members/{memberId}",
+        read(
+            "members.get",
+            schema.SINGLE,
+            path_id=("member_id", schema.MEMBER_ID, "INVALID_MEMBER_ID", "memberId (a UUID)"),
+        ),
+    )
+    app.add_route(
+        "/api/patreon/posts/{postId}",
+        read(
+            "posts.get",
+            schema.SINGLE,
+            path_id=("post_id", schema.POST_ID, "INVALID_POST_ID", "postId (digits)"),
+        ),
+    )

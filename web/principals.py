@@ -1,0 +1,65 @@
+"""Who a request acts as, and calling the worker as them.
+
+* ``Authorization: Bearer <BRIDGE_API_KEY>``: the site's own backend, acting with the
+  creator's token (a wrong key is 401 ``INVALID_API_KEY``; with no key configured,
+  any Bearer header is refused);
+* otherwise the ``pb_session`` cookie of a session that logged in with Patreon;
+* otherwise 401 ``PATREON_AUTH_REQUIRED``.
+
+``call`` ends a session whose Patreon login is gone for good (the worker answered
+``PATREON_REAUTH_REQUIRED``: the refresh token was refused): the session row goes,
+the cookie is cleared, and the 401 reaches the browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import falcon
+
+from web.errors import ApiError
+from web.serverkey import is_server_request
+from web.sessions import Session, SessionStore
+from worker.client import WorkerCallError, WorkerClient
+from worker.config import Config
+
+AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
+REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    session: Session | None  # None: the creator, through the server key
+
+    @property
+    def wire(self) -> str | dict[str, str]:
+        return "creator" if self.session is None else {"session": self.session.id}
+
+
+def resolve(req: falcon.Request, config: Config, sessions: SessionStore) -> Principal:
+    if is_server_request(req, config):
+        return Principal(None)
+    session = sessions.from_request(req)
+    if session is None or not session.logged_in:
+        raise ApiError(401, AUTH_REQUIRED, "Log in with Patreon first (or send the server key)")
+    return Principal(session)
+
+
+def call(
+    worker: WorkerClient,
+    sessions: SessionStore,
+    principal: Principal,
+    action: str,
+    data: dict[str, Any],
+    req: falcon.Request,
+    resp: falcon.Response,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    try:
+        return worker.call(action, data, request_id=req.context.request_id, **kwargs)
+    except WorkerCallError as ex:
+        if ex.code == REAUTH_REQUIRED and principal.session is not None:
+            sessions.end(principal.session.id)
+            sessions.clear_cookie(resp)
+        raise

@@ -1,0 +1,218 @@
+"""Browser sessions and pending OAuth ``state``s: the owner of ``sessions`` and
+``oauth_states`` (migration 4 in worker/store.py).
+
+A session is a random id (``secrets.token_urlsafe``, 256 bits) in an HttpOnly,
+SameSite=Lax cookie named ``pb_session`` (Secure when ``SESSION_COOKIE_SECURE``);
+everything else is in the store, so sessions survive a web restart and are the same
+in every web process. The id is unguessable on its own, so nothing is signed and
+``SESSION_SECRET`` is not needed. The Patreon tokens of a logged-in session are the
+worker's (``worker.tokens``, principal ``session:<id>``), never in the cookie.
+
+Login rotates the id (``login``): the id a browser had before it logged in (and that
+a page could have planted) never becomes a logged-in session.
+
+A ``state`` is bound to the session that asked for it, expires after
+``STATE_TTL_S``, and is deleted the moment it is presented (``consume``), whatever
+happens next: it works once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+import falcon
+
+from worker import tokens
+from worker.store import Store
+
+COOKIE_NAME = "pb_session"
+STATE_TTL_S = 600.0  # 10 minutes to get through Patreon's consent page
+ANONYMOUS_TTL_S = 24 * 3600.0  # a session that never logged in
+SESSION_TTL_S = 30 * 24 * 3600.0  # a logged-in session, from its login
+PURGE_INTERVAL_S = 300.0
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+_STATE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    id: str = dataclasses.field(repr=False)  # the cookie value: never log it
+    user_id: str | None
+    campaign_ids: tuple[str, ...]
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user_id is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingState:
+    redirect_uri: str
+    scopes: tuple[str, ...]
+
+
+class StateError(Exception):
+    """A ``state`` that is unknown, expired, used, or not this session's."""
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _cookie_values(cookie_header: str | None, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a Cookie header, tolerating junk around it."""
+    values = []
+    for part in (cookie_header or "").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key.strip() == name:
+            values.append(value.strip().strip('"'))
+    return values
+
+
+class SessionStore:
+    def __init__(self, store: Store, *, cookie_secure: bool = False, clock: Callable[[], float] = time.time):
+        self._store = store
+        self._secure = cookie_secure
+        self._clock = clock
+        self._purged_at = 0.0
+
+    # -- reading (the interface the webhook streams use too) -------------------------
+    def get(self, session_id: str) -> Session | None:
+        if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+            return None
+        row = (
+            self._store.connection()
+            .execute(
+                "SELECT id, user_id, campaign_ids FROM sessions WHERE id = ? AND expires_at > ?",
+                (session_id, self._clock()),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return Session(row["id"], row["user_id"], tuple(json.loads(row["campaign_ids"])))
+
+    def from_cookie_header(self, cookie_header: str | None) -> Session | None:
+        for value in _cookie_values(cookie_header, COOKIE_NAME):
+            session = self.get(value)
+            if session is not None:
+                return session
+        return None
+
+    def from_request(self, req: falcon.Request) -> Session | None:
+        for value in req.get_cookie_values(COOKIE_NAME) or []:
+            session = self.get(value)
+            if session is not None:
+                return session
+        return None
+
+    # -- writing -----------------------------------------------------------------------
+    def create(self) -> Session:
+        self._purge_expired()
+        now = self._clock()
+        session = Session(new_id(), None, ())
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at)"
+                " VALUES (?, NULL, '[]', ?, ?)",
+                (session.id, now, now + ANONYMOUS_TTL_S),
+            )
+        return session
+
+    def issue_state(self, session: Session, redirect_uri: str, scopes: tuple[str, ...]) -> str:
+        state = secrets.token_urlsafe(32)
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO oauth_states (state, session_id, redirect_uri, scopes, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (state, session.id, redirect_uri, " ".join(scopes), self._clock() + STATE_TTL_S),
+            )
+        return state
+
+    def consume_state(self, session: Session | None, state: str | None) -> PendingState:
+        """Use up ``state``; raise ``StateError`` unless it is this session's and fresh.
+
+        A state presented by another session is deleted too: it has leaked.
+        """
+        if not isinstance(state, str) or not _STATE.match(state):
+            raise StateError("state is missing or malformed")
+        with self._store.transaction() as conn:
+            rows = conn.execute(
+                "DELETE FROM oauth_states WHERE state = ? RETURNING session_id, redirect_uri, scopes, expires_at",
+                (state,),
+            ).fetchall()
+        row = rows[0] if rows else None
+        if row is None:
+            raise StateError("state is unknown or was already used")
+        if session is None or not secrets.compare_digest(row["session_id"], session.id):
+            raise StateError("state was issued to another session")
+        if row["expires_at"] <= self._clock():
+            raise StateError("state has expired")
+        return PendingState(row["redirect_uri"], tuple(row["scopes"].split()))
+
+    def login(
+        self,
+        old: Session | None,
+        new_session_id: str,
+        user_id: str,
+        campaign_ids: list[str] | tuple[str, ...],
+    ) -> Session:
+        """Make ``new_session_id`` a logged-in session and end ``old`` (id rotation)."""
+        now = self._clock()
+        session = Session(new_session_id, str(user_id), tuple(str(c) for c in campaign_ids))
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    session.user_id,
+                    json.dumps(list(session.campaign_ids)),
+                    now,
+                    now + SESSION_TTL_S,
+                ),
+            )
+            if old is not None:
+                conn.execute("DELETE FROM sessions WHERE id = ?", (old.id,))
+        return session
+
+    def end(self, session_id: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def _purge_expired(self) -> None:
+        """Drop expired sessions (and their tokens) and states, every few minutes."""
+        now = self._clock()
+        if now - self._purged_at < PURGE_INTERVAL_S:
+            return
+        self._purged_at = now
+        with self._store.transaction() as conn:
+            expired = [
+                row["id"]
+                for row in conn.execute(
+                    "DELETE FROM sessions WHERE expires_at <= ? RETURNING id, user_id", (now,)
+                ).fetchall()
+            ]
+            conn.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))
+        for session_id in expired:
+            tokens.forget(self._store, tokens.session_principal(session_id))
+
+    # -- the cookie -------------------------------------------------------------------
+    def set_cookie(self, resp: falcon.Response, session: Session) -> None:
+        resp.set_cookie(
+            COOKIE_NAME,
+            session.id,
+            max_age=int(SESSION_TTL_S if session.logged_in else ANONYMOUS_TTL_S),
+            path="/",
+            secure=self._secure,
+            http_only=True,
+            same_site="Lax",
+        )
+
+    def clear_cookie(self, resp: falcon.Response) -> None:
+        resp.unset_cookie(COOKIE_NAME, path="/", same_site="Lax")

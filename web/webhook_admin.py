@@ -1,0 +1,147 @@
+"""Webhook management with the creator's token (server key required).
+
+    GET    /api/patreon/webhooks          {success, webhooks: [{id, uri, triggers, paused,
+                                           num_consecutive_times_failed, last_attempted_at,
+                                           campaign_id, secret_stored}]}
+    POST   /api/patreon/webhooks          {uri, triggers, campaign_id?} -> 201 {success, webhook}
+    PATCH  /api/patreon/webhooks/{id}     {paused?, triggers?, uri?}    -> {success, webhook}
+    DELETE /api/patreon/webhooks/{id}     -> {success, deleted}
+
+Only the site's own backend may do this: ``Authorization: Bearer <BRIDGE_API_KEY>``.
+``PATCH {"paused": false}`` unpauses a webhook, and Patreon then resends the
+deliveries it queued while the webhook was paused. The secret Patreon gives a new
+webhook is kept in the store (the receiver verifies deliveries with it) and shown
+once, in the answer to the POST; listings never show it.
+
+The receiver's ``POST /api/patreon/webhooks/patreon`` is not routed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from web.auth import read_json_body
+from web.errors import ApiError
+from web.serverkey import is_server_request
+from worker import patreon_schema as schema
+from worker.client import WorkerClient
+from worker.config import Config
+from worker.store import Store
+
+CREATE_FIELDS = {"uri", "triggers", "campaign_id", "campaignId"}
+UPDATE_FIELDS = {"paused", "triggers", "uri"}
+
+
+def require_server_key(req: falcon.Request, config: Config) -> None:
+    if is_server_request(req, config):
+        return
+    if not config.bridge_api_key:
+        raise ApiError(403, "SERVER_KEY_NOT_CONFIGURED", "Webhook management needs BRIDGE_API_KEY to be set")
+    raise ApiError(401, "API_KEY_REQUIRED", "Send Authorization: Bearer <BRIDGE_API_KEY>")
+
+
+def _checked(check, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except schema.ParamError as ex:
+        raise ApiError(400, ex.code, ex.message) from ex
+
+
+def _no_query(req: falcon.Request) -> None:
+    if req.params:
+        raise ApiError(400, "UNKNOWN_PARAMETER", f"unknown query parameter {sorted(req.params)[0][:60]!r}")
+
+
+def _webhook_id(value: str) -> str:
+    return _checked(schema.check_id, value, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id (digits)")
+
+
+def _paused(value: Any) -> bool:
+    # Patreon's own clients send it as a boolean or as the string "true"/"false".
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ApiError(400, "INVALID_PAUSED", "paused must be true or false")
+
+
+class WebhooksResource:
+    def __init__(self, config: Config, worker: WorkerClient):
+        self.config = config
+        self.worker = worker
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_server_key(req, self.config)
+        _no_query(req)
+        result = self.worker.call("webhooks.list", {}, request_id=req.context.request_id)
+        resp.media = {"success": True, "webhooks": result.get("webhooks", [])}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_server_key(req, self.config)
+        _no_query(req)
+        body = read_json_body(req)
+        unknown = set(body) - CREATE_FIELDS
+        if unknown:
+            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+        data: dict[str, Any] = {
+            "uri": _checked(schema.check_uri, body.get("uri")),
+            "triggers": _checked(schema.check_triggers, body.get("triggers")),
+        }
+        campaign_id = body.get("campaign_id", body.get("campaignId"))
+        if campaign_id is not None:
+            if isinstance(campaign_id, int) and not isinstance(campaign_id, bool):
+                campaign_id = str(campaign_id)
+            data["campaign_id"] = _checked(
+                schema.check_id,
+                campaign_id,
+                schema.CAMPAIGN_ID,
+                "INVALID_CAMPAIGN_ID",
+                "campaign_id (digits)",
+            )
+        # Not retried: a lost reply must not create a second webhook.
+        result = self.worker.call("webhooks.create", data, request_id=req.context.request_id)
+        resp.status = falcon.HTTP_201
+        resp.set_header("Cache-Control", "no-store")  # the answer carries the webhook's secret
+        resp.media = {"success": True, "webhook": result.get("webhook")}
+
+
+class WebhookResource:
+    def __init__(self, config: Config, worker: WorkerClient):
+        self.config = config
+        self.worker = worker
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
+        require_server_key(req, self.config)
+        _no_query(req)
+        webhook_id = _webhook_id(webhookId)
+        body = read_json_body(req)
+        unknown = set(body) - UPDATE_FIELDS
+        if unknown:
+            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+        if not body:
+            raise ApiError(400, "NOTHING_TO_UPDATE", "send paused, triggers or uri")
+        data: dict[str, Any] = {"webhook_id": webhook_id}
+        if "paused" in body:
+            data["paused"] = _paused(body["paused"])
+        if "triggers" in body:
+            data["triggers"] = _checked(schema.check_triggers, body["triggers"])
+        if "uri" in body:
+            data["uri"] = _checked(schema.check_uri, body["uri"])
+        result = self.worker.call("webhooks.update", data, request_id=req.context.request_id)
+        resp.media = {"success": True, "webhook": result.get("webhook")}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
+        require_server_key(req, self.config)
+        _no_query(req)
+        webhook_id = _webhook_id(webhookId)
+        result = self.worker.call(
+            "webhooks.delete", {"webhook_id": webhook_id}, request_id=req.context.request_id
+        )
+        resp.media = {"success": True, "deleted": result.get("deleted", webhook_id)}
+
+
+def add_routes(app: falcon.App, config: Config, worker: WorkerClient, store: Store | None = None) -> None:
+    app.add_route("/api/patreon/webhooks", WebhooksResource(config, worker))
+    app.add_route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))

@@ -1,0 +1,417 @@
+"""The Patreon actions the worker serves (declared in ``protocol.ACTIONS``):
+login (code exchange, refresh, forget), API v2 reads, and webhook management.
+
+``attach(registry, config, store)`` builds the Patreon client stack once per worker
+process (rate limiter -> ``PatreonHttp`` -> ``OAuthClient`` -> ``TokenStore`` ->
+``PatreonApi``) and registers one handler per action. Each handler checks its
+``data`` again (web already validated it; a frame is still a boundary), turns the
+call's deadline into a deadline for Patreon a little earlier (so the reply, even an
+error, reaches web before web gives up), and returns plain JSON.
+
+Principals in ``data``: ``{"principal": {"session": "<id>"}}`` or
+``{"principal": "creator"}``. Webhook actions always use the creator's token.
+
+Action data and replies::
+
+    oauth.exchange  {code, redirect_uri, session}
+                    -> {user, campaign_ids, tokens: {expires_in, scope, token_type}}
+    oauth.refresh   {principal} -> {tokens: {...}}
+    oauth.forget    {session} -> {forgotten: bool}
+    identity.get    {principal, params}            -> JSON:API document
+    campaigns.list  {principal, params}            -> JSON:API document
+    members.list    {principal, campaign_id, params, all} -> document (merged if all)
+    members.get     {principal, member_id, params} -> document
+    posts.list      {principal, campaign_id, params, all} -> document (merged if all)
+    posts.get       {principal, post_id, params}   -> document
+    webhooks.list   {}                             -> {webhooks: [...]}
+    webhooks.create {uri, triggers, campaign_id?}  -> {webhook: {..., secret}}
+    webhooks.update {webhook_id, paused?, triggers?, uri?} -> {webhook: {...}}
+    webhooks.delete {webhook_id}                   -> {deleted: id}
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker import patreon_schema as schema
+from worker import webhook_secrets
+from worker.config import Config
+from worker.logs import request_id_var
+from worker.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
+from worker.patreon_api import PatreonApi
+from worker.patreon_http import PatreonHttp, upstream_error
+from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext
+from worker.ratelimit import RateLimiter
+from worker.store import Store
+from worker.tokens import CREATOR, TokenStore, label, session_principal
+
+log = logging.getLogger(__name__)
+
+# Answer this long before web's own timeout, so web hears our error, not its timeout.
+REPLY_MARGIN_S = 0.5
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+MAX_CODE_CHARS = 512
+
+USER_FIELDS = "full_name,first_name,last_name,email,image_url,thumb_url,vanity,url,is_email_verified,created"
+MEMBER_FIELDS = (
+    "full_name,email,patron_status,last_charge_status,last_charge_date,next_charge_date,"
+    "currently_entitled_amount_cents,will_pay_amount_cents,campaign_lifetime_support_cents,"
+    "pledge_relationship_start,pledge_cadence,is_free_trial,is_gifted"
+)
+TIER_FIELDS = (
+    "title,amount_cents,description,published,patron_count,url,user_limit,remaining,discord_role_ids"
+)
+CAMPAIGN_FIELDS = (
+    "creation_name,summary,one_liner,url,vanity,image_url,patron_count,is_monthly,published_at,created_at"
+)
+POST_FIELDS = "title,content,url,published_at,is_paid,is_public,tiers,embed_url,embed_data,app_id,app_status"
+WEBHOOK_FIELDS = "last_attempted_at,num_consecutive_times_failed,paused,triggers,uri"
+
+# Useful answers by default: Patreon sends only type and id unless asked for fields.
+# Applied when the caller names no ``include`` and no ``fields[...]``.
+DEFAULTS: dict[str, dict[str, str]] = {
+    "identity": {
+        "include": "memberships,memberships.currently_entitled_tiers,memberships.campaign",
+        "fields[user]": USER_FIELDS,
+        "fields[member]": "patron_status,currently_entitled_amount_cents,last_charge_status,"
+        "last_charge_date,next_charge_date,pledge_relationship_start,will_pay_amount_cents,is_free_trial",
+        "fields[tier]": "title,amount_cents,url",
+        "fields[campaign]": "creation_name,url,vanity",
+    },
+    "campaigns": {"include": "tiers", "fields[campaign]": CAMPAIGN_FIELDS, "fields[tier]": TIER_FIELDS},
+    "members": {
+        "include": "currently_entitled_tiers,user",
+        "fields[member]": MEMBER_FIELDS,
+        "fields[tier]": "title,amount_cents",
+        "fields[user]": "full_name,vanity,image_url,thumb_url,url",
+    },
+    "posts": {"fields[post]": POST_FIELDS},
+}
+
+
+def with_defaults(kind: str, params: dict[str, str]) -> dict[str, str]:
+    if "include" in params or any(key.startswith("fields[") for key in params):
+        return params
+    return {**DEFAULTS[kind], **params}
+
+
+def _invalid(message: str) -> ActionError:
+    return ActionError(INVALID_DATA, message, status=400)
+
+
+def _param_error(ex: schema.ParamError) -> ActionError:
+    return ActionError(ex.code, ex.message, status=400)
+
+
+def principal_of(data: dict[str, Any]) -> str:
+    value = data.get("principal")
+    if value == CREATOR:
+        return CREATOR
+    if isinstance(value, dict) and set(value) == {"session"}:
+        return session_principal(session_id_of(value["session"]))
+    raise _invalid('principal must be "creator" or {"session": "<id>"}')
+
+
+def session_id_of(value: Any) -> str:
+    if not isinstance(value, str) or not SESSION_ID.match(value):
+        raise _invalid("session must be a session id")
+    return value
+
+
+def params_of(data: dict[str, Any], allowed: frozenset[str]) -> dict[str, str]:
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise _invalid("params must be an object")
+    try:
+        return schema.normalize_query(params, allowed)
+    except schema.ParamError as ex:
+        raise _param_error(ex) from ex
+
+
+def checked(value: Any, check: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return check(value, *args)
+    except schema.ParamError as ex:
+        raise _param_error(ex) from ex
+
+
+def flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if isinstance(value, bool):
+        return value
+    raise _invalid(f"{name} must be true or false")
+
+
+def _paused(value: Any) -> bool:
+    # Patreon's own clients send paused as a boolean or as the string "true"/"false".
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ActionError("INVALID_PAUSED", "paused must be true or false", status=400)
+
+
+def flatten_webhook(resource: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
+    attributes = resource.get("attributes") or {}
+    campaign = ((resource.get("relationships") or {}).get("campaign") or {}).get("data") or {}
+    paused = attributes.get("paused")
+    hook = {
+        "id": str(resource.get("id")),
+        "uri": attributes.get("uri"),
+        "triggers": attributes.get("triggers"),
+        "paused": _paused(paused) if paused in (True, False, "true", "false") else paused,
+        "num_consecutive_times_failed": attributes.get("num_consecutive_times_failed"),
+        "last_attempted_at": attributes.get("last_attempted_at"),
+        "campaign_id": campaign.get("id"),
+    }
+    if with_secret:
+        hook["secret"] = attributes.get("secret")
+    return hook
+
+
+class PatreonActions:
+    def __init__(self, api: PatreonApi, oauth: OAuthClient, tokens: TokenStore, store: Store):
+        self.api = api
+        self.oauth = oauth
+        self.tokens = tokens
+        self.store = store
+
+    # -- login --------------------------------------------------------------------
+    def exchange(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        code, redirect_uri = data.get("code"), data.get("redirect_uri")
+        if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
+            raise ActionError("MISSING_AUTH_CODE", "code must be the code Patreon sent back", status=400)
+        checked(redirect_uri, schema.check_uri)
+        principal = session_principal(session_id_of(data.get("session")))
+        try:
+            grant = self.oauth.exchange_code(code, redirect_uri, deadline)
+        except InvalidGrant:
+            raise ActionError(
+                AUTH_FAILED,
+                "Patreon refused the authorization code (invalid_grant: already used, expired, "
+                "or issued for another redirect URI)",
+                status=401,
+            ) from None
+        # Saved before first use, like every grant.
+        token = self.tokens.save_grant(principal, grant)
+        params = {"fields[user]": USER_FIELDS}
+        if "campaigns" in token.scopes:
+            params |= {"include": "campaign", "fields[campaign]": "creation_name,url,vanity"}
+        try:
+            identity = self.api.call(principal, "GET", "/identity", deadline, params=params, token=token)
+            user = identity.get("data")
+            if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+                raise upstream_error("Patreon's identity has no user")
+        except ActionError:
+            # No half-login: without an identity the session is not logged in.
+            self.tokens.forget(principal)
+            raise
+        self.tokens.set_user(principal, user["id"])
+        campaign = ((user.get("relationships") or {}).get("campaign") or {}).get("data")
+        campaign_ids = [campaign["id"]] if isinstance(campaign, dict) and campaign.get("id") else []
+        log.info("logged in Patreon user %s as %s", user["id"], label(principal))
+        return {"user": user, "campaign_ids": campaign_ids, "tokens": grant.public()}
+
+    def refresh(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        principal = principal_of(data)
+        token = self.tokens.refresh(principal, deadline)
+        expires_in = None if token.expires_at is None else max(0, round(token.expires_at - time.time()))
+        return {"tokens": {"expires_in": expires_in, "scope": token.scope, "token_type": token.token_type}}
+
+    def forget(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        principal = session_principal(session_id_of(data.get("session")))
+        return {"forgotten": self.tokens.forget(principal)}
+
+    # -- reads ----------------------------------------------------------------------
+    def identity(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        principal = principal_of(data)
+        params = with_defaults("identity", params_of(data, schema.SINGLE))
+        token = self.tokens.current(principal, deadline)
+        if "campaigns" in token.scopes and params.get("include") == DEFAULTS["identity"]["include"]:
+            params["include"] += ",campaign"
+        return self.api.call(principal, "GET", "/identity", deadline, params=params, token=token)
+
+    def campaigns(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        params = with_defaults("campaigns", params_of(data, schema.SINGLE))
+        return self.api.get(principal_of(data), "/campaigns", params, deadline)
+
+    def _listing(self, kind: str, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        principal = principal_of(data)
+        campaign_id = checked(
+            data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id"
+        )
+        params = with_defaults(kind, params_of(data, schema.LISTING))
+        path = f"/campaigns/{campaign_id}/{kind}"
+        if not flag(data, "all"):
+            return self.api.get(principal, path, params, deadline)
+        if "page[count]" not in params:
+            pledges = "pledge_history" in params.get("include", "")
+            params["page[count]"] = str(
+                schema.MAX_PAGE_COUNT_WITH_PLEDGE_HISTORY if pledges else schema.MAX_PAGE_COUNT
+            )
+        return self.api.get_all(principal, path, params, deadline)
+
+    def members(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        return self._listing("members", data, deadline)
+
+    def posts(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        return self._listing("posts", data, deadline)
+
+    def member(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        member_id = checked(
+            data.get("member_id"), schema.check_id, schema.MEMBER_ID, "INVALID_MEMBER_ID", "member id"
+        )
+        params = with_defaults("members", params_of(data, schema.SINGLE))
+        return self.api.get(principal_of(data), f"/members/{member_id.lower()}", params, deadline)
+
+    def post(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, "INVALID_POST_ID", "post id")
+        params = with_defaults("posts", params_of(data, schema.SINGLE))
+        return self.api.get(principal_of(data), f"/posts/{post_id}", params, deadline)
+
+    # -- webhooks (the creator's token) --------------------------------------------------
+    def webhooks_list(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        params = {"fields[webhook]": WEBHOOK_FIELDS, "include": "campaign", "fields[campaign]": "vanity"}
+        document = self.api.get_all(CREATOR, "/webhooks", params, deadline)
+        known = webhook_secrets.known_ids(self.store)
+        hooks = []
+        for resource in document["data"]:
+            hook = flatten_webhook(resource)
+            hook["secret_stored"] = hook["id"] in known
+            hooks.append(hook)
+        return {"webhooks": hooks}
+
+    def webhooks_create(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        uri = checked(data.get("uri"), schema.check_uri)
+        triggers = checked(data.get("triggers"), schema.check_triggers)
+        campaign_id = data.get("campaign_id")
+        if campaign_id is None:
+            campaign_id = self._only_campaign(deadline)
+        checked(campaign_id, schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id")
+        body = {
+            "data": {
+                "type": "webhook",
+                "attributes": {"triggers": triggers, "uri": uri},
+                "relationships": {"campaign": {"data": {"type": "campaign", "id": campaign_id}}},
+            }
+        }
+        document = self.api.call(CREATOR, "POST", "/webhooks", deadline, json_body=body)
+        resource = (document or {}).get("data")
+        if not isinstance(resource, dict) or resource.get("id") is None:
+            raise upstream_error("Patreon created a webhook but did not say which")
+        hook = flatten_webhook(resource, with_secret=True)
+        if not hook["campaign_id"]:
+            hook["campaign_id"] = campaign_id
+        secret = hook.get("secret")
+        if isinstance(secret, str) and secret:
+            webhook_secrets.save(self.store, hook["id"], secret)
+            hook["secret_stored"] = True
+        else:
+            log.warning(
+                "webhook %s was created but Patreon sent no secret: its deliveries cannot be verified",
+                hook["id"],
+            )
+            hook["secret_stored"] = False
+        log.info("webhook %s created for campaign %s (%s)", hook["id"], campaign_id, ",".join(triggers))
+        return {"webhook": hook}
+
+    def _only_campaign(self, deadline: float) -> str:
+        document = self.api.get(CREATOR, "/campaigns", {}, deadline)
+        ids = [item.get("id") for item in document.get("data") or [] if isinstance(item, dict)]
+        if len(ids) != 1 or not isinstance(ids[0], str):
+            raise ActionError(
+                "CAMPAIGN_REQUIRED",
+                f"the creator has {len(ids)} campaigns: name one in campaign_id",
+                status=400,
+            )
+        return ids[0]
+
+    def webhooks_update(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        webhook_id = checked(
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+        )
+        attributes: dict[str, Any] = {}
+        if "paused" in data:
+            attributes["paused"] = _paused(data["paused"])
+        if "triggers" in data:
+            attributes["triggers"] = checked(data["triggers"], schema.check_triggers)
+        if "uri" in data:
+            attributes["uri"] = checked(data["uri"], schema.check_uri)
+        if not attributes:
+            raise ActionError("NOTHING_TO_UPDATE", "give paused, triggers or uri", status=400)
+        body = {"data": {"type": "webhook", "id": webhook_id, "attributes": attributes}}
+        document = self.api.call(CREATOR, "PATCH", f"/webhooks/{webhook_id}", deadline, json_body=body)
+        resource = (document or {}).get("data") if document else None
+        hook = flatten_webhook(resource) if isinstance(resource, dict) else {"id": webhook_id, **attributes}
+        hook["secret_stored"] = webhook_id in webhook_secrets.known_ids(self.store)
+        log.info("webhook %s updated (%s)", webhook_id, ",".join(sorted(attributes)))
+        return {"webhook": hook}
+
+    def webhooks_delete(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+        webhook_id = checked(
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+        )
+        try:
+            self.api.call(CREATOR, "DELETE", f"/webhooks/{webhook_id}", deadline)
+        except ActionError as ex:
+            if ex.code == "NOT_FOUND":
+                # Gone at Patreon either way: its secret can no longer sign anything.
+                webhook_secrets.delete(self.store, webhook_id)
+            raise
+        webhook_secrets.delete(self.store, webhook_id)
+        log.info("webhook %s deleted", webhook_id)
+        return {"deleted": webhook_id}
+
+
+Method = Callable[[dict[str, Any], float], dict[str, Any]]
+
+
+def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str, Any]]:
+    @functools.wraps(method)
+    def handle(data: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        token = request_id_var.set(ctx.request_id or "-")
+        try:
+            return method(data, ctx.deadline - REPLY_MARGIN_S)
+        finally:
+            request_id_var.reset(token)
+
+    return handle
+
+
+def build_actions(config: Config, store: Store) -> PatreonActions:
+    limiter = RateLimiter(config.rate_limit_per_2_seconds, config.rate_limit_per_minute)
+    http = PatreonHttp(config, limiter)
+    oauth = OAuthClient(config, http)
+    pair = (config.creator_access_token, config.creator_refresh_token)
+    tokens = TokenStore(store, oauth, creator_pair=pair if all(pair) else None)
+    return PatreonActions(PatreonApi(http, tokens), oauth, tokens, store)
+
+
+def attach(
+    registry: ActionRegistry, config: Config, store: Store, actions: PatreonActions | None = None
+) -> PatreonActions:
+    """Register the issue-4 actions (login, API reads, webhook management)."""
+    actions = actions or build_actions(config, store)
+    table: dict[str, Method] = {
+        "oauth.exchange": actions.exchange,
+        "oauth.refresh": actions.refresh,
+        "oauth.forget": actions.forget,
+        "identity.get": actions.identity,
+        "campaigns.list": actions.campaigns,
+        "members.list": actions.members,
+        "members.get": actions.member,
+        "posts.list": actions.posts,
+        "posts.get": actions.post,
+        "webhooks.list": actions.webhooks_list,
+        "webhooks.create": actions.webhooks_create,
+        "webhooks.update": actions.webhooks_update,
+        "webhooks.delete": actions.webhooks_delete,
+    }
+    for name, method in table.items():
+        registry.register(name, _handler(method))
+    return actions

@@ -1,0 +1,243 @@
+"""Every HTTP request to Patreon goes through ``PatreonHttp``.
+
+It owns the transport policy:
+
+* one ``requests.Session`` (the transport seam: tests inject a session whose adapter
+  answers in memory), its connection pool sized for the worker's threads;
+* a rate-limiter slot per request (``worker.ratelimit``), held until the response
+  is in; retries take their own slots;
+* finite timeouts: ``CONNECT_TIMEOUT_S``, and a read timeout of at most
+  ``READ_TIMEOUT_S`` and never past the call's deadline;
+* ``User-Agent`` from ``PATREON_USER_AGENT`` (Patreon drops some requests without
+  one), query strings built here with brackets encoded (``fields%5Buser%5D``);
+* retries with backoff only for GETs, only on a 5xx, a timeout or a lost connection,
+  and only while the deadline allows. A 4xx is never retried here (many 4xx in a short
+  time get a client blocked at Patreon's edge). A 429 pauses the token's window
+  for its ``Retry-After`` (header first, then ``retry_after_seconds`` in the body)
+  and fails the call with 429 ``RATE_LIMITED``;
+* one log line per request: method, path (never the query: it can carry a cursor,
+  and never a body: it can carry a code or a token), status, time, attempt and
+  Patreon's ``x-patreon-uuid``; the request id comes from ``worker.logs``.
+
+Errors (all ``ActionError``, for the web caller)::
+
+    RATE_LIMITED            429  our own limiter could not fit the call, or Patreon said 429
+    PATREON_UPSTREAM_ERROR  502  5xx after retries, timeout, lost connection, a 2xx without JSON
+
+Any other status is returned to the caller as a ``PatreonResponse``: what a 401 or
+a 404 means depends on the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from worker.config import Config
+from worker.protocol import ActionError
+from worker.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.05  # a little over a multiple of 3 s, TCP's initial retransmit
+READ_TIMEOUT_S = 20.0
+MIN_ATTEMPT_S = 0.5  # never start an attempt with less time than this left
+MAX_ATTEMPTS = 3  # GETs only
+BACKOFF_S = (0.25, 0.75)  # before the 2nd and the 3rd attempt
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+DEFAULT_RETRY_AFTER_S = 1.0
+MAX_RETRY_AFTER_S = 3600.0
+
+UPSTREAM_ERROR = "PATREON_UPSTREAM_ERROR"
+
+
+@dataclasses.dataclass(frozen=True)
+class PatreonResponse:
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (requests' own mapping)
+    body: Any  # the parsed JSON, or None for an empty or non-JSON body
+    patreon_uuid: str | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def upstream_error(message: str) -> ActionError:
+    return ActionError(UPSTREAM_ERROR, message, status=502)
+
+
+def build_session(pool_size: int) -> requests.Session:
+    """A session whose pool keeps one connection per worker thread."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool_size), max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> float:
+    """Seconds to wait after a 429: ``Retry-After`` first, then the JSON body."""
+    header = (response.headers.get("Retry-After") or "").strip()
+    if header:
+        try:
+            return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
+        except ValueError:
+            moment = email.utils.parsedate_to_datetime(header) if header[:1].isalpha() else None
+            if moment is not None:
+                now_epoch = time.time() if now_epoch is None else now_epoch
+                return min(MAX_RETRY_AFTER_S, max(0.0, moment.timestamp() - now_epoch))
+    body = response.body if isinstance(response.body, dict) else {}
+    candidates = [body.get("retry_after_seconds")]
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        candidates.append(errors[0].get("retry_after_seconds"))
+    for value in candidates:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return min(MAX_RETRY_AFTER_S, float(value))
+    return DEFAULT_RETRY_AFTER_S
+
+
+class PatreonHttp:
+    def __init__(
+        self,
+        config: Config,
+        limiter: RateLimiter,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base = config.patreon_api_base.rstrip("/")
+        self.limiter = limiter
+        self.session = session or build_session(config.worker_threads)
+        self._user_agent = config.user_agent
+        self._clock = clock
+        self._sleep = sleep
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        deadline: float,
+        token: str | None = None,
+        rate_key: Hashable | None = None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+    ) -> PatreonResponse:
+        """Send one request (GETs may be retried) and return Patreon's answer.
+
+        ``rate_key`` names the per-token window (None: the client window only, as for
+        the token endpoint). Raises ``ActionError`` as the module docstring says.
+        """
+        url = self.base + path
+        if params:
+            url += "?" + urlencode(dict(params), quote_via=quote, safe=",")
+        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(json_body, separators=(",", ":")).encode()
+        elif form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urlencode(dict(form)).encode()
+        retryable = method == "GET"
+        attempts = MAX_ATTEMPTS if retryable else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                response = self._send(method, url, path, headers, data, deadline, rate_key, attempt)
+            except ActionError as ex:
+                if ex.code != UPSTREAM_ERROR or last or not self._may_retry(attempt, deadline):
+                    raise
+                continue
+            if response.status == 429:
+                wait = retry_after_s(response)
+                self.limiter.pause(rate_key, wait)
+                raise ActionError(
+                    "RATE_LIMITED",
+                    f"Patreon is rate limiting these requests; retry in {max(1, math.ceil(wait))} s",
+                    status=429,
+                    retry_after=max(1, math.ceil(wait)),
+                )
+            if response.status >= 500:
+                if (
+                    retryable
+                    and response.status in RETRYABLE_STATUSES
+                    and not last
+                    and self._may_retry(attempt, deadline)
+                ):
+                    continue
+                raise upstream_error(f"Patreon answered {response.status}")
+            if response.ok and response.status != 204 and response.body is None:
+                raise upstream_error(f"Patreon answered {response.status} without a JSON body")
+            return response
+        raise AssertionError("unreachable")
+
+    def _may_retry(self, attempt: int, deadline: float) -> bool:
+        backoff = BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1]
+        if deadline - self._clock() < backoff + MIN_ATTEMPT_S:
+            return False
+        self._sleep(backoff)
+        return True
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        headers: dict[str, str],
+        data: bytes | None,
+        deadline: float,
+        rate_key: Hashable | None,
+        attempt: int,
+    ) -> PatreonResponse:
+        with self.limiter.slot(rate_key, deadline):
+            remaining = deadline - self._clock()
+            if remaining < MIN_ATTEMPT_S / 5:
+                raise upstream_error("no time left to ask Patreon within this call's deadline")
+            timeout = (min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining))
+            started = self._clock()
+            try:
+                raw = self.session.request(
+                    method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
+                )
+            except requests.Timeout as ex:
+                log.warning("patreon %s %s timed out (attempt %d)", method, path, attempt)
+                raise upstream_error("Patreon did not answer in time") from ex
+            except requests.RequestException as ex:
+                # The exception text can hold the URL; its class name is enough.
+                log.warning("patreon %s %s failed: %s (attempt %d)", method, path, type(ex).__name__, attempt)
+                raise upstream_error(f"Patreon could not be reached ({type(ex).__name__})") from ex
+            elapsed_ms = (self._clock() - started) * 1000
+        patreon_uuid = raw.headers.get("x-patreon-uuid")
+        log.info(
+            "patreon %s %s -> %d in %.0f ms (attempt %d, x-patreon-uuid %s)",
+            method,
+            path,
+            raw.status_code,
+            elapsed_ms,
+            attempt,
+            patreon_uuid or "-",
+        )
+        body = None
+        if raw.content:
+            try:
+                body = raw.json()
+            except ValueError:
+                body = None
+        return PatreonResponse(raw.status_code, raw.headers, body, patreon_uuid)

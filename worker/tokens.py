@@ -1,0 +1,334 @@
+"""Patreon tokens, per principal: the owner of the ``tokens`` table.
+
+A principal is ``session:<web session id>`` (a user who logged in through that
+session; never shared with another session) or ``creator`` (the creator's token,
+for the site's own backend). Tokens stay in the store and in this process; no
+token, and no session id, is ever logged (``label()`` gives a safe name).
+
+Refresh:
+
+* before expiry (within ``REFRESH_MARGIN_S``) and once after Patreon answers 401;
+* single-flight per principal: an in-process lock per principal, and whoever gets it
+  second sees that the stored access token is no longer the one that failed and uses
+  the new one instead of refreshing again (20 concurrent 401s -> one refresh);
+* the rotated pair is saved in one transaction *before* it is used or returned: the
+  old refresh token is dead the moment Patreon answers, so losing the new one would
+  end the session;
+* ``invalid_grant`` ends it: a session's tokens are dropped, the creator's are marked
+  dead (not re-seeded from the same environment pair), and the caller gets 401
+  ``PATREON_REAUTH_REQUIRED``.
+
+The creator token is seeded from ``PATREON_CREATOR_ACCESS_TOKEN``/``..._REFRESH_TOKEN``
+only when the store has none from that environment pair (a fingerprint of the pair
+is kept): after the first refresh the stored, rotated pair wins over the environment,
+and an operator who puts a *new* pair in the environment gets it used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from worker.oauth import Grant, InvalidGrant, OAuthClient
+from worker.protocol import ActionError
+from worker.store import Store
+
+log = logging.getLogger(__name__)
+
+CREATOR = "creator"
+SESSION_PREFIX = "session:"
+REFRESH_MARGIN_S = 300.0
+
+REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
+AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
+MISSING_REFRESH_TOKEN = "MISSING_REFRESH_TOKEN"
+CREATOR_NOT_CONFIGURED = "CREATOR_TOKEN_NOT_CONFIGURED"
+
+# The table is migration 2 in worker/store.py. expires_at: epoch seconds, NULL when
+# unknown (a creator pair from the environment). seed: for the creator, a fingerprint of the environment pair the row descends from.
+# access_token '' marks a creator pair Patreon refused (invalid_grant).
+
+
+def session_principal(session_id: str) -> str:
+    return SESSION_PREFIX + session_id
+
+
+def label(principal: str) -> str:
+    """A name for logs: a session id is a cookie value and must never be logged."""
+    if principal == CREATOR:
+        return CREATOR
+    return "session#" + hashlib.sha256(principal.encode()).hexdigest()[:10]
+
+
+def forget(store: Store, principal: str) -> bool:
+    """Drop a principal's tokens (logout, an expired session). True if there were any."""
+    with store.transaction() as conn:
+        return conn.execute("DELETE FROM tokens WHERE principal = ?", (principal,)).rowcount > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    principal: str
+    access_token: str = dataclasses.field(repr=False)
+    refresh_token: str | None = dataclasses.field(repr=False)
+    expires_at: float | None
+    scope: str
+    token_type: str
+    patreon_user_id: str | None
+
+    @property
+    def rate_key(self) -> str:
+        """Patreon limits per client and *user*: two sessions of one user share a window."""
+        return f"user:{self.patreon_user_id}" if self.patreon_user_id else self.principal
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+
+class _PrincipalLock:
+    __slots__ = ("__weakref__", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+def _fingerprint(access: str, refresh: str) -> str:
+    return hashlib.sha256(b"creator-seed\0" + access.encode() + b"\0" + refresh.encode()).hexdigest()[:32]
+
+
+def _token(row: sqlite3.Row) -> Token:
+    return Token(
+        principal=row["principal"],
+        access_token=row["access_token"],
+        refresh_token=row["refresh_token"],
+        expires_at=row["expires_at"],
+        scope=row["scope"],
+        token_type=row["token_type"],
+        patreon_user_id=row["patreon_user_id"],
+    )
+
+
+class TokenStore:
+    def __init__(
+        self,
+        store: Store,
+        oauth: OAuthClient,
+        *,
+        creator_pair: tuple[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        refresh_margin_s: float = REFRESH_MARGIN_S,
+    ):
+        self._store = store
+        self._oauth = oauth
+        self._creator_pair = creator_pair if creator_pair and all(creator_pair) else None
+        self._clock = clock
+        self._monotonic = monotonic
+        self._margin_s = refresh_margin_s
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakValueDictionary[str, _PrincipalLock] = weakref.WeakValueDictionary()
+        self.refreshes = 0  # refreshes done by this process, for tests and status
+
+    # -- reading ----------------------------------------------------------------
+    def _row(self, principal: str) -> sqlite3.Row | None:
+        return (
+            self._store.connection()
+            .execute("SELECT * FROM tokens WHERE principal = ?", (principal,))
+            .fetchone()
+        )
+
+    def load(self, principal: str) -> Token | None:
+        """The stored token, or None. The creator's is seeded here when due."""
+        row = self._row(principal)
+        if principal == CREATOR and self._creator_pair is not None:
+            seed = _fingerprint(*self._creator_pair)
+            if row is None or row["seed"] != seed:
+                row = self._seed_creator(seed)
+        if row is None or not row["access_token"]:
+            return None
+        return _token(row)
+
+    def _seed_creator(self, seed: str) -> sqlite3.Row:
+        access, refresh = self._creator_pair
+        with self._store.transaction() as conn:
+            row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (CREATOR,)).fetchone()
+            if row is None or row["seed"] != seed:
+                conn.execute(
+                    "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
+                    " scope, token_type, patreon_user_id, seed, updated_at)"
+                    " VALUES (?, ?, ?, NULL, '', 'Bearer', NULL, ?, ?)",
+                    (CREATOR, access, refresh, seed, self._clock()),
+                )
+                log.info("creator token taken from the environment (it rotates in the store from now on)")
+                row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (CREATOR,)).fetchone()
+        return row
+
+    def current(self, principal: str, deadline: float) -> Token:
+        """A token to use now: refreshed first when it expires within the margin."""
+        token = self.load(principal)
+        if token is None:
+            raise self._absent(principal)
+        if token.expires_at is not None and token.expires_at - self._clock() < self._margin_s:
+            return self.refresh(principal, deadline, stale=token)
+        return token
+
+    def _absent(self, principal: str) -> ActionError:
+        if principal != CREATOR:
+            return ActionError(AUTH_REQUIRED, "Not logged in with Patreon", status=401)
+        if self._creator_pair is None:
+            return ActionError(
+                CREATOR_NOT_CONFIGURED,
+                "No creator token is configured (PATREON_CREATOR_ACCESS_TOKEN/REFRESH_TOKEN)",
+                status=503,
+            )
+        return ActionError(
+            REAUTH_REQUIRED,
+            "Patreon refused the creator token; set a new PATREON_CREATOR_ACCESS_TOKEN/REFRESH_TOKEN pair",
+            status=401,
+        )
+
+    # -- writing ----------------------------------------------------------------
+    def save_grant(self, principal: str, grant: Grant, patreon_user_id: str | None = None) -> Token:
+        """Store a fresh grant (a code exchange) for a principal, replacing what it had."""
+        now = self._clock()
+        expires_at = now + grant.expires_in if grant.expires_in else None
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
+                " scope, token_type, patreon_user_id, seed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    principal,
+                    grant.access_token,
+                    grant.refresh_token,
+                    expires_at,
+                    grant.scope,
+                    grant.token_type,
+                    patreon_user_id,
+                    now,
+                ),
+            )
+        return Token(
+            principal,
+            grant.access_token,
+            grant.refresh_token,
+            expires_at,
+            grant.scope,
+            grant.token_type,
+            patreon_user_id,
+        )
+
+    def set_user(self, principal: str, patreon_user_id: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                "UPDATE tokens SET patreon_user_id = ? WHERE principal = ?", (patreon_user_id, principal)
+            )
+
+    def forget(self, principal: str) -> bool:
+        return forget(self._store, principal)
+
+    # -- refreshing ---------------------------------------------------------------
+    def _lock_for(self, principal: str) -> _PrincipalLock:
+        with self._guard:
+            holder = self._locks.get(principal)
+            if holder is None:
+                holder = self._locks[principal] = _PrincipalLock()
+            return holder
+
+    def refresh(self, principal: str, deadline: float, stale: Token | None = None) -> Token:
+        """Rotate a principal's pair, once however many callers ask at the same time.
+
+        ``stale`` is the token that failed (or is about to expire): when the stored
+        one is already different, another caller has refreshed and that one is used.
+        Without ``stale`` (an explicit refresh) a refresh always happens.
+        """
+        holder = self._lock_for(principal)  # a strong reference while we use it
+        if not holder.lock.acquire(timeout=max(0.0, deadline - self._monotonic())):
+            raise ActionError(
+                "PATREON_UPSTREAM_ERROR",
+                "A token refresh did not finish within this call's deadline",
+                status=502,
+            )
+        try:
+            token = self.load(principal)
+            if token is None:
+                if stale is not None:
+                    raise ActionError(
+                        REAUTH_REQUIRED, "The Patreon session has ended; log in again", status=401
+                    )
+                if principal == CREATOR:
+                    raise self._absent(principal)
+                raise ActionError(MISSING_REFRESH_TOKEN, "This session has no Patreon tokens to refresh")
+            if stale is not None and token.access_token != stale.access_token:
+                return token
+            if not token.refresh_token:
+                raise ActionError(MISSING_REFRESH_TOKEN, "No refresh token is stored for this principal")
+            try:
+                grant = self._oauth.refresh(token.refresh_token, deadline)
+            except InvalidGrant:
+                self._drop(token)
+                log.warning("refresh token refused (invalid_grant): %s must log in again", label(principal))
+                raise ActionError(
+                    REAUTH_REQUIRED, "Patreon refused the refresh token; log in again", status=401
+                ) from None
+            self.refreshes += 1
+            return self._rotate(token, grant)
+        finally:
+            holder.lock.release()
+
+    def _rotate(self, old: Token, grant: Grant) -> Token:
+        """Save the new pair in place of the old one, in one transaction."""
+        now = self._clock()
+        expires_at = now + grant.expires_in if grant.expires_in else None
+        scope = grant.scope or old.scope
+        with self._store.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, scope = ?,"
+                " token_type = ?, updated_at = ? WHERE principal = ? AND access_token = ?",
+                (
+                    grant.access_token,
+                    grant.refresh_token,
+                    expires_at,
+                    scope,
+                    grant.token_type,
+                    now,
+                    old.principal,
+                    old.access_token,
+                ),
+            ).rowcount
+        log.info("token refreshed for %s", label(old.principal))
+        if not updated:
+            # Logged out (or replaced by a new login) while we refreshed: the new pair
+            # belongs to nobody now.
+            current = self.load(old.principal)
+            if current is None:
+                raise ActionError(REAUTH_REQUIRED, "The Patreon session has ended; log in again", status=401)
+            return current
+        return dataclasses.replace(
+            old,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token,
+            expires_at=expires_at,
+            scope=scope,
+            token_type=grant.token_type,
+        )
+
+    def _drop(self, token: Token) -> None:
+        with self._store.transaction() as conn:
+            if token.principal == CREATOR:
+                conn.execute(
+                    "UPDATE tokens SET access_token = '', refresh_token = NULL, updated_at = ?"
+                    " WHERE principal = ? AND access_token = ?",
+                    (self._clock(), CREATOR, token.access_token),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM tokens WHERE principal = ? AND access_token = ?",
+                    (token.principal, token.access_token),
+                )
