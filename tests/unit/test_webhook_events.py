@@ -1,0 +1,177 @@
+"""The event log in a temporary SQLite store: accept/dedupe, ordered reads, and the
+worker's at-least-once consumption."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.webhook_deliveries import encode, member_document
+from worker import member_state, webhook_events
+from worker.event_consumer import EventConsumer
+from worker.store import MIGRATIONS, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "bridge.sqlite3")
+    store.migrate()
+    return store
+
+
+def accept(store, event="members:update", **kw):
+    return webhook_events.accept(store, event, encode(member_document(**kw)))
+
+
+def test_accept_returns_sequence_ids_and_dedupes(store):
+    body = encode(member_document("m-1"))
+    assert webhook_events.accept(store, "members:create", body) == (1, False)
+    assert webhook_events.accept(store, "members:update", body) == (2, False)
+    assert webhook_events.accept(store, "members:create", body) == (1, True)
+    assert webhook_events.latest_id(store) == 2
+    assert webhook_events.counts(store) == {"total": 2, "unprocessed": 2, "failed": 0}
+
+
+def test_the_dedupe_key_is_the_hash_of_event_and_raw_bytes():
+    body = encode(member_document())
+    assert webhook_events.dedupe_key("members:create", body) == webhook_events.dedupe_key(
+        "members:create", body
+    )
+    assert webhook_events.dedupe_key("members:create", body) != webhook_events.dedupe_key(
+        "members:update", body
+    )
+    assert webhook_events.dedupe_key("members:create", body) != webhook_events.dedupe_key(
+        "members:create", body + b" "
+    )
+
+
+def test_accept_is_committed_when_it_returns(store, tmp_path):
+    accept(store)
+    other = Store(tmp_path / "bridge.sqlite3")  # another connection, as another process would have
+    assert webhook_events.latest_id(other) == 1
+
+
+def test_since_reads_in_order_with_limit_and_campaign_filter(store):
+    for n in range(1, 7):
+        accept(store, member_id=f"m-{n}", campaign_id="1001" if n % 2 else "2002")
+    assert [e.id for e in webhook_events.since(store, 0, 100)] == [1, 2, 3, 4, 5, 6]
+    assert [e.id for e in webhook_events.since(store, 2, 3)] == [3, 4, 5]
+    assert [e.id for e in webhook_events.since(store, 0, 100, campaign_ids={"2002"})] == [2, 4, 6]
+    assert [e.id for e in webhook_events.since(store, 0, 100, campaign_ids={"1001", "2002"})] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+    assert webhook_events.since(store, 0, 100, campaign_ids=set()) == []
+    assert webhook_events.since(store, 6, 100) == []
+
+
+def test_message_has_the_documented_shape(store):
+    body = encode(member_document("m-1"))
+    webhook_events.accept(store, "members:pledge:create", body, now="2026-05-01T00:00:00.000Z")
+    (event,) = webhook_events.since(store, 0, 1)
+    assert event.body == body
+    assert event.message() == {
+        "id": 1,
+        "type": "members:pledge:create",
+        "data": json.loads(body)["data"],
+        "included": json.loads(body)["included"],
+        "receivedAt": "2026-05-01T00:00:00.000Z",
+    }
+
+
+def test_claim_counts_an_attempt_and_mark_processed_finishes(store):
+    accept(store, member_id="m-1")
+    accept(store, member_id="m-2")
+    claimed = webhook_events.claim_unprocessed(store, 10)
+    assert [(e.id, e.attempts) for e in claimed] == [(1, 1), (2, 1)]
+    webhook_events.mark_processed(store, [1])
+    assert [e.id for e in webhook_events.claim_unprocessed(store, 10)] == [2]
+    assert webhook_events.get(store, 2).attempts == 2
+    assert webhook_events.get(store, 1).processed_at is not None
+
+
+def test_a_failing_event_is_retried_then_set_aside(store):
+    accept(store)
+    for attempt in range(1, webhook_events.MAX_ATTEMPTS + 1):
+        (event,) = webhook_events.claim_unprocessed(store, 10)
+        assert event.attempts == attempt
+        gave_up = webhook_events.record_failure(store, event.id, "Boom: broken")
+        assert gave_up is (attempt == webhook_events.MAX_ATTEMPTS)
+    assert webhook_events.claim_unprocessed(store, 10) == []
+    stored = webhook_events.get(store, 1)
+    assert stored.last_error == "Boom: broken" and stored.processed_at is not None
+    assert webhook_events.counts(store) == {"total": 1, "unprocessed": 0, "failed": 1}
+
+
+def test_consumer_applies_events_and_marks_them_processed(store):
+    accept(store, "members:create", member_id="m-1", patron_status=None, cents=0, tier_ids=())
+    accept(store, "members:pledge:create", member_id="m-1", cents=500)
+    accept(store, "posts:publish", member_id="post-not-member")
+    consumer = EventConsumer(store, batch_size=2)
+    assert consumer.run_once() == 2
+    assert consumer.run_once() == 1
+    assert consumer.run_once() == 0
+    state = member_state.get(store, "m-1")
+    assert (state.last_event, state.last_event_id, state.patron_status) == (
+        "members:pledge:create",
+        2,
+        "active_patron",
+    )
+    assert webhook_events.counts(store) == {"total": 3, "unprocessed": 0, "failed": 0}
+
+
+def test_consumer_records_a_bad_event_and_goes_on(store, caplog):
+    bad = member_document("m-bad")
+    bad["data"]["attributes"]["will_pay_amount_cents"] = "five dollars"
+    webhook_events.accept(store, "members:update", encode(bad))
+    accept(store, member_id="m-good")
+    consumer = EventConsumer(store)
+    for _ in range(webhook_events.MAX_ATTEMPTS):
+        consumer.run_once()
+    assert member_state.get(store, "m-good") is not None
+    assert member_state.get(store, "m-bad") is None
+    failed = webhook_events.get(store, 1)
+    assert failed.attempts == webhook_events.MAX_ATTEMPTS and failed.processed_at is not None
+    assert "will_pay_amount_cents is not a whole number" in failed.last_error
+    assert "five dollars" not in failed.last_error and "five dollars" not in caplog.text
+    assert consumer.run_once() == 0
+
+
+def test_consumer_thread_starts_and_stops(store):
+    accept(store)
+    consumer = EventConsumer(store, poll_interval_s=0.01)
+    consumer.start()
+    consumer.stop()
+    consumer.join(5)
+    assert not consumer._thread.is_alive()
+
+
+def test_migrations_apply_in_version_order_whatever_the_list_order(tmp_path, monkeypatch):
+    # Versions are reserved per issue (2..9, 10..19, ...) and may land in any order: a
+    # lower version appended after a higher one must still be applied, once.
+    used = {version for version, _owner, _sql in MIGRATIONS}
+    late = min(v for v in range(1, max(used)) if v not in used)
+    monkeypatch.setattr(
+        "worker.store.MIGRATIONS",
+        [*MIGRATIONS, (late, "tests", "CREATE TABLE late_arrival (x INTEGER)")],
+    )
+    store = Store(tmp_path / "late.sqlite3")
+    first = store.migrate()
+    assert first == max(used)
+    assert store.migrate() == first
+    conn = store.connection()
+    assert conn.execute("SELECT COUNT(*) FROM schema_version WHERE version = ?", (late,)).fetchone()[0] == 1
+    conn.execute("INSERT INTO late_arrival VALUES (1)")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('a', x'', 'k', 'now')"
+        )
+        conn.execute(
+            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('b', x'', 'k', 'now')"
+        )

@@ -1,0 +1,165 @@
+"""The Patreon webhook receiver: ``POST /api/patreon/webhooks/patreon``.
+
+A delivery is checked in this order, each failure with its own code:
+
+1. a secret is configured at all          else 503 ``WEBHOOKS_NOT_CONFIGURED``
+2. the body is at most 1 MiB               else 413 ``PAYLOAD_TOO_LARGE``
+3. ``X-Patreon-Signature`` is present      else 400 ``MISSING_SIGNATURE``
+4. it is the lowercase hex HMAC-MD5 of the RAW body under one of the secrets
+   (``PATREON_WEBHOOK_SECRET``, a comma list for rotation, plus the secrets of the
+   webhooks created through this service)  else 401 ``INVALID_SIGNATURE``
+5. ``X-Patreon-Event`` is a Patreon trigger (v2, or legacy ``pledges:*``)
+                                           else 400 ``UNKNOWN_EVENT``
+6. the body is a JSON:API document         else 400 ``INVALID_PAYLOAD``
+
+The signature covers the bytes exactly as received: the body is read raw and never
+re-serialized before the check (the original's bug). An accepted delivery is
+written to the store and committed, and only then answered 200; the same delivery
+again is answered 200 with ``duplicate: true`` and its first id. The receiver never
+talks to the worker, so it accepts while the worker is down; the worker consumes the
+stored events later. No session or CSRF logic applies here: the signature is the
+authentication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from web.errors import ApiError
+from web.events import StreamGate, SubscriberAuth, add_routes
+from web.memberstate import MemberStateResource
+from web.sessions import SessionStore
+from worker import webhook_events, webhook_secrets
+from worker.client import WorkerClient
+from worker.config import Config
+from worker.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # Patreon's documents are a few KiB; waitress enforces the same limit
+SIGNATURE_HEADER = "X-Patreon-Signature"
+EVENT_HEADER = "X-Patreon-Event"
+STORE_RETRY_AFTER_S = 5
+MAX_EVENT_HEADER_CHARS = 64
+
+
+def signature(secret: str, raw_body: bytes) -> str:
+    """Patreon's signature of a body: lowercase hex HMAC-MD5 keyed with the webhook secret."""
+    return hmac.new(secret.encode("utf-8"), raw_body, hashlib.md5).hexdigest()
+
+
+def signature_matches(presented: str, raw_body: bytes, secrets: list[str]) -> bool:
+    # Header values arrive as latin-1 text (WSGI), so encoding them back never fails.
+    given = presented.strip().lower().encode("latin-1")
+    matched = False
+    for secret in secrets:
+        # Check every secret, so the time taken does not tell which one matched.
+        matched |= hmac.compare_digest(signature(secret, raw_body).encode("ascii"), given)
+    return matched
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def is_jsonapi_document(raw_body: bytes) -> bool:
+    """A JSON object whose ``data`` is a resource object with a string ``type`` and ``id``."""
+    try:
+        doc = json.loads(raw_body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+        return False
+    data = doc["data"]
+    if not all(isinstance(data.get(k), str) and data[k] for k in ("type", "id")):
+        return False
+    return isinstance(doc.get("included", []), list)
+
+
+class WebhookReceiverResource:
+    def __init__(self, config: Config, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
+        self._config_secrets = list(config.webhook_secrets)
+        self._store = store
+        self._stored_secrets = stored_secrets or (lambda: webhook_secrets.all_secrets(store))
+
+    def _secrets(self) -> list[str]:
+        try:
+            stored = self._stored_secrets()
+        except sqlite3.Error as ex:
+            log.error("webhook secrets cannot be read from the store: %s", ex)
+            raise ApiError(
+                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+            ) from ex
+        return [*self._config_secrets, *(s for s in stored if s and s not in self._config_secrets)]
+
+    def _read_body(self, req: falcon.Request) -> bytes:
+        too_large = ApiError(
+            413, "PAYLOAD_TOO_LARGE", f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes"
+        )
+        if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+            raise too_large
+        raw_body = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+        if len(raw_body) > MAX_BODY_BYTES:
+            raise too_large
+        return raw_body
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        secrets = self._secrets()
+        if not secrets:
+            raise ApiError(
+                503,
+                "WEBHOOKS_NOT_CONFIGURED",
+                "No webhook secret is configured (PATREON_WEBHOOK_SECRET); unsigned deliveries are never accepted",
+            )
+        raw_body = self._read_body(req)
+        presented = req.get_header(SIGNATURE_HEADER)
+        if not presented:
+            raise ApiError(400, "MISSING_SIGNATURE", f"The {SIGNATURE_HEADER} header is missing")
+        if not signature_matches(presented, raw_body, secrets):
+            raise ApiError(401, "INVALID_SIGNATURE", "The webhook signature is not valid")
+        event = (req.get_header(EVENT_HEADER) or "").strip()
+        if event not in webhook_events.TRIGGERS:
+            shown = event[:MAX_EVENT_HEADER_CHARS] if event.isprintable() else "?"
+            raise ApiError(
+                400,
+                "UNKNOWN_EVENT",
+                f"{EVENT_HEADER} {shown!r} is not a Patreon webhook trigger"
+                if event
+                else f"The {EVENT_HEADER} header is missing",
+            )
+        if not is_jsonapi_document(raw_body):
+            raise ApiError(400, "INVALID_PAYLOAD", "The body is not a JSON:API document")
+        try:
+            event_id, duplicate = webhook_events.accept(self._store, event, raw_body)
+        except sqlite3.Error as ex:
+            # Not stored: a non-2xx makes Patreon deliver it again later.
+            log.error("webhook %s could not be stored: %s", event, ex)
+            raise ApiError(
+                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+            ) from ex
+        log.info(
+            "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
+        )
+        resp.media = {
+            "success": True,
+            "processed": True,
+            "event": event,
+            "id": event_id,
+            "duplicate": duplicate,
+        }
+
+
+def install(app: falcon.App, config: Config, worker: WorkerClient, store: Store, gate: StreamGate) -> None:
+    """Every route of the webhooks feature: receiver, live events, member state."""
+    app.add_route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
+    sessions = SessionStore(store, cookie_secure=config.cookie_secure)
+    add_routes(app, store, gate, SubscriberAuth(config, sessions))
+    app.add_route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))

@@ -1,0 +1,86 @@
+"""The worker's consumer of the webhook event log: stored events -> member state.
+
+A thread polls the store for unprocessed events (the web process accepts them; the
+store is the only link, so nothing is lost while the worker is down: it catches up
+when it comes back). Each event is applied to ``member_state`` and then marked
+processed. Delivery is at least once: a crash between the two re-applies the event,
+which ``member_state.apply`` makes harmless.
+
+The thread never dies on a bad event or a busy store: the error is recorded on the
+event (``webhook_events.record_failure``) or logged, and the loop goes on. ``stop()``
+(the worker's SIGTERM handler) ends it within one poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from worker import member_state, webhook_events
+from worker.store import Store
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.2
+BATCH_SIZE = 200
+STOP_TIMEOUT_S = 2.0
+
+
+class EventConsumer:
+    def __init__(
+        self, store: Store, *, poll_interval_s: float = POLL_INTERVAL_S, batch_size: int = BATCH_SIZE
+    ):
+        self._store = store
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        log.info("webhook event consumer started")
+        while not self._stopping.is_set():
+            try:
+                taken = self.run_once()
+            except Exception:
+                # A locked or broken store: say so and try again next time.
+                log.exception("webhook event consumer: store error, retrying")
+                taken = 0
+            if taken < self._batch_size:
+                self._stopping.wait(self._poll_interval_s)
+        log.info("webhook event consumer stopped")
+
+    def run_once(self) -> int:
+        """Consume one batch; returns how many events were taken."""
+        events = webhook_events.claim_unprocessed(self._store, self._batch_size)
+        done: list[int] = []
+        for event in events:
+            try:
+                member_state.apply(self._store, event)
+            except Exception as ex:
+                # Record the failure and move on. The message is the exception's
+                # own (never payload values: MemberEventError quotes none).
+                error = f"{type(ex).__name__}: {ex}"
+                gave_up = webhook_events.record_failure(self._store, event.id, error)
+                log.warning(
+                    "webhook event %d (%s) failed on attempt %d%s: %s",
+                    event.id,
+                    event.event,
+                    event.attempts,
+                    ", set aside" if gave_up else "",
+                    error,
+                )
+                continue
+            done.append(event.id)
+        webhook_events.mark_processed(self._store, done)
+        return len(events)

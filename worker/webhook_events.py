@@ -1,0 +1,247 @@
+"""The webhook event log: every accepted Patreon delivery, in the order it was accepted.
+
+Owns the table ``webhook_events`` (created by migration 10 in ``worker.store``). Its
+``id`` (INTEGER PRIMARY KEY AUTOINCREMENT) is the event's sequence number: the SSE
+``id:``, the Socket.IO replay cursor and the back-fill cursor. Writers are serialized (``BEGIN IMMEDIATE``), so ids become visible
+in order: a reader that sees event N has seen every event before it, which is what
+lets a subscriber resume from "the last id I saw".
+
+Patreon sends no delivery id, so a delivery is identified by the sha256 of its event
+name and its raw body (``dedupe_key``, UNIQUE): a retried delivery is stored once and
+answered with the id it got the first time.
+
+The raw body is kept byte for byte (it is what the signature covered); the message
+that live subscribers receive is built from it on the way out (``StoredEvent.message``).
+
+The worker consumes the log at least once: ``claim_unprocessed`` counts an attempt
+before the event is applied, ``mark_processed`` records success, and ``record_failure``
+keeps the error and gives up after ``MAX_ATTEMPTS`` so one bad event never blocks the
+rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.store import Store
+
+# Patreon's v2 triggers, and the v1 ones that still arrive on old webhooks.
+V2_TRIGGERS = (
+    "members:create",
+    "members:update",
+    "members:delete",
+    "members:pledge:create",
+    "members:pledge:update",
+    "members:pledge:delete",
+    "posts:publish",
+    "posts:update",
+    "posts:delete",
+)
+LEGACY_TRIGGERS = ("pledges:create", "pledges:update", "pledges:delete")
+TRIGGERS = frozenset(V2_TRIGGERS + LEGACY_TRIGGERS)
+
+MAX_ATTEMPTS = 5  # after this many failed applications an event is set aside (processed, with its error)
+MAX_ERROR_CHARS = 500
+
+
+_COLUMNS = "id, event, body, campaign_id, received_at, processed_at, attempts, last_error"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    event: str
+    body: bytes
+    campaign_id: str | None
+    received_at: str
+    processed_at: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The JSON:API document that was delivered (the receiver only stores valid ones)."""
+        try:
+            doc = json.loads(self.body)
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def message(self) -> dict[str, Any]:
+        """What subscribers receive, in the shape the original service documented."""
+        doc = self.document()
+        return {
+            "id": self.id,
+            "type": self.event,
+            "data": doc.get("data"),
+            "included": doc.get("included") or [],
+            "receivedAt": self.received_at,
+        }
+
+
+def dedupe_key(event: str, raw_body: bytes) -> str:
+    # Event names never contain a newline (the receiver only takes known triggers),
+    # so the separator makes the key unambiguous.
+    return hashlib.sha256(event.encode("utf-8") + b"\n" + raw_body).hexdigest()
+
+
+def campaign_of(document: Any) -> str | None:
+    """``data.relationships.campaign.data.id`` of a delivery, when it has one."""
+    try:
+        campaign_id = document["data"]["relationships"]["campaign"]["data"]["id"]
+    except (KeyError, TypeError):
+        return None
+    return campaign_id if isinstance(campaign_id, str) and campaign_id else None
+
+
+def accept(store: Store, event: str, raw_body: bytes, *, now: str | None = None) -> tuple[int, bool]:
+    """Store a delivery in one committed transaction: ``(id, duplicate)``.
+
+    A delivery already stored (same event, same bytes) is not stored again; its
+    original id comes back with ``duplicate=True``.
+    """
+    key = dedupe_key(event, raw_body)
+    try:
+        campaign_id = campaign_of(json.loads(raw_body))
+    except ValueError:
+        campaign_id = None
+    with store.transaction() as conn:
+        row = conn.execute("SELECT id FROM webhook_events WHERE dedupe_key = ?", (key,)).fetchone()
+        if row is not None:
+            return row["id"], True
+        cursor = conn.execute(
+            "INSERT INTO webhook_events (event, body, dedupe_key, campaign_id, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (event, sqlite3.Binary(raw_body), key, campaign_id, now or utc_now_iso()),
+        )
+        return int(cursor.lastrowid), False
+
+
+def _event(row: sqlite3.Row) -> StoredEvent:
+    return StoredEvent(
+        id=row["id"],
+        event=row["event"],
+        body=bytes(row["body"]),
+        campaign_id=row["campaign_id"],
+        received_at=row["received_at"],
+        processed_at=row["processed_at"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
+
+
+def since(
+    store: Store, after_id: int, limit: int, *, campaign_ids: Iterable[str] | None = None
+) -> list[StoredEvent]:
+    """Events with ``id > after_id``, oldest first, at most ``limit``.
+
+    ``campaign_ids`` (when not None) keeps only the events of those campaigns: what a
+    creator's session may see.
+    """
+    conn = store.connection()
+    if campaign_ids is None:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM webhook_events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        ).fetchall()
+    else:
+        ids = sorted(set(campaign_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM webhook_events WHERE id > ? AND campaign_id IN ({marks})"
+            " ORDER BY id LIMIT ?",
+            (after_id, *ids, limit),
+        ).fetchall()
+    return [_event(row) for row in rows]
+
+
+def get(store: Store, event_id: int) -> StoredEvent | None:
+    row = (
+        store.connection()
+        .execute(f"SELECT {_COLUMNS} FROM webhook_events WHERE id = ?", (event_id,))
+        .fetchone()
+    )
+    return None if row is None else _event(row)
+
+
+def latest_id(store: Store) -> int:
+    """The id of the newest stored event, 0 when there is none."""
+    row = store.connection().execute("SELECT MAX(id) AS id FROM webhook_events").fetchone()
+    return row["id"] or 0
+
+
+def counts(store: Store) -> dict[str, int]:
+    """How many events are stored, still to process, and set aside after failing."""
+    row = (
+        store.connection()
+        .execute(
+            "SELECT COUNT(*) AS total,"
+            " SUM(processed_at IS NULL) AS unprocessed,"
+            " SUM(processed_at IS NOT NULL AND last_error IS NOT NULL) AS failed"
+            " FROM webhook_events"
+        )
+        .fetchone()
+    )
+    return {"total": row["total"], "unprocessed": row["unprocessed"] or 0, "failed": row["failed"] or 0}
+
+
+def claim_unprocessed(store: Store, limit: int) -> list[StoredEvent]:
+    """The oldest unprocessed events, each with one more attempt counted.
+
+    The attempt is counted before the event is applied, so an event that kills the
+    consumer still runs out of attempts instead of killing it forever.
+    """
+    # A plain read first: an idle consumer polls often and should not take the write lock.
+    idle = (
+        store.connection()
+        .execute("SELECT 1 FROM webhook_events WHERE processed_at IS NULL LIMIT 1")
+        .fetchone()
+        is None
+    )
+    if idle:
+        return []
+    with store.transaction() as conn:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM webhook_events WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        if rows:
+            conn.executemany(
+                "UPDATE webhook_events SET attempts = attempts + 1 WHERE id = ?", [(r["id"],) for r in rows]
+            )
+    return [dataclasses.replace(_event(row), attempts=row["attempts"] + 1) for row in rows]
+
+
+def mark_processed(store: Store, event_ids: Sequence[int], *, now: str | None = None) -> None:
+    if not event_ids:
+        return
+    stamp = now or utc_now_iso()
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE webhook_events SET processed_at = ?, last_error = NULL WHERE id = ? AND processed_at IS NULL",
+            [(stamp, event_id) for event_id in event_ids],
+        )
+
+
+def record_failure(store: Store, event_id: int, error: str, *, now: str | None = None) -> bool:
+    """Keep the error of a failed application; True when the event is now set aside."""
+    with store.transaction() as conn:
+        row = conn.execute("SELECT attempts FROM webhook_events WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            return False
+        gave_up = row["attempts"] >= MAX_ATTEMPTS
+        conn.execute(
+            "UPDATE webhook_events SET last_error = ?, processed_at = ? WHERE id = ?",
+            (error[:MAX_ERROR_CHARS], (now or utc_now_iso()) if gave_up else None, event_id),
+        )
+    return gave_up
