@@ -1,0 +1,295 @@
+"""deploy/: the systemd unit and the nginx snippet, checked by the real tools.
+
+* ``systemd-analyze verify`` on a copy of the unit whose /opt/patreon-bridge paths
+  point at a temp folder laid out like an install (so ExecStart's binary exists); it
+  must print no warning at all (it exits 0 even for unknown keys, so the test reads
+  its output). It does not check that ``User=`` exists.
+* The unit's own ExecStart, Environment and WorkingDirectory start the real stack in
+  that layout (with the venv's python first on PATH), and SIGTERM, which systemd sends
+  under ``KillMode=mixed``, stops it cleanly well inside ``TimeoutStopSec``.
+* ``nginx -t`` accepts the snippet inside a minimal nginx.conf; then a real nginx with
+  the snippet proxies that stack: plain API calls, an SSE event delivered at once (the
+  snippet's ``proxy_buffering off`` and web's own ``X-Accel-Buffering: no`` each ensure
+  that, so this checks the path end to end, not the directive alone), and test-only
+  routes blocked. nginx is installed with apt when absent.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.stack import REPO, body, free_port, wait_for
+from tests.webhook_deliveries import PATH as WEBHOOK_PATH
+from tests.webhook_deliveries import encode, member_document, signed_headers
+
+UNIT = REPO / "deploy" / "patreon-bridge.service"
+NGINX_SNIPPET = REPO / "deploy" / "nginx.conf"
+INSTALL_DIR = "/opt/patreon-bridge"
+SERVER_KEY = "deploy-test-server-key"
+WEBHOOK_SECRET = "sandbox-webhook-secret"
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """Every ``Key=value`` of the unit, by key (Environment= may repeat)."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|min)?", value)
+    assert match, f"unexpected time value {value!r}"
+    return int(match.group(1)) * (60 if match.group(2) == "min" else 1)
+
+
+# -- an install-like layout -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def install_root():
+    """A temp folder shaped like /opt/patreon-bridge: code, supervisord.conf, var/, venv/bin."""
+    root = Path(tempfile.mkdtemp(prefix="pb-deploy-"))
+    for entry in ("supervisord.conf", "web", "worker", "sandbox"):
+        (root / entry).symlink_to(REPO / entry)
+    (root / "var" / "log").mkdir(parents=True)
+    bin_dir = root / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    supervisord = shutil.which("supervisord", path=str(Path(sys.executable).parent)) or shutil.which(
+        "supervisord"
+    )
+    assert supervisord, "supervisord's console script is not installed"
+    (bin_dir / "supervisord").symlink_to(supervisord)
+    (root / "patreon-bridge.service").write_text(UNIT.read_text().replace(INSTALL_DIR, str(root)))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_systemd_analyze_verify_accepts_the_unit(install_root: Path):
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze is missing (apt-get install -y systemd)"
+    unit = install_root / "patreon-bridge.service"
+    out = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (out.stdout + out.stderr).strip() == "", out.stdout + out.stderr
+    # The check can fail: a broken copy is reported.
+    broken = install_root / "broken.service"
+    broken.write_text(unit.read_text().replace("KillMode=mixed", "KillMode=gently"))
+    out = subprocess.run([tool, "verify", str(broken)], capture_output=True, text=True, timeout=60)
+    assert "kill mode" in out.stderr.lower(), out.stderr
+
+
+def test_unit_settings_match_supervisord_conf():
+    unit = unit_settings(UNIT.read_text())
+    assert unit["KillMode"] == ["mixed"]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["User"] == ["patreon-bridge"]
+    assert unit["ExecStart"][0].split()[1:] == ["-n", "-c", f"{INSTALL_DIR}/supervisord.conf"]
+    assert f"{INSTALL_DIR}/var" in unit["ReadWritePaths"][0].split()
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    programs = [s for s in conf.sections() if s.startswith(("program:", "eventlistener:"))]
+    waits = [int(conf.get(s, "stopwaitsecs", fallback="10")) for s in programs]
+    # supervisord stops group after group: the sum of every stopwaitsecs is the worst case.
+    assert seconds(unit["TimeoutStopSec"][0]) > sum(waits), (unit["TimeoutStopSec"], waits)
+
+
+@pytest.fixture(scope="module")
+def unit_stack(install_root: Path):
+    """The stack started exactly as the unit starts it, in the install-like folder."""
+    unit = unit_settings((install_root / "patreon-bridge.service").read_text())
+    env = dict(kv.split("=", 1) for kv in unit["Environment"])
+    assert env["PATH"].split(":")[0] == str(install_root / "venv" / "bin")
+    port, sandbox_port = free_port(), free_port()
+    env.update(
+        # What an operator's .env would hold; here in the environment so the repo's own
+        # .env (if any) is never read: the working directory is the temp folder.
+        PORT=str(port),
+        SANDBOX_PORT=str(sandbox_port),
+        BRIDGE_API_KEY=SERVER_KEY,
+        TRUSTED_PROXY="127.0.0.1",
+        BRIDGE_TEST_ACTIONS="1",
+    )
+    process = subprocess.Popen(
+        shlex.split(unit["ExecStart"][0]),
+        cwd=unit["WorkingDirectory"][0],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: requests.get(base_url + "/api/patreon/health", timeout=2).status_code == 200,
+            30,
+            what=f"the stack started by the unit's ExecStart (logs in {install_root / 'var' / 'log'})",
+        )
+        yield process, base_url, unit
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_the_units_command_line_runs_the_stack(unit_stack, install_root: Path):
+    _process, base_url, _unit = unit_stack
+    status = body(requests.get(base_url + "/api/patreon/status", timeout=5))["status"]
+    assert status["available"] is True and status["watchdog"]["program"] == "patreon:worker"
+    assert (install_root / "var" / "supervisor.sock").exists()
+    assert (install_root / "var" / "log" / "watchdog.log").exists()
+
+
+# -- nginx ---------------------------------------------------------------------------------------
+def nginx_binary() -> str:
+    """nginx, installed with apt when absent (CI runs as root)."""
+    path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+    found = shutil.which("nginx", path=path)
+    if found:
+        return found
+    apt = shutil.which("apt-get", path=path)
+    if apt is None or os.geteuid() != 0:
+        pytest.skip("nginx is not installed and apt-get is unavailable (not Debian, or not root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [apt, "install", "-y", "-q", "nginx-light"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+        subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600, check=True)
+        subprocess.run(install, env=env, capture_output=True, timeout=600, check=True)
+    found = shutil.which("nginx", path=path)
+    assert found, "apt-get installed nginx-light but there is no nginx binary"
+    return found
+
+
+def nginx_conf(folder: Path, snippet: str, extra: str = "") -> Path:
+    """A minimal nginx.conf around the snippet, with every path inside ``folder``."""
+    (folder / "snippet.conf").write_text(snippet)
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"pid {folder}/nginx.pid;\n"
+        f"error_log {folder}/error.log;\n"
+        f"{extra}"
+        "events {}\n"
+        "http {\n"
+        f"    access_log {folder}/access.log;\n"
+        f"    client_body_temp_path {folder}/body;\n"
+        f"    proxy_temp_path {folder}/proxy;\n"
+        f"    include {folder}/snippet.conf;\n"
+        "}\n"
+    )
+    return conf
+
+
+def test_nginx_t_accepts_the_snippet(tmp_path: Path):
+    nginx = nginx_binary()
+    conf = nginx_conf(tmp_path, NGINX_SNIPPET.read_text())
+    out = subprocess.run(
+        [nginx, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert "test is successful" in out.stderr
+    # ...and it can fail: a broken snippet is rejected.
+    conf = nginx_conf(
+        tmp_path, NGINX_SNIPPET.read_text().replace("proxy_buffering off;", "proxy_buffering sideways;")
+    )
+    out = subprocess.run(
+        [nginx, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode != 0
+
+
+def test_forwarded_headers_are_the_ones_waitress_trusts():
+    snippet = NGINX_SNIPPET.read_text()
+    sent = set(re.findall(r"proxy_set_header\s+(X-Forwarded-[A-Za-z]+)", snippet))
+    assert sent == {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}
+    web_main = (REPO / "web" / "__main__.py").read_text()
+    for header in sent:
+        assert f'"{header.lower()}"' in web_main, f"web/__main__.py does not trust {header}"
+
+
+def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: Path):
+    nginx = nginx_binary()
+    _process, base_url, _unit = unit_stack
+    stack_port = base_url.rsplit(":", 1)[1]
+    listen = free_port()
+    snippet = NGINX_SNIPPET.read_text()
+    assert snippet.count("server 127.0.0.1:6969;") == 1 and snippet.count("listen 80;") == 1
+    snippet = snippet.replace("server 127.0.0.1:6969;", f"server 127.0.0.1:{stack_port};")
+    snippet = snippet.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+    conf = nginx_conf(tmp_path, snippet, extra="daemon off;\nmaster_process off;\n")
+    proxy = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    front = f"http://127.0.0.1:{listen}"
+    try:
+        wait_for(
+            lambda: requests.get(front + "/api/patreon/health", timeout=2).status_code == 200,
+            10,
+            what=f"nginx on {front} (errors in {tmp_path / 'error.log'})",
+        )
+        assert requests.get(base_url + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 200
+        assert requests.get(front + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 404
+
+        # An SSE stream through nginx: an event accepted by the bridge arrives at once.
+        got = threading.Event()
+        lines: list[str] = []
+
+        def listen_stream():
+            with requests.get(
+                front + "/api/patreon/events",
+                headers={"Authorization": f"Bearer {SERVER_KEY}"},
+                stream=True,
+                timeout=(5, 15),
+            ) as resp:
+                lines.append(f"status {resp.status_code}")
+                for line in resp.iter_lines(decode_unicode=True):
+                    lines.append(line)
+                    if line.startswith("data:") and "deploy-sse-check" in line:
+                        got.set()
+                        return
+
+        reader = threading.Thread(target=listen_stream, daemon=True)
+        reader.start()
+        wait_for(lambda: lines, 5, what="the SSE stream to open through nginx")
+        assert lines[0] == "status 200", lines
+        payload = encode(member_document(note="deploy-sse-check"))
+        sent_at = time.monotonic()
+        resp = requests.post(
+            front + WEBHOOK_PATH, data=payload, headers=signed_headers(WEBHOOK_SECRET, payload), timeout=5
+        )
+        assert resp.status_code == 200, resp.text
+        assert got.wait(5), f"no event through nginx within 5 s: {lines}"
+        print(f"\nSSE through nginx: event delivered {time.monotonic() - sent_at:.2f} s after the webhook")
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def test_sigterm_stops_the_units_stack_within_timeout_stop_sec(unit_stack, install_root: Path):
+    # Last in this module: it ends the shared stack. SIGTERM to supervisord only, as
+    # systemd sends it under KillMode=mixed.
+    process, _base_url, unit = unit_stack
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    limit_s = seconds(unit["TimeoutStopSec"][0])
+    assert process.wait(limit_s) == 0
+    took = time.monotonic() - started
+    print(
+        f"\nSIGTERM to the unit's supervisord: everything stopped in {took:.2f} s (TimeoutStopSec {limit_s:g} s)"
+    )
+    log = (install_root / "var" / "log" / "supervisord.log").read_text()
+    assert "SIGKILL" not in log, log
