@@ -2,8 +2,8 @@
 
 ``call`` has the real signature, looks the action up in ``protocol.ACTIONS`` as the
 real one does (KeyError for an undeclared action), passes the data through a JSON
-round trip (what crosses the wire), and returns a JSON-decoded dict or raises the
-real error types: ``WorkerCallError`` built from an error dict shaped like the
+round trip (what crosses the wire), and returns a JSON-decoded dict (``call``) or
+JSON bytes (``call_document``) or raises the real error types: ``WorkerCallError`` built from an error dict shaped like the
 worker's reply, ``WorkerUnavailable``, ``WorkerTimeout``.
 """
 
@@ -65,6 +65,19 @@ class FakeWorker:
         if callable(answer):
             answer = answer(data)
         return json.loads(json.dumps(answer))
+
+    def call_document(
+        self,
+        action: str,
+        data: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
+    ) -> bytes:
+        """The answer as the JSON bytes the real client hands over, undecoded."""
+        answer = self.call(action, data, timeout_s=timeout_s, request_id=request_id, retry=retry)
+        return json.dumps(answer, separators=(",", ":")).encode()
 
     def last(self, action: str) -> dict[str, Any]:
         return [c for c in self.calls if c["action"] == action][-1]

@@ -54,10 +54,13 @@ def call(
     data: dict[str, Any],
     req: falcon.Request,
     resp: falcon.Response,
+    document: bool = False,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> Any:
+    """The worker's answer: a dict, or with ``document`` the undecoded JSON bytes."""
+    send = worker.call_document if document else worker.call
     try:
-        return worker.call(action, data, request_id=req.context.request_id, **kwargs)
+        return send(action, data, request_id=req.context.request_id, **kwargs)
     except WorkerCallError as ex:
         if ex.code == REAUTH_REQUIRED and principal.session is not None:
             sessions.end(principal.session.id)

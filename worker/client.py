@@ -25,6 +25,7 @@ Errors::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -214,6 +215,27 @@ class WorkerClient:
         An idempotent action is retried after a timeout unless ``retry`` is False
         (health checks want a verdict within one timeout).
         """
+        return self._call(action, data, timeout_s, request_id, retry).payload()
+
+    def call_document(
+        self,
+        action: str,
+        data: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
+    ) -> bytes:
+        """Like ``call``, but the answer as the JSON bytes the worker sent, undecoded:
+        for documents web only passes on (a Patreon page can be megabytes)."""
+        reply = self._call(action, data, timeout_s, request_id, retry)
+        if reply.body is not None:
+            return reply.body
+        return json.dumps(reply.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def _call(
+        self, action: str, data: dict[str, Any] | None, timeout_s: float | None, request_id: str | None, retry: bool
+    ) -> protocol.Reply:
         spec = protocol.ACTIONS[action]
         timeout_s = spec.timeout_s if timeout_s is None else timeout_s
         attempts = 1 + (self._retries if spec.idempotent and retry else 0)
@@ -228,7 +250,7 @@ class WorkerClient:
 
     def _call_once(
         self, action: str, data: dict[str, Any] | None, timeout_s: float, request_id: str | None
-    ) -> dict[str, Any]:
+    ) -> protocol.Reply:
         if not self.liveness.up:
             raise WorkerUnavailable(self.liveness.reason)
         generation = self.liveness.generation
@@ -245,7 +267,7 @@ class WorkerClient:
                 raise WorkerTimeout(action, timeout_s)
             if sock.poll(min(remaining, POLL_SLICE_S) * 1000, zmq.POLLIN):
                 try:
-                    reply = protocol.decode_reply(sock.recv())
+                    reply = protocol.decode_reply(sock.recv_multipart())
                 except protocol.ProtocolError as ex:
                     self._drop_socket()
                     raise WorkerCallError(
@@ -258,7 +280,7 @@ class WorkerClient:
                         {"code": protocol.BAD_FRAME, "message": "reply id mismatch", "status": 502}
                     )
                 if reply.ok:
-                    return reply.data
+                    return reply
                 raise WorkerCallError(reply.error)
             if self.liveness.generation != generation or not self.liveness.up:
                 # The worker went down while we waited: this reply will never come.

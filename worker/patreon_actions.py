@@ -32,6 +32,7 @@ Action data and replies::
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -45,7 +46,7 @@ from worker.logs import request_id_var
 from worker.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
 from worker.patreon_api import PatreonApi
 from worker.patreon_http import PatreonHttp, upstream_error
-from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext
+from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
 from worker.ratelimit import RateLimiter
 from worker.store import Store
 from worker.tokens import CREATOR, TokenStore, label, session_principal
@@ -228,19 +229,19 @@ class PatreonActions:
         return {"forgotten": self.tokens.forget(principal)}
 
     # -- reads ----------------------------------------------------------------------
-    def identity(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def identity(self, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         params = with_defaults("identity", params_of(data, schema.SINGLE))
         token = self.tokens.current(principal, deadline)
         if "campaigns" in token.scopes and params.get("include") == DEFAULTS["identity"]["include"]:
             params["include"] += ",campaign"
-        return self.api.call(principal, "GET", "/identity", deadline, params=params, token=token)
+        return self.api.document(principal, "/identity", deadline, params=params, token=token)
 
-    def campaigns(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def campaigns(self, data: dict[str, Any], deadline: float) -> Document:
         params = with_defaults("campaigns", params_of(data, schema.SINGLE))
-        return self.api.get(principal_of(data), "/campaigns", params, deadline)
+        return self.api.document(principal_of(data), "/campaigns", deadline, params=params)
 
-    def _listing(self, kind: str, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def _listing(self, kind: str, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         campaign_id = checked(
             data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id"
@@ -248,31 +249,32 @@ class PatreonActions:
         params = with_defaults(kind, params_of(data, schema.LISTING))
         path = f"/campaigns/{campaign_id}/{kind}"
         if not flag(data, "all"):
-            return self.api.get(principal, path, params, deadline)
+            return self.api.document(principal, path, deadline, params=params)
         if "page[count]" not in params:
             pledges = "pledge_history" in params.get("include", "")
             params["page[count]"] = str(
                 schema.MAX_PAGE_COUNT_WITH_PLEDGE_HISTORY if pledges else schema.MAX_PAGE_COUNT
             )
-        return self.api.get_all(principal, path, params, deadline)
+        # Encoded once, here; web passes the bytes on without decoding them.
+        return Document(json.dumps(self.api.get_all(principal, path, params, deadline)).encode())
 
-    def members(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def members(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("members", data, deadline)
 
-    def posts(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def posts(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("posts", data, deadline)
 
-    def member(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def member(self, data: dict[str, Any], deadline: float) -> Document:
         member_id = checked(
             data.get("member_id"), schema.check_id, schema.MEMBER_ID, "INVALID_MEMBER_ID", "member id"
         )
         params = with_defaults("members", params_of(data, schema.SINGLE))
-        return self.api.get(principal_of(data), f"/members/{member_id.lower()}", params, deadline)
+        return self.api.document(principal_of(data), f"/members/{member_id.lower()}", deadline, params=params)
 
-    def post(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def post(self, data: dict[str, Any], deadline: float) -> Document:
         post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, "INVALID_POST_ID", "post id")
         params = with_defaults("posts", params_of(data, schema.SINGLE))
-        return self.api.get(principal_of(data), f"/posts/{post_id}", params, deadline)
+        return self.api.document(principal_of(data), f"/posts/{post_id}", deadline, params=params)
 
     # -- webhooks (the creator's token) --------------------------------------------------
     def webhooks_list(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -368,12 +370,12 @@ class PatreonActions:
         return {"deleted": webhook_id}
 
 
-Method = Callable[[dict[str, Any], float], dict[str, Any]]
+Method = Callable[[dict[str, Any], float], dict[str, Any] | Document]
 
 
-def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str, Any]]:
+def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str, Any] | Document]:
     @functools.wraps(method)
-    def handle(data: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    def handle(data: dict[str, Any], ctx: CallContext) -> dict[str, Any] | Document:
         token = request_id_var.set(ctx.request_id or "-")
         try:
             return method(data, ctx.deadline - REPLY_MARGIN_S)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.patreon_http import PatreonHttp, PatreonResponse, upstream_error
-from worker.protocol import ActionError
+from worker.protocol import ActionError, Document
 from worker.tokens import REAUTH_REQUIRED, Token, TokenStore, label
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,34 @@ class PatreonApi:
 
         A 401 refreshes the token (single-flight) and tries once more.
         """
+        return self.respond(
+            principal, method, path, deadline, params=params, json_body=json_body, token=token
+        ).body
+
+    def document(
+        self,
+        principal: str,
+        path: str,
+        deadline: float,
+        *,
+        params: Mapping[str, str] | None = None,
+        token: Token | None = None,
+    ) -> Document:
+        """A GET whose JSON:API document is passed on as Patreon sent it (checked, not re-encoded)."""
+        return Document(self.respond(principal, "GET", path, deadline, params=params, token=token).content)
+
+    def respond(
+        self,
+        principal: str,
+        method: str,
+        path: str,
+        deadline: float,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        token: Token | None = None,
+    ) -> PatreonResponse:
+        """``call``, returning the whole checked response."""
         token = token or self.tokens.current(principal, deadline)
         response = self._send(token, method, path, deadline, params, json_body)
         if response.status == 401:
@@ -106,7 +134,7 @@ class PatreonApi:
             raise error_for(response)
         if response.status != 204 and not isinstance(response.body, dict):
             raise upstream_error("Patreon answered with something that is not a JSON:API document")
-        return response.body
+        return response
 
     def _send(self, token, method, path, deadline, params, json_body) -> PatreonResponse:
         return self.http.request(

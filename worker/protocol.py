@@ -11,6 +11,11 @@ and a reply is one frame::
     {"v": 1, "id": "<msg id>", "ok": false,
      "error": {"code": "...", "message": "...", "status": 502, "retry_after": 3}}
 
+A handler that answers with a JSON document it already holds as bytes (Patreon's
+answer, passed through) returns ``Document(raw)``: the reply is then two frames, the
+envelope with ``"body": "document"`` and the raw bytes. Neither process decodes and
+re-encodes a document that only passes through it.
+
 Every action is declared once in ``ACTIONS`` (its timeout and whether a retry is
 safe); the worker attaches handlers to those names with an ``ActionRegistry``.
 ``ActionRegistry.dispatch`` turns any frame into a reply frame and never raises:
@@ -68,9 +73,9 @@ ACTIONS: dict[str, ActionSpec] = _specs(
     ActionSpec("ping", timeout_s=1.0, idempotent=True),
     ActionSpec("debug.sleep", timeout_s=30.0, idempotent=False, test_only=True),
     ActionSpec("debug.crash", timeout_s=2.0, idempotent=False, test_only=True),
-    # issue 5: webhooks
+    # Webhooks: the per-member state the worker keeps from consumed events.
     ActionSpec("members.state", timeout_s=2.0, idempotent=True),
-    # issue 4: login and API reads. Timeouts cover rate-limit waits and GET retries;
+    # Login and API reads. Timeouts cover rate-limit waits and GET retries;
     # members/posts.list cover all=true (10,000 members = 10 pages); web passes a
     # shorter timeout for a single page. Token grants and webhook writes are never retried.
     ActionSpec("oauth.exchange", timeout_s=30.0, idempotent=False),
@@ -124,11 +129,23 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True)
+class Document:
+    """A handler's answer that is already a JSON object, as bytes."""
+
+    raw: bytes
+
+
+@dataclasses.dataclass(frozen=True)
 class Reply:
     msg_id: str
     ok: bool
     data: dict[str, Any] | None
     error: dict[str, Any] | None
+    body: bytes | None = None  # the raw JSON document of a two-frame reply
+
+    def payload(self) -> dict[str, Any] | None:
+        """The answer as a dict, whichever way it travelled."""
+        return json.loads(self.body) if self.body is not None else self.data
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -188,22 +205,33 @@ def encode_ok(msg_id: str, data: dict[str, Any]) -> bytes:
     return _dump({"v": VERSION, "id": msg_id, "ok": True, "data": data})
 
 
+def encode_document(msg_id: str, document: Document) -> list[bytes]:
+    return [_dump({"v": VERSION, "id": msg_id, "ok": True, "data": {}, "body": "document"}), document.raw]
+
+
 def encode_error(msg_id: str | None, error: ActionError) -> bytes:
     return _dump({"v": VERSION, "id": msg_id, "ok": False, "error": error.as_dict()})
 
 
-def decode_reply(frame: bytes) -> Reply:
-    obj = _load_object(frame)
+def decode_reply(frames: bytes | list[bytes]) -> Reply:
+    """A reply from its frames (one frame may be passed as bytes)."""
+    frames = [frames] if isinstance(frames, bytes) else list(frames)
+    if not 1 <= len(frames) <= 2:
+        raise ProtocolError(BAD_FRAME, f"reply has {len(frames)} frames")
+    obj = _load_object(frames[0])
     if obj.get("v") != VERSION:
         raise ProtocolError(UNSUPPORTED_VERSION, f"reply version {obj.get('v')!r} is not {VERSION}")
     msg_id, ok = obj.get("id"), obj.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError(BAD_FRAME, "reply has no ok flag")
+    has_body = obj.get("body") == "document"
+    if has_body != (len(frames) == 2):
+        raise ProtocolError(BAD_FRAME, "reply frames do not match its envelope")
     if ok:
         data = obj.get("data")
         if not isinstance(data, dict):
             raise ProtocolError(BAD_FRAME, "ok reply has no data object")
-        return Reply(msg_id, True, data, None)
+        return Reply(msg_id, True, data, None, frames[1] if has_body else None)
     error = obj.get("error")
     if not isinstance(error, dict) or not isinstance(error.get("code"), str):
         raise ProtocolError(BAD_FRAME, "error reply has no error code")
@@ -224,7 +252,7 @@ class CallContext:
         return max(0.0, self.deadline - self.clock())
 
 
-Handler = Callable[[dict[str, Any], CallContext], dict[str, Any]]
+Handler = Callable[[dict[str, Any], CallContext], "dict[str, Any] | Document"]
 
 
 class ActionRegistry:
@@ -260,18 +288,16 @@ class ActionRegistry:
         except ProtocolError:
             return None
 
-    def dispatch(self, frame: bytes) -> bytes:
-        """Serve one request frame; always returns a reply frame."""
+    def dispatch(self, frame: bytes) -> list[bytes]:
+        """Serve one request frame; always returns the reply's frames."""
         try:
             request = decode_request(frame)
         except ProtocolError as ex:
-            return encode_error(ex.msg_id, ActionError(ex.code, ex.message, status=400))
+            return [encode_error(ex.msg_id, ActionError(ex.code, ex.message, status=400))]
         handler = self._handlers.get(request.action)
         if handler is None:
-            return encode_error(
-                request.msg_id,
-                ActionError(UNKNOWN_ACTION, f"unknown action {request.action!r}", status=501),
-            )
+            error = ActionError(UNKNOWN_ACTION, f"unknown action {request.action!r}", status=501)
+            return [encode_error(request.msg_id, error)]
         ctx = CallContext(
             msg_id=request.msg_id,
             action=request.action,
@@ -280,20 +306,18 @@ class ActionRegistry:
             clock=self._clock,
         )
         try:
-            data = handler(request.data, ctx)
+            result = handler(request.data, ctx)
         except ActionError as ex:
-            return encode_error(request.msg_id, ex)
+            return [encode_error(request.msg_id, ex)]
         except Exception:
             log.exception("action %s failed [request %s]", request.action, request.request_id)
-            return encode_error(
-                request.msg_id,
-                ActionError(INTERNAL_ERROR, "the worker failed to serve this request", status=500),
-            )
+            error = ActionError(INTERNAL_ERROR, "the worker failed to serve this request", status=500)
+            return [encode_error(request.msg_id, error)]
+        if isinstance(result, Document):
+            return encode_document(request.msg_id, result)
         try:
-            return encode_ok(request.msg_id, data)
+            return [encode_ok(request.msg_id, result)]
         except (TypeError, ValueError):
             log.exception("action %s returned data that is not JSON", request.action)
-            return encode_error(
-                request.msg_id,
-                ActionError(INTERNAL_ERROR, "the worker produced an invalid reply", status=500),
-            )
+            error = ActionError(INTERNAL_ERROR, "the worker produced an invalid reply", status=500)
+            return [encode_error(request.msg_id, error)]

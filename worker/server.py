@@ -138,11 +138,11 @@ class WorkerServer:
         return protocol.encode_ok(request.msg_id, self.ping())
 
     def _run(self, route: list[bytes], payload: bytes) -> None:
-        reply = self.registry.dispatch(payload)
+        frames = self.registry.dispatch(payload)
         push = getattr(self._local, "push", None)
         if push is None:
             push = self._context.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 0)
             push.connect(self._results_endpoint)
             self._local.push = push
-        push.send_multipart([*route, reply])
+        push.send_multipart([*route, *frames])

@@ -4,6 +4,7 @@ defaults, every page with a cursor loop, error mapping, and webhook management."
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ MEMBER_ID = "5f1b8d4e-0c1a-4b9b-9a6e-2f3c4d5e6f70"
 
 
 def resp(status: int, body: Any = None, headers: dict | None = None) -> PatreonResponse:
-    return PatreonResponse(status, CaseInsensitiveDict(headers or {}), body, None)
+    # As PatreonHttp builds it: the parsed body and the bytes it came from.
+    content = b"" if body is None else json.dumps(body).encode()
+    return PatreonResponse(status, CaseInsensitiveDict(headers or {}), body, None, content)
 
 
 def members_page(start: int, count: int, total: int, cursor: str | None) -> dict:
@@ -107,7 +110,7 @@ def dispatch(registry, action: str, data: dict, deadline_ms: int = 30_000) -> di
     _, frame = protocol.encode_request(action, data, deadline_ms)
     reply = protocol.decode_reply(registry.dispatch(frame))
     if reply.ok:
-        return reply.data
+        return reply.payload()
     raise ActionError(
         reply.error["code"], reply.error["message"], reply.error["status"], reply.error.get("retry_after")
     )

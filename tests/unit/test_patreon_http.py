@@ -260,7 +260,18 @@ def test_every_attempt_takes_a_rate_limit_slot(time_):
 
 
 def test_the_default_session_pools_one_connection_per_worker_thread():
-    session = build_session(48)
+    session = build_session(48, "https://www.patreon.com")
     adapter = session.get_adapter("https://www.patreon.com/api/oauth2/v2/identity")
     assert adapter._pool_maxsize == 48
     assert adapter.max_retries.total == 0  # retries are ours, deadline-aware, GET-only
+
+
+def test_the_environment_is_read_once_for_the_patreon_host(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    session = build_session(4, "https://www.patreon.com")
+    assert session.trust_env is False
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+    local = build_session(4, "http://localhost:6970")
+    assert "http" not in local.proxies  # NO_PROXY honoured, as requests itself would

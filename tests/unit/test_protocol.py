@@ -43,13 +43,19 @@ def test_dispatch_serves_a_registered_action_with_its_deadline():
         (b"\xff\xfe garbage", protocol.BAD_FRAME),
         (b"", protocol.BAD_FRAME),
         (b"[1, 2]", protocol.BAD_FRAME),
-        (b'{"v": 2, "id": "x", "action": "ping", "data": {}, "deadline_ms": 5}', protocol.UNSUPPORTED_VERSION),
+        (
+            b'{"v": 2, "id": "x", "action": "ping", "data": {}, "deadline_ms": 5}',
+            protocol.UNSUPPORTED_VERSION,
+        ),
         (b'{"v": 1, "action": "ping", "data": {}, "deadline_ms": 5}', protocol.BAD_FRAME),
         (b'{"v": 1, "id": "x", "action": 7, "data": {}, "deadline_ms": 5}', protocol.BAD_FRAME),
         (b'{"v": 1, "id": "x", "action": "ping", "data": [], "deadline_ms": 5}', protocol.BAD_FRAME),
         (b'{"v": 1, "id": "x", "action": "ping", "data": {}, "deadline_ms": -1}', protocol.BAD_FRAME),
         (b'{"v": 1, "id": "x", "action": "ping", "data": {}, "deadline_ms": true}', protocol.BAD_FRAME),
-        (b'{"v": 1, "id": "x", "action": "launch.rockets", "data": {}, "deadline_ms": 5}', protocol.UNKNOWN_ACTION),
+        (
+            b'{"v": 1, "id": "x", "action": "launch.rockets", "data": {}, "deadline_ms": 5}',
+            protocol.UNKNOWN_ACTION,
+        ),
     ],
 )
 def test_malformed_frames_get_error_replies(frame, code):
@@ -107,8 +113,36 @@ def test_only_declared_actions_can_be_registered():
 
 @pytest.mark.parametrize(
     "frame",
-    [b"nope", b'{"v": 1}', b'{"v": 1, "id": "x", "ok": "yes"}', b'{"v": 1, "id": "x", "ok": false, "error": {}}'],
+    [
+        b"nope",
+        b'{"v": 1}',
+        b'{"v": 1, "id": "x", "ok": "yes"}',
+        b'{"v": 1, "id": "x", "ok": false, "error": {}}',
+    ],
 )
 def test_bad_replies_raise_protocol_error(frame):
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_reply(frame)
+
+
+def test_a_document_travels_as_a_second_frame_untouched():
+    raw = b'{"data": {"type": "user", "id": "1"},  "links": {}}'
+    registry = protocol.ActionRegistry()
+    registry.register("ping", lambda data, ctx: protocol.Document(raw))
+    msg_id, frame = protocol.encode_request("ping", {}, 100)
+    frames = registry.dispatch(frame)
+    assert len(frames) == 2 and frames[1] == raw
+    reply = protocol.decode_reply(frames)
+    assert (reply.msg_id, reply.ok, reply.body) == (msg_id, True, raw)
+    assert reply.payload() == {"data": {"type": "user", "id": "1"}, "links": {}}
+
+
+def test_reply_frames_must_match_the_envelope():
+    single = protocol.encode_ok("m", {"x": 1})
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_reply([single, b"{}"])
+    envelope, body = protocol.encode_document("m", protocol.Document(b"{}"))
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_reply([envelope])
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_reply([envelope, body, body])

@@ -3,6 +3,7 @@ before use, invalid_grant, refresh before expiry, and the creator's seeding."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,8 @@ SESSION = session_principal("s" * 43)
 
 
 def resp(status: int, body: Any) -> PatreonResponse:
-    return PatreonResponse(status, CaseInsensitiveDict({"Content-Type": "application/json"}), body, None)
+    content = json.dumps(body).encode() if body is not None else b""
+    return PatreonResponse(status, CaseInsensitiveDict({"Content-Type": "application/json"}), body, None, content)
 
 
 class FakePatreon:

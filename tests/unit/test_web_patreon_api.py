@@ -3,6 +3,7 @@ who may call, what is validated, what the worker receives, how its errors look."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import falcon.testing
@@ -10,6 +11,8 @@ import pytest
 
 from tests.fake_worker import FakeWorker, call_error
 from web.app import create_app
+from web.errors import ApiError
+from web.patreon_api import with_success
 from web.sessions import COOKIE_NAME, SessionStore
 from worker.client import WorkerTimeout, WorkerUnavailable
 from worker.config import load_config
@@ -200,3 +203,25 @@ def test_two_sessions_each_act_as_themselves(client, worker, sessions):
     client.simulate_get("/api/patreon/user", headers=bob)
     principals = [c["data"]["principal"] for c in worker.calls]
     assert principals == [{"session": "A" * 43}, {"session": "B" * 43}]
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (b'{"data": []}', {"success": True, "data": []}),
+        (b"  {}", {"success": True}),
+        (b"{ }", {"success": True}),
+        (
+            b'{\n "data": {"id": "1"}, "meta": {"n": 2}}',
+            {"success": True, "data": {"id": "1"}, "meta": {"n": 2}},
+        ),
+    ],
+)
+def test_success_is_spliced_into_the_document_without_decoding_it(document, expected):
+    assert json.loads(with_success(document)) == expected
+
+
+def test_a_non_object_document_is_an_upstream_error():
+    with pytest.raises(ApiError) as caught:
+        with_success(b"[1, 2]")
+    assert caught.value.code == "PATREON_UPSTREAM_ERROR"
