@@ -167,7 +167,7 @@ def run(ctx: Run) -> Outcome:
     )
 
     if "watchdog" not in supervised_pids(ctx.stack):
-        reason = "no watchdog eventlistener running (issue 6)"
+        reason = "no watchdog eventlistener running"
         outcome.add(
             Line("kill -STOP -> new worker process", goal="", unavailable=reason),
             Line("kill -STOP -> health 200 again", goal=f"< {HANG_GOAL_S:.0f} s", unavailable=reason),

@@ -1,6 +1,6 @@
 """A local stand-in for patreon.com: OAuth, API v2, rate limits and signed webhooks.
 
-Run it with `python -m sandbox`; see docs/sandbox.md. Modules, one job each:
+Run it with `python -m sandbox`; see "Sandbox mode" in README.md. Modules, one job each:
 
     settings    configuration dataclass (read from the environment by __main__ only)
     data        the seeded world and every change to it

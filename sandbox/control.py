@@ -2,7 +2,7 @@
 
 JSON in, JSON out; bad input is a 400 `{"error": ..., "code": ...}`, an unknown
 member, post, fault or token a 404. `GET /_sandbox` lists every endpoint with the
-docstring of its handler; docs/sandbox.md has curl examples.
+docstring of its handler; README.md ("Sandbox mode") has curl examples.
 """
 
 from __future__ import annotations

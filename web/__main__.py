@@ -25,7 +25,13 @@ from worker.store import Store
 
 log = logging.getLogger("web")
 
-MAX_REQUEST_BODY_BYTES = 1024 * 1024  # 1 MiB: the webhook limit, the largest body we take
+# waitress's own ceiling on a request body. The routes enforce their own, smaller limits
+# (1 MiB for webhooks) with a JSON 413; this ceiling sits above them so a client sees
+# that JSON answer, and waitress's plain-text 413 only for absurd bodies.
+MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+# Open connections waitress accepts before it stops accepting: each live stream holds
+# one, and keep-alive clients hold theirs between requests (waitress's default is 100).
+CONNECTION_LIMIT = 1000
 # How long a stopping web process lets running requests finish: below supervisord's
 # stopwaitsecs for web (10 s), which would SIGKILL it, and as long as the worker's own
 # stop grace (worker.server.STOP_GRACE_S), so a worker call in flight can still answer.
@@ -57,9 +63,9 @@ def main() -> int:
     store.migrate()
     worker = WorkerClient(config.worker_endpoint)
     worker.start()
-    streams = StreamGate(config.max_streams)  # issue 5: one cap for SSE streams and Socket.IO long-polls
+    streams = StreamGate(config.max_streams)  # one cap for SSE streams and Socket.IO long-polls
     app = create_app(config, worker, store, streams=streams)
-    live = LiveEvents.for_config(config, store, streams)  # issue 5: Socket.IO in front of the app
+    live = LiveEvents.for_config(config, store, streams)  # Socket.IO in front of the app
     proxy = {}
     if config.trusted_proxy:
         # Only the reverse proxy in front of us may set these (deploy/nginx.conf).
@@ -78,15 +84,16 @@ def main() -> int:
         threads=config.web_threads,
         ident="patreon-bridge",
         max_request_body_size=MAX_REQUEST_BODY_BYTES,
+        connection_limit=CONNECTION_LIMIT,
         clear_untrusted_proxy_headers=True,
-        # issue 5: keep reading while a request runs, so a closed client is noticed and
+        # Keep reading while a request runs, so a closed client is noticed and
         # an event stream it held ends at once (environ["waitress.client_disconnected"]).
         channel_request_lookahead=1,
         **proxy,
     )
 
     def stop(signum, frame):
-        live.stop()  # issue 5: end event streams and long-polls so in-flight requests can finish
+        live.stop()  # end event streams and long-polls so in-flight requests can finish
         _stop(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)

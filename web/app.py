@@ -29,12 +29,11 @@ def create_app(
     if config.test_actions:
         app.add_route("/api/patreon/_test/sleep", SleepResource(worker))
         app.add_route("/api/patreon/_test/crash", CrashResource(worker))
-    # issue 5: webhooks (receiver, live event streams capped by ``streams``, member state)
-    if store is not None:
-        webhooks.install(app, config, worker, store, streams or StreamGate(config.max_streams))
-    # issue 4: login with Patreon, API reads, webhook management
     if store is not None:
         sessions = SessionStore(store, cookie_secure=config.cookie_secure)
+        # Webhooks: the receiver, live event streams (capped by ``streams``), member state.
+        webhooks.install(app, config, worker, store, streams or StreamGate(config.max_streams), sessions)
+        # Login with Patreon, API reads, webhook management.
         auth.add_routes(app, config, worker, store, sessions)
         patreon_api.add_routes(app, config, worker, store, sessions)
         webhook_admin.add_routes(app, config, worker, store)

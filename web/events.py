@@ -28,7 +28,6 @@ EventSource reconnects on its own and resumes with ``Last-Event-ID``.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import json
 import logging
 import re
@@ -41,7 +40,7 @@ from typing import Any
 import falcon
 
 from web.errors import ApiError
-from web.serverkey import is_server_request
+from web.serverkey import is_server_request, key_matches
 from web.sessions import Session, SessionStore
 from worker import webhook_events
 from worker.config import Config
@@ -132,10 +131,6 @@ class SubscriberAuth:
         self._config = config
         self._sessions = sessions
 
-    def _key_matches(self, key: str) -> bool:
-        expected = self._config.bridge_api_key
-        return bool(expected) and hmac.compare_digest(key.encode(), expected.encode())
-
     def _from_session(self, session: Session | None) -> Subscriber:
         if session is None:
             raise SubscriberRefused(
@@ -153,7 +148,7 @@ class SubscriberAuth:
         if allow_query_key:
             key = req.get_param("key")
             if key is not None:
-                if self._key_matches(key):
+                if key_matches(self._config, key):
                     return SERVER
                 raise ApiError(401, "INVALID_API_KEY", "The server key is not valid")
         session = self._sessions.from_request(req) if self._sessions is not None else None
@@ -170,7 +165,7 @@ class SubscriberAuth:
             scheme, _, value = (environ.get("HTTP_AUTHORIZATION") or "").partition(" ")
             key = value.strip() or None if scheme.lower() == "bearer" else None
         if key is not None:
-            if isinstance(key, str) and self._key_matches(key):
+            if isinstance(key, str) and key_matches(self._config, key):
                 return SERVER
             raise SubscriberRefused(401, "INVALID_API_KEY", "The server key is not valid")
         cookie = environ.get("HTTP_COOKIE")

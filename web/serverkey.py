@@ -1,8 +1,9 @@
 """The server-to-server key: ``Authorization: Bearer <BRIDGE_API_KEY>``.
 
 The site's own backend sends it to act with the creator's token and to subscribe to
-live events. With no key configured this mode is off: no Bearer header is ever
-accepted. The comparison is constant-time.
+live events. ``BRIDGE_API_KEY`` may list several keys (comma-separated) while a key is
+being rotated. With no key configured this mode is off: no key is ever accepted.
+Comparisons are constant-time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def presented_key(req: falcon.Request) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
+def key_matches(config: Config, key: str) -> bool:
+    """True when ``key`` is one of the configured server keys."""
+    presented = key.encode()
+    # Compare against every key (no early exit) so timing says nothing about which matched.
+    matches = [hmac.compare_digest(presented, expected.encode()) for expected in config.bridge_api_keys]
+    return any(matches)
+
+
 def is_server_request(req: falcon.Request, config: Config) -> bool:
     """True for a request carrying the right key, False for one carrying none.
 
@@ -30,6 +39,6 @@ def is_server_request(req: falcon.Request, config: Config) -> bool:
     key = presented_key(req)
     if key is None:
         return False
-    if config.bridge_api_key and hmac.compare_digest(key.encode(), config.bridge_api_key.encode()):
+    if key_matches(config, key):
         return True
     raise ApiError(401, "INVALID_API_KEY", "The server key is not valid")

@@ -12,7 +12,7 @@ from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from worker import __version__
 from worker.client import WorkerClient, WorkerError, WorkerUnavailable
 from worker.config import Config
-from worker.watchdog import read_state as read_watchdog_state
+from worker.watchdog_report import read_state as read_watchdog_state
 
 HEALTH_TIMEOUT_S = 1.0
 

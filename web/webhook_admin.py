@@ -37,7 +37,7 @@ UPDATE_FIELDS = {"paused", "triggers", "uri"}
 def require_server_key(req: falcon.Request, config: Config) -> None:
     if is_server_request(req, config):
         return
-    if not config.bridge_api_key:
+    if not config.bridge_api_keys:
         raise ApiError(403, "SERVER_KEY_NOT_CONFIGURED", "Webhook management needs BRIDGE_API_KEY to be set")
     raise ApiError(401, "API_KEY_REQUIRED", "Send Authorization: Bearer <BRIDGE_API_KEY>")
 

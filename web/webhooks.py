@@ -157,9 +157,15 @@ class WebhookReceiverResource:
         }
 
 
-def install(app: falcon.App, config: Config, worker: WorkerClient, store: Store, gate: StreamGate) -> None:
+def install(
+    app: falcon.App,
+    config: Config,
+    worker: WorkerClient,
+    store: Store,
+    gate: StreamGate,
+    sessions: SessionStore,
+) -> None:
     """Every route of the webhooks feature: receiver, live events, member state."""
     app.add_route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
-    sessions = SessionStore(store, cookie_secure=config.cookie_secure)
     add_routes(app, store, gate, SubscriberAuth(config, sessions))
     app.add_route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))

@@ -1,4 +1,10 @@
-"""Entry point: ``python -m worker`` (run by supervisord as patreon:worker)."""
+"""Entry point: ``python -m worker`` (run by supervisord as patreon:worker).
+
+Configuration is checked before the heavy imports (ZeroMQ, requests, the Patreon
+client): a worker with bad configuration must exit well within supervisord's
+``startsecs`` even on a loaded machine, so that it counts as a failed start and ends
+FATAL after ``startretries`` instead of being restarted forever.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,8 @@ import logging
 import signal
 import sys
 
-import zmq
-
-from worker.actions import PingInfo, build_registry
 from worker.config import EXIT_CONFIG, ConfigError, load_config
-from worker.event_consumer import EventConsumer
 from worker.logs import configure_logging
-from worker.server import WorkerServer
-from worker.store import Store
 
 log = logging.getLogger("worker")
 
@@ -30,29 +30,35 @@ def main() -> int:
             log.error(line)
         log.error("❌ Patreon service error: invalid configuration (exit %d)", EXIT_CONFIG)
         return EXIT_CONFIG
+
+    import zmq
+
+    from worker.actions import PingInfo, build_registry
+    from worker.event_consumer import EventConsumer
+    from worker.server import WorkerServer
+    from worker.store import Store
+
     try:
         store = Store(config.store_path)
         store.migrate()
-        server_ref: list[WorkerServer] = []
-        ping = PingInfo(config, in_flight=lambda: server_ref[0].in_flight)
+        ping = PingInfo(config, in_flight=lambda: server.in_flight)
         server = WorkerServer(
             config.worker_endpoint,
             build_registry(config, ping, store=store),
             threads=config.worker_threads,
             ping=ping,
         )
-        server_ref.append(server)
         server.bind()
     except (zmq.ZMQError, OSError) as ex:
         log.error("❌ Patreon service error: %s", ex)
         return EXIT_UNAVAILABLE
+    consumer = EventConsumer(store)  # stored webhook events -> member state
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
         server.stop()
-        consumer.stop()  # issue 5: webhooks
+        consumer.stop()
 
-    consumer = EventConsumer(store)  # issue 5: webhooks: stored events -> member state
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if config.mode == "sandbox":

@@ -70,9 +70,8 @@ def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -
     if config.test_actions:
         registry.register("debug.sleep", _debug_sleep)
         registry.register("debug.crash", _debug_crash)
-    # issue 5: webhooks
-    if store is not None:
-        registry.register("members.state", member_state.state_action(store))
-    # issue 4: login, API reads and webhook management (one Patreon client per process)
-    patreon_actions.attach(registry, config, store or Store(config.store_path))
+    store = store or Store(config.store_path)
+    registry.register("members.state", member_state.state_action(store))
+    # Login, API reads and webhook management (one Patreon client per process).
+    patreon_actions.attach(registry, config, store)
     return registry

@@ -234,7 +234,12 @@ class WorkerClient:
         return json.dumps(reply.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def _call(
-        self, action: str, data: dict[str, Any] | None, timeout_s: float | None, request_id: str | None, retry: bool
+        self,
+        action: str,
+        data: dict[str, Any] | None,
+        timeout_s: float | None,
+        request_id: str | None,
+        retry: bool,
     ) -> protocol.Reply:
         spec = protocol.ACTIONS[action]
         timeout_s = spec.timeout_s if timeout_s is None else timeout_s

@@ -73,7 +73,7 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS"}  # issue 5: webhooks
+    | {"SOCKETIO_CORS_ORIGINS"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -112,7 +112,9 @@ class Config:
     app_name: str
     user_agent: str
     session_secret: str | None = dataclasses.field(repr=False)
-    bridge_api_key: str | None = dataclasses.field(repr=False)
+    # Server keys for the site's backend: the first is current, the rest still accepted
+    # while a rotation is under way. Empty: server-to-server mode is off.
+    bridge_api_keys: tuple[str, ...] = dataclasses.field(repr=False)
     default_scopes: tuple[str, ...]
     post_login_url: str
     cookie_secure: bool
@@ -121,7 +123,7 @@ class Config:
     worker_threads: int
     trusted_proxy: str | None
     test_actions: bool
-    # issue 5: webhooks. Origins allowed to use Socket.IO cross-site; empty = same origin only.
+    # Origins allowed to use Socket.IO cross-site; empty = same origin only.
     socketio_cors_origins: tuple[str, ...]
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
@@ -305,7 +307,9 @@ class _Reader:
                 "PATREON_USER_AGENT", f"{self.text('PATREON_APP_NAME', 'Patreon Bridge')} (python-requests)"
             ),
             session_secret=self.text("SESSION_SECRET"),
-            bridge_api_key=self.text("BRIDGE_API_KEY"),
+            bridge_api_keys=tuple(
+                k.strip() for k in (self.text("BRIDGE_API_KEY") or "").split(",") if k.strip()
+            ),
             default_scopes=scopes,
             post_login_url=self.text("POST_LOGIN_URL", "/"),
             cookie_secure=self.boolean("SESSION_COOKIE_SECURE", False),
@@ -314,7 +318,7 @@ class _Reader:
             worker_threads=self.integer("WORKER_THREADS", 32, 1, 1024),
             trusted_proxy=trusted_proxy,
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
-            socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),  # issue 5: webhooks
+            socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import collections
 import http.client
-import json
 import logging
 import os
 import socket
@@ -56,11 +55,11 @@ from supervisor import childutils
 from worker import protocol
 from worker.config import EXIT_CONFIG, ConfigError, load_config
 from worker.logs import configure_logging
+from worker.watchdog_report import read_state, state_path, write_state
 
 log = logging.getLogger("watchdog")
 
 PROGRAM = "patreon:worker"
-STATE_FILE = "watchdog.json"
 RPC_TIMEOUT_S = 10.0  # supervisord answers at once; a stuck call must not freeze the listener
 # A worker told to stop for crash-looping that is still STOPPING this long after is
 # SIGKILLed at the next tick: a SIGTERM that lands between supervisord's fork and the
@@ -84,19 +83,6 @@ Ping = Callable[[float], "dict[str, Any] | None"]
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def state_path(data_dir: Path) -> Path:
-    return Path(data_dir) / STATE_FILE
-
-
-def read_state(data_dir: Path) -> dict[str, Any] | None:
-    """The watchdog's last report (for ``/api/patreon/status``), or None if it has none."""
-    try:
-        state = json.loads(state_path(data_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
 
 
 class Pinger:
@@ -369,10 +355,8 @@ class Watchdog:
         if self.state_file is None:
             return
         report = {**self.state, "watchdog_pid": os.getpid(), "updated_at": utc_now_iso()}
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.state_file)
+            write_state(self.state_file, report)
         except OSError as ex:
             log.error("cannot write %s: %s", self.state_file, ex)
 

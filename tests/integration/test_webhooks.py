@@ -123,7 +123,7 @@ class SseClient:
 # python-engineio's client refuses a long-poll answer of more than 16 packets (a guard
 # of its own; browsers' socket.io-client has none). A replay or a burst of webhooks
 # queues more than that between two polls, so a Python subscriber raises it
-# (docs/webhooks.md says so too).
+# (the README says so too).
 engineio.payload.Payload.max_decode_packets = 4096
 
 

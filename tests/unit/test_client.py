@@ -57,7 +57,8 @@ class FakeWorker(threading.Thread):
                 continue
             if mode == "error":
                 reply = protocol.encode_error(
-                    request.msg_id, protocol.ActionError("RATE_LIMITED", "slow down", status=429, retry_after=7)
+                    request.msg_id,
+                    protocol.ActionError("RATE_LIMITED", "slow down", status=429, retry_after=7),
                 )
             else:
                 reply = protocol.encode_ok(request.msg_id, {"pong": True, "pid": 42, "echo": request.data})

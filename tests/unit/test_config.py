@@ -44,8 +44,14 @@ def test_live_mode_with_credentials():
 
 
 def test_secrets_stay_out_of_repr():
-    config = load({"PATREON_CLIENT_ID": "id", "PATREON_CLIENT_SECRET": "s3cr3t-value",
-                   "PATREON_REDIRECT_URI": "https://e.com/cb", "BRIDGE_API_KEY": "k3y-value"})
+    config = load(
+        {
+            "PATREON_CLIENT_ID": "id",
+            "PATREON_CLIENT_SECRET": "s3cr3t-value",
+            "PATREON_REDIRECT_URI": "https://e.com/cb",
+            "BRIDGE_API_KEY": "k3y-value",
+        }
+    )
     assert "s3cr3t-value" not in repr(config) and "k3y-value" not in repr(config)
 
 
@@ -60,8 +66,14 @@ def test_every_bad_variable_gets_its_own_line():
 
 def test_half_set_creator_token_pair_is_an_error():
     with pytest.raises(ConfigError) as caught:
-        load({"PATREON_CLIENT_ID": "i", "PATREON_CLIENT_SECRET": "s", "PATREON_REDIRECT_URI": "https://e.com/cb",
-              "PATREON_CREATOR_ACCESS_TOKEN": "a"})
+        load(
+            {
+                "PATREON_CLIENT_ID": "i",
+                "PATREON_CLIENT_SECRET": "s",
+                "PATREON_REDIRECT_URI": "https://e.com/cb",
+                "PATREON_CREATOR_ACCESS_TOKEN": "a",
+            }
+        )
     assert [name for name, _ in caught.value.problems] == ["PATREON_CREATOR_REFRESH_TOKEN"]
 
 

@@ -27,7 +27,9 @@ SESSION = session_principal("s" * 43)
 
 def resp(status: int, body: Any) -> PatreonResponse:
     content = json.dumps(body).encode() if body is not None else b""
-    return PatreonResponse(status, CaseInsensitiveDict({"Content-Type": "application/json"}), body, None, content)
+    return PatreonResponse(
+        status, CaseInsensitiveDict({"Content-Type": "application/json"}), body, None, content
+    )
 
 
 class FakePatreon:

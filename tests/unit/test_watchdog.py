@@ -20,7 +20,8 @@ from web.app import create_app
 from worker import protocol, watchdog
 from worker.client import Liveness, WorkerClient
 from worker.config import ConfigError, load_config
-from worker.watchdog import Pinger, Watchdog, read_state
+from worker.watchdog import Pinger, Watchdog
+from worker.watchdog_report import read_state
 
 PROGRAM = "patreon:worker"
 NO_ENV_FILE = Path("/nonexistent/.env")

@@ -1,0 +1,35 @@
+"""The watchdog's report file, ``DATA_DIR/watchdog.json``: written by the watchdog,
+read by web for ``/api/patreon/status``.
+
+Kept apart from ``worker.watchdog`` so that web reads it without importing ZeroMQ
+sockets and supervisor's listener machinery it never uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "watchdog.json"
+
+
+def state_path(data_dir: Path) -> Path:
+    return Path(data_dir) / STATE_FILE
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The watchdog's last report, or None if it has none (or it is unreadable)."""
+    try:
+        state = json.loads(state_path(data_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def write_state(path: Path, report: dict[str, Any]) -> None:
+    """Replace the report atomically, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
