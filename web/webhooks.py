@@ -70,18 +70,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def is_jsonapi_document(raw_body: bytes) -> bool:
-    """A JSON object whose ``data`` is a resource object with a string ``type`` and ``id``."""
+def jsonapi_document(raw_body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON:API document (an object whose ``data`` is a resource object
+    with a string ``type`` and ``id``), or None when it is not one."""
     try:
         doc = json.loads(raw_body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
-        return False
+        return None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-        return False
+        return None
     data = doc["data"]
     if not all(isinstance(data.get(k), str) and data[k] for k in ("type", "id")):
-        return False
-    return isinstance(doc.get("included", []), list)
+        return None
+    return doc if isinstance(doc.get("included", []), list) else None
 
 
 class WebhookReceiverResource:
@@ -135,10 +136,11 @@ class WebhookReceiverResource:
                 if event
                 else f"The {EVENT_HEADER} header is missing",
             )
-        if not is_jsonapi_document(raw_body):
+        document = jsonapi_document(raw_body)
+        if document is None:
             raise ApiError(400, "INVALID_PAYLOAD", "The body is not a JSON:API document")
         try:
-            event_id, duplicate = webhook_events.accept(self._store, event, raw_body)
+            event_id, duplicate = webhook_events.accept(self._store, event, raw_body, document=document)
         except sqlite3.Error as ex:
             # Not stored: a non-2xx makes Patreon deliver it again later.
             log.error("webhook %s could not be stored: %s", event, ex)

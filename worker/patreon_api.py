@@ -81,24 +81,10 @@ class PatreonApi:
         self.http = http
         self.tokens = tokens
 
-    def call(
-        self,
-        principal: str,
-        method: str,
-        path: str,
-        deadline: float,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        token: Token | None = None,
-    ) -> Any:
+    def call(self, principal: str, method: str, path: str, deadline: float, **kwargs: Any) -> Any:
         """One API call as ``principal``; returns the JSON body (None for a 204).
-
-        A 401 refreshes the token (single-flight) and tries once more.
-        """
-        return self.respond(
-            principal, method, path, deadline, params=params, json_body=json_body, token=token
-        ).body
+        Takes ``respond``'s keyword arguments."""
+        return self.respond(principal, method, path, deadline, **kwargs).body
 
     def document(
         self,
@@ -123,7 +109,10 @@ class PatreonApi:
         json_body: Any = None,
         token: Token | None = None,
     ) -> PatreonResponse:
-        """``call``, returning the whole checked response."""
+        """One API call as ``principal``, returning the whole checked response.
+
+        A 401 refreshes the token (single-flight) and tries once more.
+        """
         token = token or self.tokens.current(principal, deadline)
         response = self._send(token, method, path, deadline, params, json_body)
         if response.status == 401:

@@ -29,21 +29,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.patreon_schema import LEGACY_TRIGGERS, V2_TRIGGERS
 from worker.store import Store
 
-# Patreon's v2 triggers, and the v1 ones that still arrive on old webhooks.
-V2_TRIGGERS = (
-    "members:create",
-    "members:update",
-    "members:delete",
-    "members:pledge:create",
-    "members:pledge:update",
-    "members:pledge:delete",
-    "posts:publish",
-    "posts:update",
-    "posts:delete",
-)
-LEGACY_TRIGGERS = ("pledges:create", "pledges:update", "pledges:delete")
+# Every trigger a delivery may carry: v2's, and the v1 ones still sent on old webhooks.
 TRIGGERS = frozenset(V2_TRIGGERS + LEGACY_TRIGGERS)
 
 MAX_ATTEMPTS = 5  # after this many failed applications an event is set aside (processed, with its error)
@@ -103,17 +92,22 @@ def campaign_of(document: Any) -> str | None:
     return campaign_id if isinstance(campaign_id, str) and campaign_id else None
 
 
-def accept(store: Store, event: str, raw_body: bytes, *, now: str | None = None) -> tuple[int, bool]:
+def accept(
+    store: Store, event: str, raw_body: bytes, *, document: Any = None, now: str | None = None
+) -> tuple[int, bool]:
     """Store a delivery in one committed transaction: ``(id, duplicate)``.
 
     A delivery already stored (same event, same bytes) is not stored again; its
-    original id comes back with ``duplicate=True``.
+    original id comes back with ``duplicate=True``. ``document`` is the body already
+    parsed, when the caller has it (the receiver validates it first).
     """
     key = dedupe_key(event, raw_body)
-    try:
-        campaign_id = campaign_of(json.loads(raw_body))
-    except ValueError:
-        campaign_id = None
+    if document is None:
+        try:
+            document = json.loads(raw_body)
+        except ValueError:
+            document = None
+    campaign_id = campaign_of(document)
     with store.transaction() as conn:
         row = conn.execute("SELECT id FROM webhook_events WHERE dedupe_key = ?", (key,)).fetchone()
         if row is not None:
