@@ -2,9 +2,12 @@
 
 A thread polls the store for unprocessed events (the web process accepts them; the
 store is the only link, so nothing is lost while the worker is down: it catches up
-when it comes back). Each event is applied to ``member_state`` and then marked
-processed. Delivery is at least once: a crash between the two re-applies the event,
-which ``member_state.apply`` makes harmless.
+when it comes back). A batch is claimed (its attempts counted), then applied to
+``member_state`` and marked processed in one transaction: one commit per batch, not
+per event, so the consumer barely competes with web's writes of new deliveries. Each
+event runs under a savepoint, so a bad one is rolled back alone. Delivery is at
+least once: a crash before the commit re-applies the batch, which
+``member_state.apply_in`` makes harmless.
 
 The thread never dies on a bad event or a busy store: the error is recorded on the
 event (``webhook_events.record_failure``) or logged, and the loop goes on. ``stop()``
@@ -18,6 +21,7 @@ import threading
 
 from worker import member_state, webhook_events
 from worker.store import Store
+from worker.webhook_events import StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +67,32 @@ class EventConsumer:
     def run_once(self) -> int:
         """Consume one batch; returns how many events were taken."""
         events = webhook_events.claim_unprocessed(self._store, self._batch_size)
-        done: list[int] = []
-        for event in events:
-            try:
-                member_state.apply(self._store, event)
-            except Exception as ex:
-                # Record the failure and move on. The message is the exception's
-                # own (never payload values: MemberEventError quotes none).
-                error = f"{type(ex).__name__}: {ex}"
-                gave_up = webhook_events.record_failure(self._store, event.id, error)
-                log.warning(
-                    "webhook event %d (%s) failed on attempt %d%s: %s",
-                    event.id,
-                    event.event,
-                    event.attempts,
-                    ", set aside" if gave_up else "",
-                    error,
-                )
-                continue
-            done.append(event.id)
-        webhook_events.mark_processed(self._store, done)
+        if not events:
+            return 0
+        failed: list[tuple[StoredEvent, str]] = []
+        with self._store.transaction() as conn:
+            done: list[int] = []
+            for event in events:
+                conn.execute("SAVEPOINT event")
+                try:
+                    member_state.apply_in(conn, event)
+                except Exception as ex:
+                    conn.execute("ROLLBACK TO event")
+                    # The exception's own message, never payload values
+                    # (MemberEventError quotes none).
+                    failed.append((event, f"{type(ex).__name__}: {ex}"))
+                else:
+                    done.append(event.id)
+                conn.execute("RELEASE event")
+            webhook_events.mark_processed_in(conn, done)
+        for event, error in failed:
+            gave_up = webhook_events.record_failure(self._store, event.id, error)
+            log.warning(
+                "webhook event %d (%s) failed on attempt %d%s: %s",
+                event.id,
+                event.event,
+                event.attempts,
+                ", set aside" if gave_up else "",
+                error,
+            )
         return len(events)

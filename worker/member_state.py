@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from typing import Any
 
 from worker import protocol
@@ -136,33 +137,35 @@ def _changes(event: StoredEvent, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply(store: Store, event: StoredEvent, *, now: str | None = None) -> str:
-    """Apply one stored event: ``APPLIED``, ``STALE`` or ``IGNORED``.
+    """Apply one stored event in its own transaction: ``APPLIED``, ``STALE`` or ``IGNORED``.
 
     Raises ``MemberEventError`` for a member document it cannot read.
     """
+    with store.transaction() as conn:
+        return apply_in(conn, event, now=now)
+
+
+def apply_in(conn: sqlite3.Connection, event: StoredEvent, *, now: str | None = None) -> str:
+    """``apply`` inside the caller's write transaction (the consumer applies a whole
+    batch in one). Raises before writing anything for a document it cannot read."""
     data = event.document().get("data")
     if not isinstance(data, dict) or data.get("type") != "member":
         return IGNORED
     member_id = _identifier(data.get("id"), "data.id")
     changes = _changes(event, data)
     changes["updated_at"] = now or utc_now_iso()
-    with store.transaction() as conn:
-        row = conn.execute(
-            "SELECT last_event_id FROM member_state WHERE member_id = ?", (member_id,)
-        ).fetchone()
-        if row is None:
-            columns = ["member_id", *changes]
-            conn.execute(
-                f"INSERT INTO member_state ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                (member_id, *changes.values()),
-            )
-            return APPLIED
-        if row["last_event_id"] >= event.id:
-            return STALE
-        assignments = ", ".join(f"{column} = ?" for column in changes)
+    row = conn.execute("SELECT last_event_id FROM member_state WHERE member_id = ?", (member_id,)).fetchone()
+    if row is None:
+        columns = ["member_id", *changes]
         conn.execute(
-            f"UPDATE member_state SET {assignments} WHERE member_id = ?", (*changes.values(), member_id)
+            f"INSERT INTO member_state ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            (member_id, *changes.values()),
         )
+        return APPLIED
+    if row["last_event_id"] >= event.id:
+        return STALE
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE member_state SET {assignments} WHERE member_id = ?", (*changes.values(), member_id))
     return APPLIED
 
 

@@ -219,12 +219,17 @@ def claim_unprocessed(store: Store, limit: int) -> list[StoredEvent]:
 def mark_processed(store: Store, event_ids: Sequence[int], *, now: str | None = None) -> None:
     if not event_ids:
         return
-    stamp = now or utc_now_iso()
     with store.transaction() as conn:
-        conn.executemany(
-            "UPDATE webhook_events SET processed_at = ?, last_error = NULL WHERE id = ? AND processed_at IS NULL",
-            [(stamp, event_id) for event_id in event_ids],
-        )
+        mark_processed_in(conn, event_ids, now=now)
+
+
+def mark_processed_in(conn: sqlite3.Connection, event_ids: Sequence[int], *, now: str | None = None) -> None:
+    """``mark_processed`` inside the caller's write transaction."""
+    stamp = now or utc_now_iso()
+    conn.executemany(
+        "UPDATE webhook_events SET processed_at = ?, last_error = NULL WHERE id = ? AND processed_at IS NULL",
+        [(stamp, event_id) for event_id in event_ids],
+    )
 
 
 def record_failure(store: Store, event_id: int, error: str, *, now: str | None = None) -> bool:

@@ -14,6 +14,16 @@ import requests
 
 from tests.stack import Stack, body, wait_for
 
+
+@pytest.fixture(scope="module")
+def stack():
+    """These tests hang the worker on purpose to watch web notice it; the watchdog
+    (tested in test_watchdog.py) is told to be patient so it does not restart the
+    worker in the middle of one."""
+    with Stack({"WATCHDOG_MAX_MISSES": "100"}) as running:
+        yield running
+
+
 UNAVAILABLE = {
     "success": False,
     "error": "Patreon service is not available",
