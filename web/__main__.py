@@ -36,6 +36,7 @@ CONNECTION_LIMIT = 1000
 # stopwaitsecs for web (10 s), which would SIGKILL it, and as long as the worker's own
 # stop grace (worker.server.STOP_GRACE_S), so a worker call in flight can still answer.
 STOP_GRACE_S = 8.0
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the listen address is taken
 
 
 class _GracefulDispatcher(ThreadedTaskDispatcher):
@@ -76,21 +77,29 @@ def main() -> int:
         }
     dispatcher = _GracefulDispatcher()
     dispatcher.set_thread_count(config.web_threads)
-    server = create_server(
-        live.wsgi_app(app),
-        _dispatcher=dispatcher,
-        host=config.host,
-        port=config.port,
-        threads=config.web_threads,
-        ident="patreon-bridge",
-        max_request_body_size=MAX_REQUEST_BODY_BYTES,
-        connection_limit=CONNECTION_LIMIT,
-        clear_untrusted_proxy_headers=True,
-        # Keep reading while a request runs, so a closed client is noticed and
-        # an event stream it held ends at once (environ["waitress.client_disconnected"]).
-        channel_request_lookahead=1,
-        **proxy,
-    )
+    try:
+        server = create_server(
+            live.wsgi_app(app),
+            _dispatcher=dispatcher,
+            host=config.host,
+            port=config.port,
+            threads=config.web_threads,
+            ident="patreon-bridge",
+            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+            connection_limit=CONNECTION_LIMIT,
+            clear_untrusted_proxy_headers=True,
+            # Keep reading while a request runs, so a closed client is noticed and
+            # an event stream it held ends at once (environ["waitress.client_disconnected"]).
+            channel_request_lookahead=1,
+            **proxy,
+        )
+    except OSError as ex:
+        # The port is taken (another stack, or a stale process): one clear line, and
+        # supervisord ends the program FATAL after its retries instead of a traceback.
+        log.error("❌ web cannot listen on %s:%s: %s", config.host, config.port, ex.strerror or ex)
+        dispatcher.shutdown(timeout=1)
+        worker.close()
+        return EXIT_UNAVAILABLE
 
     def stop(signum, frame):
         live.stop()  # end event streams and long-polls so in-flight requests can finish

@@ -1,0 +1,24 @@
+"""web refuses to start cleanly when its port is taken: one line, its own exit code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from tests.stack import REPO
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_69(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "web"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 69
+    assert f"❌ web cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
