@@ -9,8 +9,10 @@ FATAL after ``startretries`` instead of being restarted forever.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 from worker.config import EXIT_CONFIG, ConfigError, load_config
 from worker.logs import configure_logging
@@ -18,6 +20,18 @@ from worker.logs import configure_logging
 log = logging.getLogger("worker")
 
 EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the endpoint or the store cannot be used
+
+
+def leave_unfinished(unfinished: int, exit_now: Callable[[int], None] = os._exit) -> None:
+    """Exit at once, not waiting for pool threads still inside a call.
+
+    Python joins the executor's threads at exit: one stuck in a long Patreon call
+    would hold the process past supervisord's stopwaitsecs and get it SIGKILLed.
+    Their callers got no reply either way; the store's transactions are atomic.
+    """
+    log.warning("Patreon service stopped with %d request(s) unfinished: leaving without them", unfinished)
+    logging.shutdown()  # os._exit skips the atexit flush
+    exit_now(0)
 
 
 def main() -> int:
@@ -67,6 +81,8 @@ def main() -> int:
     consumer.start()
     server.serve_forever()
     consumer.join()
+    if server.in_flight:
+        leave_unfinished(server.in_flight)
     log.info("Patreon service stopped")
     return 0
 

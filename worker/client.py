@@ -215,7 +215,17 @@ class WorkerClient:
         An idempotent action is retried after a timeout unless ``retry`` is False
         (health checks want a verdict within one timeout).
         """
-        return self._call(action, data, timeout_s, request_id, retry).payload()
+        reply = self._call(action, data, timeout_s, request_id, retry)
+        try:
+            return reply.payload()
+        except (ValueError, RecursionError) as ex:  # a document that is not JSON
+            raise WorkerCallError(
+                {
+                    "code": protocol.BAD_FRAME,
+                    "message": "bad reply from worker: document is not JSON",
+                    "status": 502,
+                }
+            ) from ex
 
     def call_document(
         self,
@@ -231,7 +241,8 @@ class WorkerClient:
         reply = self._call(action, data, timeout_s, request_id, retry)
         if reply.body is not None:
             return reply.body
-        return json.dumps(reply.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # ensure_ascii: decoded JSON may hold a lone surrogate, which UTF-8 cannot encode.
+        return json.dumps(reply.data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
     def _call(
         self,
@@ -325,54 +336,72 @@ class Heartbeat(threading.Thread):
         watch.setsockopt(zmq.LINGER, 0)
         monitor = watch.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         watch.connect(self.endpoint)
-        ping = _req_socket(self._context, self.endpoint)
-        poller = zmq.Poller()
-        poller.register(monitor, zmq.POLLIN)
-        poller.register(ping, zmq.POLLIN)
-        pending: tuple[str, float] | None = None  # (msg id, deadline)
-        next_beat = self._clock()
+        self._poller = zmq.Poller()
+        self._poller.register(monitor, zmq.POLLIN)
+        self._ping: zmq.Socket | None = None
+        self._renew_ping()
+        self._pending: tuple[str, float] | None = None  # (msg id, deadline)
+        self._next_beat = self._clock()
         try:
             while not self._stop_event.is_set():
-                now = self._clock()
-                if pending is None and now >= next_beat:
-                    msg_id, frame = protocol.encode_request("ping", {}, int(self._timeout_s * 1000))
-                    ping.send(frame)
-                    pending = (msg_id, now + self._timeout_s)
-                wake = pending[1] if pending else next_beat
-                events = dict(poller.poll(max(0.0, min(wake - now, 0.5)) * 1000))
-                if monitor in events:
-                    event = recv_monitor_message(monitor)["event"]
-                    if event == zmq.EVENT_DISCONNECTED:
-                        self.liveness.disconnected()
-                    # Connected or lost: either way, ask again now instead of waiting.
-                    poller.unregister(ping)
-                    ping.close(linger=0)
-                    ping = _req_socket(self._context, self.endpoint)
-                    poller.register(ping, zmq.POLLIN)
-                    pending, next_beat = None, self._clock()
-                    continue
-                if ping in events and pending is not None:
-                    try:
-                        reply = protocol.decode_reply(ping.recv())
-                    except protocol.ProtocolError:
-                        reply = None
-                    if reply is not None and reply.ok and reply.msg_id == pending[0]:
-                        self.liveness.beat_ok(reply.data)
-                    else:
-                        self.liveness.beat_missed()
-                    pending, next_beat = None, pending[1] - self._timeout_s + self._interval_s
-                    continue
-                if pending is not None and self._clock() >= pending[1]:
+                try:
+                    self._step(monitor)
+                except Exception:
+                    # This thread must never die: liveness would freeze at its last value.
+                    log.exception("heartbeat failed; carrying on with a fresh socket")
                     self.liveness.beat_missed()
-                    poller.unregister(ping)
-                    ping.close(linger=0)
-                    ping = _req_socket(self._context, self.endpoint)
-                    poller.register(ping, zmq.POLLIN)
-                    interval = self._interval_s if self.liveness.up else DOWN_PROBE_INTERVAL_S
-                    next_beat = pending[1] - self._timeout_s + interval
-                    pending = None
+                    self._renew_ping()
+                    self._pending, self._next_beat = None, self._clock() + DOWN_PROBE_INTERVAL_S
+                    self._stop_event.wait(DOWN_PROBE_INTERVAL_S)  # no busy loop if it keeps failing
         finally:
-            ping.close(linger=0)
+            if self._ping is not None:
+                self._ping.close(linger=0)
             watch.disable_monitor()
             monitor.close(linger=0)
             watch.close(linger=0)
+
+    def _renew_ping(self) -> None:
+        """A fresh REQ socket: after a miss or a bad reply the old one's state is unknown."""
+        if self._ping is not None:
+            self._poller.unregister(self._ping)
+            self._ping.close(linger=0)
+        self._ping = _req_socket(self._context, self.endpoint)
+        self._poller.register(self._ping, zmq.POLLIN)
+
+    def _step(self, monitor: zmq.Socket) -> None:
+        now = self._clock()
+        if self._pending is None and now >= self._next_beat:
+            msg_id, frame = protocol.encode_request("ping", {}, int(self._timeout_s * 1000))
+            self._ping.send(frame)
+            self._pending = (msg_id, now + self._timeout_s)
+        wake = self._pending[1] if self._pending else self._next_beat
+        events = dict(self._poller.poll(max(0.0, min(wake - now, 0.5)) * 1000))
+        if monitor in events:
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self.liveness.disconnected()
+            # Connected or lost: either way, ask again now instead of waiting.
+            self._renew_ping()
+            self._pending, self._next_beat = None, self._clock()
+            return
+        pending = self._pending
+        if self._ping in events and pending is not None:
+            # recv_multipart: a reply of several frames is read whole, never leaving
+            # the REQ socket half-read (its next send would fail).
+            try:
+                reply = protocol.decode_reply(self._ping.recv_multipart())
+            except protocol.ProtocolError:
+                reply = None
+            if reply is not None and reply.ok and reply.msg_id == pending[0]:
+                self.liveness.beat_ok(reply.data)
+            else:
+                self.liveness.beat_missed()
+                self._renew_ping()
+            self._pending, self._next_beat = None, pending[1] - self._timeout_s + self._interval_s
+            return
+        if pending is not None and self._clock() >= pending[1]:
+            self.liveness.beat_missed()
+            self._renew_ping()
+            interval = self._interval_s if self.liveness.up else DOWN_PROBE_INTERVAL_S
+            self._next_beat = pending[1] - self._timeout_s + interval
+            self._pending = None

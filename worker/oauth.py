@@ -64,8 +64,8 @@ def parse_grant(body: Any) -> Grant:
     if refresh is not None and not isinstance(refresh, str):
         raise upstream_error("Patreon's token answer has a malformed refresh_token")
     expires_in = body.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.isdigit():
-        expires_in = int(expires_in)
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
+        expires_in = int(expires_in)  # isdigit() alone also takes "²", which int() refuses
     if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
         expires_in = None
     scope = body.get("scope") if isinstance(body.get("scope"), str) else ""

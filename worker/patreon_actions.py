@@ -49,13 +49,13 @@ from worker.patreon_http import PatreonHttp, upstream_error
 from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
 from worker.ratelimit import RateLimiter
 from worker.store import Store
-from worker.tokens import CREATOR, TokenStore, label, session_principal
+from worker.tokens import CREATOR, Token, TokenStore, label, session_principal
 
 log = logging.getLogger(__name__)
 
 # Answer this long before web's own timeout, so web hears our error, not its timeout.
 REPLY_MARGIN_S = 0.5
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{20,128}")  # used with fullmatch: "$" would take a trailing newline
 MAX_CODE_CHARS = 512
 
 USER_FIELDS = "full_name,first_name,last_name,email,image_url,thumb_url,vanity,url,is_email_verified,created"
@@ -119,7 +119,7 @@ def principal_of(data: dict[str, Any]) -> str:
 
 
 def session_id_of(value: Any) -> str:
-    if not isinstance(value, str) or not SESSION_ID.match(value):
+    if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
         raise _invalid("session must be a session id")
     return value
 
@@ -200,23 +200,39 @@ class PatreonActions:
             ) from None
         # Saved before first use, like every grant.
         token = self.tokens.save_grant(principal, grant)
+        try:
+            user, campaign_ids = self._login_identity(principal, token, deadline)
+            self.tokens.set_user(principal, user["id"])
+        except BaseException:
+            # No half-login, whatever went wrong: without an identity the session is
+            # not logged in, and its tokens must not outlive the failed exchange.
+            self.tokens.forget(principal)
+            raise
+        log.info("logged in Patreon user %s as %s", user["id"], label(principal))
+        return {"user": user, "campaign_ids": campaign_ids, "tokens": grant.public()}
+
+    def _login_identity(
+        self, principal: str, token: Token, deadline: float
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The user a fresh token belongs to and their campaign ids; a malformed
+        identity document is Patreon's fault: 502, never a 500."""
         params = {"fields[user]": USER_FIELDS}
         if "campaigns" in token.scopes:
             params |= {"include": "campaign", "fields[campaign]": "creation_name,url,vanity"}
-        try:
-            identity = self.api.call(principal, "GET", "/identity", deadline, params=params, token=token)
-            user = identity.get("data")
-            if not isinstance(user, dict) or not isinstance(user.get("id"), str):
-                raise upstream_error("Patreon's identity has no user")
-        except ActionError:
-            # No half-login: without an identity the session is not logged in.
-            self.tokens.forget(principal)
-            raise
-        self.tokens.set_user(principal, user["id"])
-        campaign = ((user.get("relationships") or {}).get("campaign") or {}).get("data")
-        campaign_ids = [campaign["id"]] if isinstance(campaign, dict) and campaign.get("id") else []
-        log.info("logged in Patreon user %s as %s", user["id"], label(principal))
-        return {"user": user, "campaign_ids": campaign_ids, "tokens": grant.public()}
+        identity = self.api.call(principal, "GET", "/identity", deadline, params=params, token=token)
+        user = identity.get("data") if isinstance(identity, dict) else None
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+            raise upstream_error("Patreon's identity has no user")
+        relationships = user.get("relationships") or {}
+        campaign = (relationships.get("campaign") or {}) if isinstance(relationships, dict) else None
+        if not isinstance(campaign, dict):
+            raise upstream_error("Patreon's identity has malformed relationships")
+        linkage = campaign.get("data")
+        if linkage is None:
+            return user, []
+        if not isinstance(linkage, dict) or not isinstance(linkage.get("id"), str) or not linkage["id"]:
+            raise upstream_error("Patreon's identity has a malformed campaign")
+        return user, [linkage["id"]]
 
     def refresh(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         principal = principal_of(data)

@@ -6,8 +6,12 @@ It owns the transport policy:
   answers in memory), its connection pool sized for the worker's threads;
 * a rate-limiter slot per request (``worker.ratelimit``), held until the response
   is in; retries take their own slots;
-* finite timeouts: ``CONNECT_TIMEOUT_S``, and a read timeout of at most
-  ``READ_TIMEOUT_S`` and never past the call's deadline;
+* finite timeouts: a connect timeout of at most ``CONNECT_TIMEOUT_S`` and a read
+  timeout of at most ``READ_TIMEOUT_S``, which together fit in the time left before
+  the call's deadline. That bounds the wait for the connection and for each read,
+  not the whole attempt: requests' read timeout restarts with every chunk, so a
+  response that trickles in can still run past the deadline (web's own timeout is
+  the backstop then);
 * ``User-Agent`` from ``PATREON_USER_AGENT`` (Patreon drops some requests without
   one), query strings built here with brackets encoded (``fields%5Buser%5D``);
 * retries with backoff only for GETs, only on a 5xx, a timeout or a lost connection,
@@ -31,6 +35,7 @@ a 404 means depends on the call.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import email.utils
 import json
 import logging
@@ -97,6 +102,19 @@ def build_session(pool_size: int, base_url: str) -> requests.Session:
     return session
 
 
+def _http_date(value: str) -> datetime.datetime | None:
+    """An HTTP-date, or None when it is not one; a date without a zone is UTC."""
+    if not value[:1].isalpha():
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment
+
+
 def retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> float:
     """Seconds to wait after a 429: ``Retry-After`` first, then the JSON body."""
     header = (response.headers.get("Retry-After") or "").strip()
@@ -104,10 +122,11 @@ def retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> 
         try:
             return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
         except ValueError:
-            moment = email.utils.parsedate_to_datetime(header) if header[:1].isalpha() else None
+            moment = _http_date(header)
             if moment is not None:
                 now_epoch = time.time() if now_epoch is None else now_epoch
                 return min(MAX_RETRY_AFTER_S, max(0.0, moment.timestamp() - now_epoch))
+        # A value we cannot read ("soon"): the body may still say how long.
     body = response.body if isinstance(response.body, dict) else {}
     candidates = [body.get("retry_after_seconds")]
     errors = body.get("errors")
@@ -221,7 +240,9 @@ class PatreonHttp:
             remaining = deadline - self._clock()
             if remaining < MIN_ATTEMPT_S / 5:
                 raise upstream_error("no time left to ask Patreon within this call's deadline")
-            timeout = (min(CONNECT_TIMEOUT_S, remaining), min(READ_TIMEOUT_S, remaining))
+            # Connect and read budgets add up to at most what is left.
+            connect_s = min(CONNECT_TIMEOUT_S, remaining / 2)
+            timeout = (connect_s, min(READ_TIMEOUT_S, remaining - connect_s))
             started = self._clock()
             try:
                 raw = self.session.request(

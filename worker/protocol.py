@@ -19,8 +19,15 @@ re-encodes a document that only passes through it.
 Every action is declared once in ``ACTIONS`` (its timeout and whether a retry is
 safe); the worker attaches handlers to those names with an ``ActionRegistry``.
 ``ActionRegistry.dispatch`` turns any frame into a reply frame and never raises:
-garbage, a wrong version, an unknown action or a failing handler each become an
-error reply with one of the codes below. No traceback ever crosses the wire.
+garbage (including JSON nested too deep to parse), a wrong version, an unknown
+action, a ``deadline_ms`` above ``MAX_DEADLINE_MS``, a request whose deadline passed
+before it could start, or a failing handler each become an error reply with one of
+the codes below. No traceback ever crosses the wire. A call's deadline counts from
+when the frame was *received* (``received_at``), not from when a thread got to it.
+
+Frames are ASCII: non-ASCII text travels as JSON ``\\u`` escapes, so any string a
+JSON parser produced (even a lone surrogate) can be encoded. A ``Document`` is sent
+as the bytes it came as.
 
 Errors::
 
@@ -51,6 +58,10 @@ INVALID_DATA = "INVALID_DATA"
 INTERNAL_ERROR = "WORKER_INTERNAL_ERROR"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 SHUTTING_DOWN = "WORKER_SHUTTING_DOWN"
+
+# Above every action's timeout: a longer deadline is a broken or hostile frame (and
+# 10**400 ms would overflow float arithmetic and lock timeouts).
+MAX_DEADLINE_MS = 600_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +160,8 @@ class Reply:
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # ensure_ascii: a lone surrogate from a client's JSON cannot be encoded as UTF-8.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _load_object(frame: bytes) -> dict[str, Any]:
@@ -157,6 +169,8 @@ def _load_object(frame: bytes) -> dict[str, Any]:
         obj = json.loads(frame)
     except (UnicodeDecodeError, ValueError) as ex:
         raise ProtocolError(BAD_FRAME, "frame is not UTF-8 JSON") from ex
+    except RecursionError as ex:  # b"[" * 100000: nested deeper than the parser goes
+        raise ProtocolError(BAD_FRAME, "frame is nested too deeply") from ex
     if not isinstance(obj, dict):
         raise ProtocolError(BAD_FRAME, "frame is not a JSON object")
     return obj
@@ -197,6 +211,8 @@ def decode_request(frame: bytes) -> Request:
         raise ProtocolError(BAD_FRAME, "request data is not an object", msg_id)
     if not isinstance(deadline_ms, int) or isinstance(deadline_ms, bool) or deadline_ms <= 0:
         raise ProtocolError(BAD_FRAME, "request deadline_ms is not a positive integer", msg_id)
+    if deadline_ms > MAX_DEADLINE_MS:
+        raise ProtocolError(BAD_FRAME, f"request deadline_ms is above {MAX_DEADLINE_MS}", msg_id)
     request_id = obj.get("request_id") if isinstance(obj.get("request_id"), str) else None
     return Request(msg_id, action, data, deadline_ms, request_id)
 
@@ -211,6 +227,17 @@ def encode_document(msg_id: str, document: Document) -> list[bytes]:
 
 def encode_error(msg_id: str | None, error: ActionError) -> bytes:
     return _dump({"v": VERSION, "id": msg_id, "ok": False, "error": error.as_dict()})
+
+
+def encode_protocol_error(ex: ProtocolError) -> bytes:
+    """The reply to a frame that is not a valid request."""
+    return encode_error(ex.msg_id, ActionError(ex.code, ex.message, status=400))
+
+
+def encode_internal_error(
+    msg_id: str | None, message: str = "the worker failed to serve this request"
+) -> bytes:
+    return encode_error(msg_id, ActionError(INTERNAL_ERROR, message, status=500))
 
 
 def decode_reply(frames: bytes | list[bytes]) -> Reply:
@@ -262,6 +289,11 @@ class ActionRegistry:
         self._handlers: dict[str, Handler] = {}
         self._clock = clock
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock deadlines are on (``received_at`` must come from it)."""
+        return self._clock
+
     def action(self, name: str) -> Callable[[Handler], Handler]:
         if name not in ACTIONS:
             raise KeyError(f"action {name!r} is not declared in protocol.ACTIONS")
@@ -281,28 +313,37 @@ class ActionRegistry:
     def names(self) -> list[str]:
         return sorted(self._handlers)
 
-    def peek_action(self, frame: bytes) -> str | None:
-        """The action a frame asks for, or None when it is not a valid request."""
-        try:
-            return decode_request(frame).action
-        except ProtocolError:
-            return None
-
-    def dispatch(self, frame: bytes) -> list[bytes]:
+    def dispatch(self, frame: bytes, received_at: float | None = None) -> list[bytes]:
         """Serve one request frame; always returns the reply's frames."""
         try:
             request = decode_request(frame)
         except ProtocolError as ex:
-            return [encode_error(ex.msg_id, ActionError(ex.code, ex.message, status=400))]
+            return [encode_protocol_error(ex)]
+        return self.serve(request, received_at)
+
+    def serve(self, request: Request, received_at: float | None = None) -> list[bytes]:
+        """Serve one decoded request, its deadline counted from ``received_at`` (on
+        ``clock``; now when None); always returns the reply's frames."""
         handler = self._handlers.get(request.action)
         if handler is None:
             error = ActionError(UNKNOWN_ACTION, f"unknown action {request.action!r}", status=501)
+            return [encode_error(request.msg_id, error)]
+        received_at = self._clock() if received_at is None else received_at
+        deadline = received_at + request.deadline_ms / 1000.0
+        if self._clock() >= deadline:
+            # It waited its whole deadline in the queue: the caller has given up.
+            log.warning(
+                "action %s expired before it started [request %s]", request.action, request.request_id
+            )
+            error = ActionError(
+                DEADLINE_EXCEEDED, "the worker could not start this request in time", status=504
+            )
             return [encode_error(request.msg_id, error)]
         ctx = CallContext(
             msg_id=request.msg_id,
             action=request.action,
             request_id=request.request_id,
-            deadline=self._clock() + request.deadline_ms / 1000.0,
+            deadline=deadline,
             clock=self._clock,
         )
         try:
@@ -311,13 +352,11 @@ class ActionRegistry:
             return [encode_error(request.msg_id, ex)]
         except Exception:
             log.exception("action %s failed [request %s]", request.action, request.request_id)
-            error = ActionError(INTERNAL_ERROR, "the worker failed to serve this request", status=500)
-            return [encode_error(request.msg_id, error)]
+            return [encode_internal_error(request.msg_id)]
         if isinstance(result, Document):
             return encode_document(request.msg_id, result)
         try:
             return [encode_ok(request.msg_id, result)]
         except (TypeError, ValueError):
             log.exception("action %s returned data that is not JSON", request.action)
-            error = ActionError(INTERNAL_ERROR, "the worker produced an invalid reply", status=500)
-            return [encode_error(request.msg_id, error)]
+            return [encode_internal_error(request.msg_id, "the worker produced an invalid reply")]

@@ -6,9 +6,20 @@ other action runs on a pool thread, whose reply travels back to the loop over an
 inproc PUSH/PULL pair (ZeroMQ sockets belong to one thread each), and the loop sends
 it out on the ROUTER socket.
 
+Each frame is decoded once, on the loop, and stamped with the time it arrived: its
+deadline counts from then, so a request that waited its whole deadline for a free
+thread is answered ``DEADLINE_EXCEEDED`` instead of being run for nobody. A frame
+that is not a valid request is answered at once by the loop.
+
+No input stops the loop: one message that cannot be handled is logged and dropped,
+and a pool thread always pushes a reply (``WORKER_INTERNAL_ERROR`` when dispatching
+itself failed), so ``in_flight`` stays true.
+
 ``stop()`` (from a signal handler) makes the loop stop taking work: new requests are
 answered ``WORKER_SHUTTING_DOWN`` at once, in-flight ones get up to ``grace_s`` to
-finish, then the loop closes its sockets and returns.
+finish, then the loop closes its sockets and returns. A pool thread that finishes
+later drops its reply (its push never blocks on the closed socket); the entry point
+then leaves without waiting for such threads (see ``worker.__main__``).
 """
 
 from __future__ import annotations
@@ -115,34 +126,52 @@ class WorkerServer:
                 frames = frontend.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            # A REQ peer sends [identity, b"", payload]; anything else is not ours.
-            if len(frames) != 3 or frames[1] != b"":
-                log.warning("dropped a message with %d frames", len(frames))
-                continue
-            route, payload = frames[:2], frames[2]
-            action = self.registry.peek_action(payload)
-            if action == "ping":
-                frontend.send_multipart([*route, self._answer_ping(payload)])
-            elif self._stopping.is_set() and action is not None:
-                error = protocol.ActionError(
-                    protocol.SHUTTING_DOWN, "the worker is shutting down", status=503, retry_after=1
-                )
-                request = protocol.decode_request(payload)
-                frontend.send_multipart([*route, protocol.encode_error(request.msg_id, error)])
-            else:
-                self._in_flight += 1
-                self._executor.submit(self._run, route, payload)
+            received_at = self.registry.clock()
+            try:
+                self._take(frontend, frames, received_at)
+            except Exception:
+                # One message must never take the loop (and every request in flight) down.
+                log.exception("dropped a message the loop could not handle")
 
-    def _answer_ping(self, payload: bytes) -> bytes:
-        request = protocol.decode_request(payload)
-        return protocol.encode_ok(request.msg_id, self.ping())
+    def _take(self, frontend: zmq.Socket, frames: list[bytes], received_at: float) -> None:
+        # A REQ peer sends [identity, b"", payload]; anything else is not ours.
+        if len(frames) != 3 or frames[1] != b"":
+            log.warning("dropped a message with %d frames", len(frames))
+            return
+        route, payload = frames[:2], frames[2]
+        try:
+            request = protocol.decode_request(payload)
+        except protocol.ProtocolError as ex:
+            frontend.send_multipart([*route, protocol.encode_protocol_error(ex)])
+            return
+        if request.action == "ping":
+            frontend.send_multipart([*route, protocol.encode_ok(request.msg_id, self.ping())])
+        elif self._stopping.is_set():
+            error = protocol.ActionError(
+                protocol.SHUTTING_DOWN, "the worker is shutting down", status=503, retry_after=1
+            )
+            frontend.send_multipart([*route, protocol.encode_error(request.msg_id, error)])
+        else:
+            self._executor.submit(self._run, route, request, received_at)
+            self._in_flight += 1  # only the loop thread touches the count
 
-    def _run(self, route: list[bytes], payload: bytes) -> None:
-        frames = self.registry.dispatch(payload)
-        push = getattr(self._local, "push", None)
-        if push is None:
-            push = self._context.socket(zmq.PUSH)
-            push.setsockopt(zmq.LINGER, 0)
-            push.connect(self._results_endpoint)
-            self._local.push = push
-        push.send_multipart([*route, *frames])
+    def _run(self, route: list[bytes], request: protocol.Request, received_at: float) -> None:
+        try:
+            frames = self.registry.serve(request, received_at)
+        except Exception:
+            # serve() answers a failing handler itself; this is the last resort so
+            # that a reply (and the in-flight count) is never lost.
+            log.exception("action %s could not be dispatched", request.action)
+            frames = [protocol.encode_internal_error(request.msg_id)]
+        try:
+            push = getattr(self._local, "push", None)
+            if push is None:
+                push = self._context.socket(zmq.PUSH)
+                push.setsockopt(zmq.LINGER, 0)
+                push.connect(self._results_endpoint)
+                self._local.push = push
+            # NOBLOCK: after a stop the loop's PULL end is closed and a blocking send
+            # would hang this thread (and the exit that joins it) forever.
+            push.send_multipart([*route, *frames], zmq.NOBLOCK)
+        except zmq.ZMQError as ex:  # zmq.Again included
+            log.warning("reply to %s dropped: the loop has stopped (%s)", request.action, type(ex).__name__)

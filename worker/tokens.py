@@ -8,6 +8,9 @@ token, and no session id, is ever logged (``label()`` gives a safe name).
 Refresh:
 
 * before expiry (within ``REFRESH_MARGIN_S``) and once after Patreon answers 401;
+  a token with no refresh token is used until it actually expires, then (or after
+  a 401) the caller gets 401 ``PATREON_REAUTH_REQUIRED``;
+* a refresh answer without a refresh token keeps the old one (Patreon may omit it);
 * single-flight per principal: an in-process lock per principal, and whoever gets it
   second sees that the stored access token is no longer the one that failed and uses
   the new one instead of refreshing again (20 concurrent 401s -> one refresh);
@@ -175,8 +178,17 @@ class TokenStore:
         token = self.load(principal)
         if token is None:
             raise self._absent(principal)
-        if token.expires_at is not None and token.expires_at - self._clock() < self._margin_s:
-            return self.refresh(principal, deadline, stale=token)
+        now = self._clock()
+        if token.expires_at is not None and token.expires_at - now < self._margin_s:
+            if token.refresh_token:
+                return self.refresh(principal, deadline, stale=token)
+            if token.expires_at > now:
+                return token  # nothing to refresh it with: use it while it lasts
+            raise ActionError(
+                REAUTH_REQUIRED,
+                "The Patreon token has expired and cannot be refreshed; log in again",
+                status=401,
+            )
         return token
 
     def _absent(self, principal: str) -> ActionError:
@@ -268,6 +280,11 @@ class TokenStore:
             if stale is not None and token.access_token != stale.access_token:
                 return token
             if not token.refresh_token:
+                if stale is not None:
+                    # Patreon refused (or time ended) a token we cannot renew.
+                    raise ActionError(
+                        REAUTH_REQUIRED, "The Patreon token cannot be refreshed; log in again", status=401
+                    )
                 raise ActionError(MISSING_REFRESH_TOKEN, "No refresh token is stored for this principal")
             try:
                 grant = self._oauth.refresh(token.refresh_token, deadline)
@@ -287,13 +304,15 @@ class TokenStore:
         now = self._clock()
         expires_at = now + grant.expires_in if grant.expires_in else None
         scope = grant.scope or old.scope
+        # A refresh grant may omit the refresh token: the old one then stays valid.
+        refresh_token = grant.refresh_token or old.refresh_token
         with self._store.transaction() as conn:
             updated = conn.execute(
                 "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, scope = ?,"
                 " token_type = ?, updated_at = ? WHERE principal = ? AND access_token = ?",
                 (
                     grant.access_token,
-                    grant.refresh_token,
+                    refresh_token,
                     expires_at,
                     scope,
                     grant.token_type,
@@ -313,7 +332,7 @@ class TokenStore:
         return dataclasses.replace(
             old,
             access_token=grant.access_token,
-            refresh_token=grant.refresh_token,
+            refresh_token=refresh_token,
             expires_at=expires_at,
             scope=scope,
             token_type=grant.token_type,

@@ -7,6 +7,7 @@ real protocol frames, so the client sees exactly what it sees in production.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 
 import pytest
@@ -214,3 +215,110 @@ def test_a_waiting_call_fails_when_the_worker_goes_down(context, fake_worker):
     caller.join(5)
     assert not caller.is_alive()
     assert isinstance(outcome["error"], WorkerUnavailable)
+
+
+# -- heartbeat robustness and encoding (review fixes) ----------------------------------
+
+
+class PingWorker(threading.Thread):
+    """Answers pings, the first ``bad`` of them with ``bad_reply(request)`` frames."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, bad_reply, bad: int = 1):
+        super().__init__(daemon=True)
+        self.sock = context.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+        self.bad_reply, self.bad = bad_reply, bad
+        self.pings = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            if not self.sock.poll(20):
+                continue
+            route_id, empty, payload = self.sock.recv_multipart()
+            request = protocol.decode_request(payload)
+            self.pings += 1
+            if self.pings <= self.bad:
+                frames = self.bad_reply(request)
+            else:
+                frames = [protocol.encode_ok(request.msg_id, {"pong": True, "pid": 42})]
+            self.sock.send_multipart([route_id, empty, *frames])
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(2)
+        self.sock.close(linger=0)
+
+
+def run_heartbeat(context, bad_reply, liveness=None, bad: int = 1) -> tuple[Liveness, int]:
+    from worker.client import Heartbeat
+
+    endpoint = f"inproc://ping-worker-{next(_endpoints)}"
+    worker = PingWorker(context, endpoint, bad_reply, bad)
+    worker.start()
+    liveness = liveness or Liveness()
+    beat = Heartbeat(endpoint, liveness, context=context, interval_s=0.01, timeout_s=1.0)
+    beat.start()
+    try:
+        pause = threading.Event()
+        for _ in range(500):  # a bounded wait for the first good beat, not a timing check
+            if liveness.up:
+                break
+            pause.wait(0.01)
+        return liveness, worker.pings
+    finally:
+        beat.stop()
+        beat.join(2)
+        worker.stop()
+
+
+def test_a_multi_frame_ping_reply_does_not_kill_the_heartbeat(context):
+    liveness, pings = run_heartbeat(context, lambda request: [b"garbage", b"more", b"frames"])
+    assert liveness.up and pings >= 2
+
+
+def test_a_ping_reply_with_another_id_is_a_miss_and_the_heartbeat_goes_on(context):
+    liveness, pings = run_heartbeat(context, lambda request: [protocol.encode_ok("other", {"pid": 1})], bad=2)
+    assert liveness.up and pings >= 3
+
+
+def test_an_error_inside_the_heartbeat_loop_does_not_kill_it(context):
+    class FlakyLiveness(Liveness):
+        failures = 1
+
+        def beat_ok(self, pong):
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("a bug somewhere in the beat")
+            super().beat_ok(pong)
+
+    liveness, _ = run_heartbeat(
+        context, lambda request: [protocol.encode_ok(request.msg_id, {"pid": 42})], liveness=FlakyLiveness()
+    )
+    assert liveness.up
+
+
+def test_call_document_survives_a_lone_surrogate(context, fake_worker):
+    _, endpoint = fake_worker
+    client = WorkerClient(endpoint, context=context, liveness=up_liveness())
+    raw = client.call_document("ping", {"name": "\ud800"})
+    raw.decode("ascii")
+    assert json.loads(raw)["echo"] == {"name": "\ud800"}
+
+
+def test_a_document_reply_that_is_not_json_is_a_call_error(context):
+    endpoint = f"inproc://ping-worker-{next(_endpoints)}"
+
+    def document(request):
+        return protocol.encode_document(request.msg_id, protocol.Document(b"[" * 100_000))
+
+    worker = PingWorker(context, endpoint, document, bad=10)
+    worker.start()
+    try:
+        client = WorkerClient(endpoint, context=context, liveness=up_liveness())
+        with pytest.raises(WorkerCallError) as caught:
+            client.call("ping")
+        assert (caught.value.code, caught.value.status) == (protocol.BAD_FRAME, 502)
+    finally:
+        worker.stop()

@@ -217,6 +217,49 @@ def test_exchange_whose_identity_fails_leaves_no_tokens(registry, patreon, store
     assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
 
 
+LOGIN = {
+    "code": "good-code",
+    "redirect_uri": "http://127.0.0.1:6969/auth/patreon/callback",
+    "session": SESSION_ID,
+}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"data": {**IDENTITY["data"], "relationships": [{"campaign": {}}]}},
+        {"data": {**IDENTITY["data"], "relationships": {"campaign": ["1001"]}}},
+        {"data": {**IDENTITY["data"], "relationships": {"campaign": {"data": "1001"}}}},
+        {"data": {**IDENTITY["data"], "relationships": {"campaign": {"data": {"id": 1001}}}}},
+        {"data": [IDENTITY["data"]]},
+        [IDENTITY],
+    ],
+)
+def test_exchange_with_a_malformed_identity_is_502_and_leaves_no_tokens(registry, patreon, store, identity):
+    patreon.route("GET", "/api/oauth2/v2/identity", resp(200, identity))
+    error = error_of(registry, "oauth.exchange", LOGIN)
+    assert (error.status, error.code) == (502, "PATREON_UPSTREAM_ERROR")
+    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+
+
+def test_exchange_that_fails_in_any_way_after_saving_leaves_no_tokens(registry, patreon, store, monkeypatch):
+    patreon.route("GET", "/api/oauth2/v2/identity", resp(200, IDENTITY))
+
+    def broken(*args):
+        raise RuntimeError("the store broke after the tokens were saved")
+
+    monkeypatch.setattr(TokenStore, "set_user", broken)
+    error = error_of(registry, "oauth.exchange", LOGIN)
+    assert (error.status, error.code) == (500, protocol.INTERNAL_ERROR)
+    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+
+
+def test_exchange_without_a_campaign_has_no_campaign_ids(registry, patreon):
+    identity = {"data": {**IDENTITY["data"], "relationships": {"campaign": {"data": None}}}}
+    patreon.route("GET", "/api/oauth2/v2/identity", resp(200, identity))
+    assert dispatch(registry, "oauth.exchange", LOGIN)["campaign_ids"] == []
+
+
 @pytest.mark.parametrize(
     "data, code",
     [

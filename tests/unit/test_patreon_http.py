@@ -117,10 +117,12 @@ def test_get_sends_encoded_brackets_user_agent_and_bearer_within_the_deadline(ti
     assert timeout == (CONNECT_TIMEOUT_S, 20.0)
 
 
-def test_read_timeout_never_reaches_past_the_deadline(time_):
-    http, adapter, _ = make_http(time_, [response(200, {"data": {}})])
+def test_connect_and_read_timeouts_together_fit_before_the_deadline(time_):
+    http, adapter, _ = make_http(time_, [response(200, {"data": {}}), response(200, {"data": {}})])
     http.request("GET", "/x", deadline=time_.now + 2.5)
-    assert adapter.requests[0][1] == (2.5, 2.5)
+    assert adapter.requests[0][1] == (1.25, 1.25)
+    http.request("GET", "/x", deadline=time_.now + 10)
+    assert adapter.requests[1][1] == (CONNECT_TIMEOUT_S, 10 - CONNECT_TIMEOUT_S)
 
 
 def test_form_post_is_form_encoded_and_has_no_bearer(time_):
@@ -215,6 +217,41 @@ def test_retry_after_parsing():
     assert parsed({"Retry-After": "Thu, 01 Jan 1970 00:00:09 GMT"}) == 9
     assert parsed({}, {"retry_after_seconds": 4}) == 4
     assert parsed({}, {"errors": "nonsense"}) == 1  # unknown: a second
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_body():
+    from worker.patreon_http import PatreonResponse
+
+    def parsed(value, body=None):
+        response_ = PatreonResponse(429, CaseInsensitiveDict({"Retry-After": value}), body, None)
+        return retry_after_s(response_, now_epoch=0)
+
+    assert parsed("soon", {"retry_after_seconds": 6}) == 6
+    assert parsed("soon") == 1
+    assert parsed("Mon, 99 Foo 99999999999 00:00:00 GMT", {"retry_after_seconds": 5}) == 5
+
+
+def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch):
+    import time
+
+    from worker.patreon_http import PatreonResponse
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        headers = CaseInsensitiveDict({"Retry-After": "Thu, 01 Jan 1970 00:00:09 -0000"})
+        assert retry_after_s(PatreonResponse(429, headers, None, None), now_epoch=0) == 9
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_429_with_an_unreadable_retry_after_is_still_a_429(time_):
+    body = {"errors": [{"code_name": "RequestThrottled", "retry_after_seconds": 4}]}
+    http, _, _ = make_http(time_, [response(429, body, {"Retry-After": "soon"})])
+    with pytest.raises(ActionError) as caught:
+        http.request("GET", "/x", deadline=time_.now + 10, rate_key="creator")
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (429, "RATE_LIMITED", 4)
 
 
 def test_a_2xx_that_is_not_json_is_an_upstream_error(time_):

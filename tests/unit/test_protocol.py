@@ -146,3 +146,62 @@ def test_reply_frames_must_match_the_envelope():
         protocol.decode_reply([envelope])
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_reply([envelope, body, body])
+
+
+# -- review fixes: hostile frames, deadlines, encoding --------------------------------
+
+
+def test_a_deeply_nested_frame_is_a_bad_frame_not_a_crash():
+    reply = protocol.decode_reply(registry_with_echo().dispatch(b"[" * 100_000))
+    assert (reply.ok, reply.error["code"], reply.error["status"]) == (False, protocol.BAD_FRAME, 400)
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_reply(b"[" * 100_000)
+
+
+@pytest.mark.parametrize("deadline_ms", [protocol.MAX_DEADLINE_MS + 1, 10**20, 10**400])
+def test_a_huge_deadline_is_a_bad_frame(deadline_ms):
+    frame = b'{"v":1,"id":"big","action":"ping","data":{},"deadline_ms":%d}' % deadline_ms
+    reply = protocol.decode_reply(registry_with_echo().dispatch(frame))
+    assert (reply.msg_id, reply.error["code"]) == ("big", protocol.BAD_FRAME)
+
+
+def test_the_deadline_counts_from_when_the_request_was_received():
+    clock = FakeMonotonic(100.0)
+    registry = protocol.ActionRegistry(clock=clock)
+    registry.register("ping", lambda data, ctx: {"left": ctx.remaining_s()})
+    _, frame = protocol.encode_request("ping", {}, 2000)
+    request = protocol.decode_request(frame)
+    clock.now = 101.5  # it waited 1.5 s for a thread
+    reply = protocol.decode_reply(registry.serve(request, received_at=100.0))
+    assert reply.data == {"left": 0.5}
+
+
+def test_a_request_whose_deadline_passed_in_the_queue_is_not_run():
+    clock = FakeMonotonic(100.0)
+    registry = protocol.ActionRegistry(clock=clock)
+    ran = []
+    registry.register("ping", lambda data, ctx: ran.append(1) or {})
+    _, frame = protocol.encode_request("ping", {}, 2000)
+    clock.now = 102.0
+    reply = protocol.decode_reply(registry.dispatch(frame, received_at=100.0))
+    assert (reply.error["code"], reply.error["status"]) == (protocol.DEADLINE_EXCEEDED, 504)
+    assert ran == []
+
+
+def test_frames_are_ascii_even_with_a_lone_surrogate():
+    registry = protocol.ActionRegistry()
+    registry.register("ping", lambda data, ctx: {"seen": data})
+    frame = b'{"v":1,"id":"s","action":"ping","data":{"name":"\\ud800 \\u00e9"},"deadline_ms":100}'
+    frames = registry.dispatch(frame)
+    frames[0].decode("ascii")
+    assert protocol.decode_reply(frames).data == {"seen": {"name": "\ud800 é"}}
+    _, request = protocol.encode_request("ping", {"name": "\udfff"}, 100)
+    assert protocol.decode_request(request).data == {"name": "\udfff"}
+
+
+class FakeMonotonic:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -287,3 +287,41 @@ def test_tokens_never_appear_in_reprs(store, patreon, clock):
     token = tokens.current(SESSION, deadline())
     assert "access-0" not in repr(token) and "refresh-0" not in repr(token)
     assert "s" * 43 not in label(SESSION)
+
+
+def test_a_refresh_answer_without_a_refresh_token_keeps_the_old_one(store, patreon, clock):
+    tokens = make_tokens(store, patreon, clock)
+    login(tokens, patreon)
+
+    class NoRefreshToken:
+        def refresh(self, refresh_token, deadline):
+            assert refresh_token == "refresh-0"
+            return Grant("access-9", None, 3600, "identity", "Bearer")
+
+    tokens._oauth = NoRefreshToken()
+    token = tokens.refresh(SESSION, deadline())
+    assert (token.access_token, token.refresh_token) == ("access-9", "refresh-0")
+    assert (stored(store, SESSION)["access_token"], stored(store, SESSION)["refresh_token"]) == (
+        "access-9",
+        "refresh-0",
+    )
+
+
+def test_a_token_without_refresh_token_is_used_until_it_expires(store, patreon, clock):
+    tokens = make_tokens(store, patreon, clock)
+    tokens.save_grant(SESSION, Grant("access-0", None, 3600, "identity", "Bearer"), "42")
+    clock.now += 3600 - 60  # within the early-refresh margin, still valid
+    assert tokens.current(SESSION, deadline()).access_token == "access-0"
+    assert patreon.token_calls == 0
+    clock.now += 61  # expired now
+    with pytest.raises(ActionError) as caught:
+        tokens.current(SESSION, deadline())
+    assert (caught.value.status, caught.value.code) == (401, "PATREON_REAUTH_REQUIRED")
+
+
+def test_a_401_for_a_token_without_refresh_token_is_reauth_required(store, patreon, clock):
+    tokens = make_tokens(store, patreon, clock)
+    tokens.save_grant(SESSION, Grant("access-0", None, 3600, "identity", "Bearer"), "42")
+    with pytest.raises(ActionError) as caught:
+        PatreonApi(patreon, tokens).get(SESSION, "/identity", {}, deadline())
+    assert (caught.value.status, caught.value.code) == (401, "PATREON_REAUTH_REQUIRED")
