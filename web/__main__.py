@@ -106,6 +106,7 @@ def main() -> int:
         _stop(signum, frame)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C in a terminal stops the same way
     live.start()
     if config.mode == "sandbox":
         log.warning("🧪 SANDBOX MODE: Patreon is the local sandbox at %s", config.patreon_api_base)

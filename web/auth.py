@@ -90,6 +90,11 @@ def read_json_body(req: falcon.Request, max_bytes: int = MAX_BODY_BYTES) -> dict
         raise ApiError(400, "INVALID_BODY", "the body is not JSON") from ex
     if not isinstance(body, dict):
         raise ApiError(400, "INVALID_BODY", "the body must be a JSON object")
+    try:
+        # "\ud800" is valid JSON but not text: it would break whatever encodes it later.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as ex:
+        raise ApiError(400, "INVALID_BODY", "the body holds a string that is not valid Unicode") from ex
     return body
 
 
@@ -123,20 +128,27 @@ class Login:
         return f"{self.config.patreon_api_base}/oauth2/authorize?{query}", state
 
     def finish(self, req: falcon.Request, resp: falcon.Response, code: Any, state: Any) -> dict[str, Any]:
-        """Check and use up the state, exchange the code, log the session in."""
-        if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
-            raise ApiError(400, "MISSING_AUTH_CODE", "code is missing: pass the code Patreon sent back")
+        """Use up the state, check it, exchange the code, log the session in."""
         old = self.sessions.from_request(req)
+        # The state first: it is used up when presented, whatever is wrong after it.
         try:
             pending = self.sessions.consume_state(old, state)
         except StateError as ex:
             raise ApiError(400, "INVALID_STATE", f"Invalid state: {ex}; start the login again") from ex
+        if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
+            raise ApiError(400, "MISSING_AUTH_CODE", "code is missing: pass the code Patreon sent back")
         new_id = sessions_mod.new_id()
-        result = self.worker.call(
-            "oauth.exchange",
-            {"code": code, "redirect_uri": pending.redirect_uri, "session": new_id},
-            request_id=req.context.request_id,
-        )
+        try:
+            result = self.worker.call(
+                "oauth.exchange",
+                {"code": code, "redirect_uri": pending.redirect_uri, "session": new_id},
+                request_id=req.context.request_id,
+            )
+        except WorkerError:
+            # A timeout or a lost answer may come after the worker stored the new
+            # session's tokens: nobody will ever log in as that id, so drop them.
+            self.forget_session_tokens(new_id)
+            raise
         user = result.get("user") or {}
         if old is not None and old.logged_in:
             self.forget_tokens(old)
@@ -147,11 +159,14 @@ class Login:
         return result
 
     def forget_tokens(self, session: Session) -> None:
+        self.forget_session_tokens(session.id)
+
+    def forget_session_tokens(self, session_id: str) -> None:
         """Drop a session's tokens: through the worker, or directly when it is down."""
         try:
-            self.worker.call("oauth.forget", {"session": session.id}, retry=False)
+            self.worker.call("oauth.forget", {"session": session_id}, retry=False)
         except WorkerError:
-            tokens.forget(self.store, tokens.session_principal(session.id))
+            tokens.forget(self.store, tokens.session_principal(session_id))
 
 
 class AuthUrlResource:

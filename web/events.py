@@ -15,7 +15,8 @@ Subscribers must be authorized (``SubscriberAuth``): the server key (``Authoriza
 Bearer <BRIDGE_API_KEY>``; for EventSource, which cannot set headers, ``?key=`` too:
 use that only from a server or over a trusted connection, a URL is easily logged
 along the way), or a session whose campaigns include the event's campaign. Member
-data never reaches an anonymous client.
+data never reaches an anonymous client. A creator's session is checked again every
+``AUTH_RECHECK_INTERVAL_S`` while the stream runs: logging out ends the stream.
 
 A stream holds a waitress thread for its whole life, so ``StreamGate`` caps the
 number of streams (SSE here and Socket.IO long-polls in ``web.live`` together) at
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1
 KEEPALIVE_INTERVAL_S = 15.0
 STREAM_MAX_LIFETIME_S = 300.0
+AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's stream outlives their logout
 RECONNECT_DELAY_MS = 1000  # the SSE ``retry:`` hint
 STREAMS_FULL_RETRY_AFTER_S = 5
 BATCH_SIZE = 500
@@ -58,7 +60,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_EVENT_ID = 2**63 - 1
 SSE_EVENT = "patreon:webhook"
-_WHOLE_NUMBER = re.compile(r"^[0-9]{1,19}$")  # ASCII digits only: str.isdigit() also takes "²"
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 class StreamGate:
@@ -104,6 +106,9 @@ class Subscriber:
     creator (the events of their campaigns)."""
 
     campaign_ids: frozenset[str] | None
+    # The session a creator subscribed with: re-checked while the subscription lasts,
+    # so logging out ends it. Never logged (it is the cookie value).
+    session_id: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def is_server(self) -> bool:
@@ -139,7 +144,22 @@ class SubscriberAuth:
         campaign_ids = frozenset(session.campaign_ids or ())
         if not campaign_ids:
             raise SubscriberRefused(403, "FORBIDDEN", "Only a campaign's creator may subscribe to its events")
-        return Subscriber(campaign_ids)
+        return Subscriber(campaign_ids, session.id)
+
+    def still_authorized(self, subscriber: Subscriber) -> bool:
+        """Whether a running subscription may go on: the server key always (it was
+        checked at the start), a creator while their session lasts, logged in, with
+        the campaigns they subscribed to."""
+        if subscriber.is_server:
+            return True
+        if self._sessions is None or subscriber.session_id is None:
+            return False
+        session = self._sessions.get(subscriber.session_id)
+        return (
+            session is not None
+            and session.logged_in
+            and subscriber.campaign_ids <= frozenset(session.campaign_ids or ())
+        )
 
     def from_request(self, req: falcon.Request, *, allow_query_key: bool) -> Subscriber:
         """The subscriber of an HTTP request; raises ``ApiError`` (401/403) otherwise."""
@@ -176,9 +196,16 @@ class SubscriberAuth:
 def parse_event_id(raw: Any, code: str, what: str) -> int:
     """A client's event cursor: a whole number from 0."""
     text = str(raw).strip()
-    if not _WHOLE_NUMBER.match(text) or int(text) > MAX_EVENT_ID:
+    if not _WHOLE_NUMBER.fullmatch(text) or int(text) > MAX_EVENT_ID:
         raise ApiError(400, code, f"{what} must be a whole number from 0")
     return int(text)
+
+
+def reject_repeated(req: falcon.Request, names: tuple[str, ...] = ("since", "limit", "key")) -> None:
+    """400 for a parameter given more than once, as every other endpoint answers."""
+    for name in names:
+        if isinstance(req.params.get(name), list):
+            raise ApiError(400, "INVALID_PARAMETER", f"{name} must be given once")
 
 
 def events_after(store: Store, subscriber: Subscriber, after_id: int, limit: int) -> list:
@@ -186,7 +213,8 @@ def events_after(store: Store, subscriber: Subscriber, after_id: int, limit: int
 
 
 def format_sse(event: webhook_events.StoredEvent) -> bytes:
-    data = json.dumps(event.message(), separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: a delivery may hold a lone surrogate ("\ud800"), which UTF-8 cannot encode.
+    data = json.dumps(event.message(), separators=(",", ":"), ensure_ascii=True)
     return f"id: {event.id}\nevent: {SSE_EVENT}\ndata: {data}\n\n".encode()
 
 
@@ -209,9 +237,13 @@ class EventStream:
         lifetime_s: float = STREAM_MAX_LIFETIME_S,
         clock: Callable[[], float] = time.monotonic,
         client_gone: Callable[[], bool] = lambda: False,
+        still_authorized: Callable[[], bool] = lambda: True,
+        recheck_interval_s: float = AUTH_RECHECK_INTERVAL_S,
     ):
         self._store = store
         self._client_gone = client_gone
+        self._still_authorized = still_authorized
+        self._recheck_interval_s = recheck_interval_s
         self._subscriber = subscriber
         self.cursor = after_id
         self._gate = gate
@@ -235,13 +267,22 @@ class EventStream:
             self._gate.leave()
 
     def _generate(self) -> Iterator[bytes]:
-        started = last_write = self._clock()
+        started = last_write = last_check = self._clock()
         # The reconnect hint, and a first chunk so the client knows it is subscribed.
         yield f"retry: {RECONNECT_DELAY_MS}\n: subscribed after {self.cursor}\n\n".encode()
         stopping = self._gate.stopping
         while (
             not stopping.is_set() and not self._client_gone() and self._clock() - started < self._lifetime_s
         ):
+            if self._clock() - last_check >= self._recheck_interval_s:
+                last_check = self._clock()
+                try:
+                    authorized = self._still_authorized()
+                except sqlite3.Error:
+                    log.exception("event stream: store error; ending the stream so the client reconnects")
+                    return
+                if not authorized:
+                    return  # logged out: the reconnect is refused
             try:
                 newest = webhook_events.latest_id(self._store)
                 batch = events_after(self._store, self._subscriber, self.cursor, BATCH_SIZE)
@@ -288,6 +329,7 @@ class EventStreamResource:
         return min(after, newest)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        reject_repeated(req)
         subscriber = self._auth.from_request(req, allow_query_key=True)
         after = self.start_after(req)
         if not self._gate.try_enter():
@@ -298,7 +340,14 @@ class EventStreamResource:
         # waitress tells a running request that its client went away (web/__main__.py
         # sets channel_request_lookahead for it); elsewhere the next write finds out.
         client_gone = req.env.get("waitress.client_disconnected") or (lambda: False)
-        resp.stream = EventStream(self._store, subscriber, after, self._gate, client_gone=client_gone)
+        resp.stream = EventStream(
+            self._store,
+            subscriber,
+            after,
+            self._gate,
+            client_gone=client_gone,
+            still_authorized=lambda: self._auth.still_authorized(subscriber),
+        )
 
 
 class EventListResource:
@@ -309,28 +358,35 @@ class EventListResource:
         self._auth = auth
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        reject_repeated(req)
         subscriber = self._auth.from_request(req, allow_query_key=False)
         raw_since, raw_limit = req.get_param("since"), req.get_param("limit")
         since = 0 if raw_since is None else parse_event_id(raw_since, "INVALID_SINCE", "since")
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
             text = raw_limit.strip()
-            if not _WHOLE_NUMBER.match(text) or not 1 <= int(text) <= MAX_LIMIT:
+            if not _WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
                 raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_LIMIT}")
             limit = int(text)
         newest = webhook_events.latest_id(self._store)
+        # A cursor past the newest event comes from another (reset) store: every event
+        # from now on is new to that client, as on the streams.
+        since = min(since, newest)
         events = events_after(self._store, subscriber, since, limit)
         has_more = len(events) == limit
         # ``next`` is the cursor for the next call. With fewer than ``limit`` events,
         # everything up to ``newest`` (read first) has been looked at.
         next_cursor = events[-1].id if has_more else max([since, newest, *(e.id for e in events[-1:])])
-        resp.media = {
+        body = {
             "success": True,
             "events": [event.message() for event in events],
             "next": next_cursor,
             "latest": max(newest, next_cursor),
             "hasMore": has_more,
         }
+        # Not resp.media: its UTF-8 encoding fails on a lone surrogate in a delivery.
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def add_routes(app: falcon.App, store: Store, gate: StreamGate, auth: SubscriberAuth) -> None:

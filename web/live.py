@@ -11,7 +11,9 @@ Connecting needs authorization (``web.events.SubscriberAuth``): the server key a
 ``auth={"key": ...}`` or an ``Authorization: Bearer`` header, or a session cookie of a
 campaign's creator. Anything else is refused with ``connect_error`` (message = the
 code). Server-key clients join the room ``server`` (every event); a creator joins
-``campaign:<id>`` for each of their campaigns.
+``campaign:<id>`` for each of their campaigns. The tail thread checks a creator's
+session again every ``AUTH_RECHECK_INTERVAL_S`` and disconnects the client once the
+session is gone (logout, expiry).
 
 One thread per web process tails the store (the store is the source, so events
 accepted by any web process reach every client) and is the only emitter. A client may
@@ -62,6 +64,7 @@ REPLAY_MAX_EVENTS = 10_000
 PING_INTERVAL_S = 10
 PING_TIMEOUT_S = 10
 PENDING_CONNECT_TIMEOUT_S = 10.0
+AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's client outlives their logout
 
 
 def alias_event(trigger: str) -> str | None:
@@ -121,6 +124,9 @@ class LiveEvents:
         self._waiting: list[_Join] = []
         self._cursor: int | None = None
         self._thread: threading.Thread | None = None
+        # Seated clients that subscribed with a session, re-checked by the tail thread.
+        self._session_clients: dict[str, Subscriber] = {}
+        self._checked_at = self._clock()
 
     @classmethod
     def for_config(cls, config: Config, store: Store, gate: StreamGate) -> LiveEvents:
@@ -197,6 +203,18 @@ class LiveEvents:
         # Seated after the emits: a client's replay runs up to the cursor, and it hears
         # live only what comes after it.
         self._seat_waiting()
+        if self._clock() - self._checked_at >= AUTH_RECHECK_INTERVAL_S:
+            self._checked_at = self._clock()
+            self.recheck_sessions()
+
+    def recheck_sessions(self) -> None:
+        """Disconnect the session clients whose session ended (logout, expiry)."""
+        for sid, subscriber in list(self._session_clients.items()):
+            if not self.sio.manager.is_connected(sid, NAMESPACE):
+                del self._session_clients[sid]
+            elif not self._auth.still_authorized(subscriber):
+                del self._session_clients[sid]
+                self.sio.disconnect(sid, namespace=NAMESPACE)
 
     def _seat_waiting(self) -> None:
         while True:
@@ -218,10 +236,15 @@ class LiveEvents:
         self._waiting = still_waiting
 
     def _seat(self, join: _Join) -> None:
+        if not join.subscriber.is_server and not self._auth.still_authorized(join.subscriber):
+            self.sio.disconnect(join.sid, namespace=NAMESPACE)  # logged out before it was seated
+            return
         if join.since < self._cursor:
             self._replay(join)
         for room in rooms_for(join.subscriber):
             self.sio.enter_room(join.sid, room, namespace=NAMESPACE)
+        if not join.subscriber.is_server:
+            self._session_clients[join.sid] = join.subscriber
 
     def _replay(self, join: _Join) -> None:
         after, sent = join.since, 0

@@ -21,13 +21,13 @@ log = logging.getLogger("web.access")
 HEADER = "X-Request-ID"
 # Accept a proxy's id only when it is short and plain, so a client cannot inject
 # text into our logs.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")  # fullmatch: "$" takes a trailing newline
 
 
 class RequestIdMiddleware:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         incoming = req.get_header(HEADER)
-        request_id = incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex[:16]
+        request_id = incoming if incoming and _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
         req.context.request_id = request_id
         req.context.started_at = time.monotonic()
         req.context.request_id_token = request_id_var.set(request_id)

@@ -24,7 +24,10 @@ def presented_key(req: falcon.Request) -> str | None:
 
 def key_matches(config: Config, key: str) -> bool:
     """True when ``key`` is one of the configured server keys."""
-    presented = key.encode()
+    try:
+        presented = key.encode()
+    except UnicodeEncodeError:
+        return False  # a lone surrogate (JSON "\ud800" in a Socket.IO auth): never a key
     # Compare against every key (no early exit) so timing says nothing about which matched.
     matches = [hmac.compare_digest(presented, expected.encode()) for expected in config.bridge_api_keys]
     return any(matches)

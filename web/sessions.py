@@ -32,12 +32,15 @@ from worker.store import Store
 
 COOKIE_NAME = "pb_session"
 STATE_TTL_S = 600.0  # 10 minutes to get through Patreon's consent page
-ANONYMOUS_TTL_S = 24 * 3600.0  # a session that never logged in
+# A session that never logged in lives as long as its newest state: anonymous
+# clients must not be able to fill the store with long-lived rows.
+ANONYMOUS_TTL_S = STATE_TTL_S
+MAX_PENDING_STATES = 5  # per session: a new login start drops the oldest beyond it
 SESSION_TTL_S = 30 * 24 * 3600.0  # a logged-in session, from its login
 PURGE_INTERVAL_S = 300.0
 
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
-_STATE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
+_STATE = re.compile(r"[A-Za-z0-9_-]{43}")  # fullmatch: "$" takes a trailing newline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +87,7 @@ class SessionStore:
 
     # -- reading (the interface the webhook streams use too) -------------------------
     def get(self, session_id: str) -> Session | None:
-        if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
             return None
         row = (
             self._store.connection()
@@ -127,11 +130,24 @@ class SessionStore:
 
     def issue_state(self, session: Session, redirect_uri: str, scopes: tuple[str, ...]) -> str:
         state = secrets.token_urlsafe(32)
+        expires_at = self._clock() + STATE_TTL_S
         with self._store.transaction() as conn:
+            # Keep the newest few states of this session (several tabs may log in at once).
+            conn.execute(
+                "DELETE FROM oauth_states WHERE session_id = ? AND state NOT IN"
+                " (SELECT state FROM oauth_states WHERE session_id = ?"
+                " ORDER BY expires_at DESC, rowid DESC LIMIT ?)",
+                (session.id, session.id, MAX_PENDING_STATES - 1),
+            )
             conn.execute(
                 "INSERT INTO oauth_states (state, session_id, redirect_uri, scopes, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (state, session.id, redirect_uri, " ".join(scopes), self._clock() + STATE_TTL_S),
+                (state, session.id, redirect_uri, " ".join(scopes), expires_at),
+            )
+            # An anonymous session lives as long as its newest state.
+            conn.execute(
+                "UPDATE sessions SET expires_at = MAX(expires_at, ?) WHERE id = ? AND user_id IS NULL",
+                (expires_at, session.id),
             )
         return state
 
@@ -140,7 +156,7 @@ class SessionStore:
 
         A state presented by another session is deleted too: it has leaked.
         """
-        if not isinstance(state, str) or not _STATE.match(state):
+        if not isinstance(state, str) or not _STATE.fullmatch(state):
             raise StateError("state is missing or malformed")
         with self._store.transaction() as conn:
             rows = conn.execute(
@@ -150,10 +166,12 @@ class SessionStore:
         row = rows[0] if rows else None
         if row is None:
             raise StateError("state is unknown or was already used")
-        if session is None or not secrets.compare_digest(row["session_id"], session.id):
-            raise StateError("state was issued to another session")
+        # Expiry first: an anonymous session ends with its state, so an expired state's
+        # session is gone too, and "expired" is what the user needs to hear.
         if row["expires_at"] <= self._clock():
             raise StateError("state has expired")
+        if session is None or not secrets.compare_digest(row["session_id"], session.id):
+            raise StateError("state was issued to another session")
         return PendingState(row["redirect_uri"], tuple(row["scopes"].split()))
 
     def login(

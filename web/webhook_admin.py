@@ -89,10 +89,16 @@ class WebhooksResource:
             "uri": _checked(schema.check_uri, body.get("uri")),
             "triggers": _checked(schema.check_triggers, body.get("triggers")),
         }
-        campaign_id = body.get("campaign_id", body.get("campaignId"))
+        # Both spellings are taken; null counts as absent, and two different values are
+        # a mistake to report, not to settle by picking one.
+        given = [_id_text(body.get(name)) for name in ("campaign_id", "campaignId")]
+        given = [value for value in given if value is not None]
+        if len(given) == 2 and given[0] != given[1]:
+            raise ApiError(
+                400, "CONFLICTING_CAMPAIGN_ID", "campaign_id and campaignId differ: send one of them"
+            )
+        campaign_id = given[0] if given else None
         if campaign_id is not None:
-            if isinstance(campaign_id, int) and not isinstance(campaign_id, bool):
-                campaign_id = str(campaign_id)
             data["campaign_id"] = _checked(
                 schema.check_id,
                 campaign_id,
@@ -105,6 +111,13 @@ class WebhooksResource:
         resp.status = falcon.HTTP_201
         resp.set_header("Cache-Control", "no-store")  # the answer carries the webhook's secret
         resp.media = {"success": True, "webhook": result.get("webhook")}
+
+
+def _id_text(value: Any) -> Any:
+    """A JSON number id as text ("5" and 5 are the same id); anything else unchanged."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 class WebhookResource:

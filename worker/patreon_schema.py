@@ -44,10 +44,11 @@ V2_TRIGGERS = (
 )
 LEGACY_TRIGGERS = ("pledges:create", "pledges:update", "pledges:delete")
 
-CAMPAIGN_ID = re.compile(r"^[0-9]{1,20}$")
-POST_ID = re.compile(r"^[0-9]{1,20}$")
-MEMBER_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-WEBHOOK_ID = re.compile(r"^[0-9]{1,20}$")
+# Every pattern here is used with ``fullmatch``: ``$`` would accept a trailing newline.
+CAMPAIGN_ID = re.compile(r"[0-9]{1,20}")
+POST_ID = re.compile(r"[0-9]{1,20}")
+MEMBER_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+WEBHOOK_ID = re.compile(r"[0-9]{1,20}")
 
 MAX_PAGE_COUNT = 1000
 MAX_PAGE_COUNT_WITH_PLEDGE_HISTORY = 500
@@ -59,11 +60,13 @@ MAX_URI_CHARS = 2048
 SINGLE = frozenset({"include", "fields"})
 LISTING = frozenset({"include", "fields", "sort", "page[count]", "page[cursor]"})
 
-_FIELDS_KEY = re.compile(r"^fields\[([a-z-]{1,40})\]$")
-_NAME = re.compile(r"^[a-z_]{1,64}$")
-_INCLUDE_PATH = re.compile(r"^[a-z_]{1,64}(\.[a-z_]{1,64}){0,4}$")
-_SORT_ITEM = re.compile(r"^-?[a-z_]{1,64}$")
-_CURSOR = re.compile(r"^[A-Za-z0-9_\-=.~+/%:]*$")
+_FIELDS_KEY = re.compile(r"fields\[([a-z-]{1,40})\]")
+_NAME = re.compile(r"[a-z_]{1,64}")
+_INCLUDE_PATH = re.compile(r"[a-z_]{1,64}(\.[a-z_]{1,64}){0,4}")
+_SORT_ITEM = re.compile(r"-?[a-z_]{1,64}")
+_CURSOR = re.compile(r"[A-Za-z0-9_\-=.~+/%:]*")
+_PAGE_COUNT = re.compile(r"[0-9]{1,4}")  # ASCII digits: str.isdigit() also takes "²"
+_URI = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
 
 class ParamError(ValueError):
@@ -82,7 +85,7 @@ def _comma_list(key: str, value: str, pattern: re.Pattern, code: str, what: str)
     items = [item for item in items if item]
     if len(items) > MAX_LIST_ITEMS:
         raise ParamError(code, f"{key}: at most {MAX_LIST_ITEMS} items")
-    bad = [item for item in items if not pattern.match(item)]
+    bad = [item for item in items if not pattern.fullmatch(item)]
     if bad:
         raise ParamError(code, f"{key}: {bad[0][:80]!r} is not a valid {what}")
     return list(dict.fromkeys(items))
@@ -103,7 +106,7 @@ def normalize_query(params: Mapping[str, Any], allowed: Iterable[str]) -> dict[s
             raise ParamError("INVALID_PARAMETER", f"{key[:60]}: give it once, not {len(value)} times")
         if not isinstance(value, str):
             raise ParamError("INVALID_PARAMETER", f"{key[:60]}: must be text")
-        fields = _FIELDS_KEY.match(key)
+        fields = _FIELDS_KEY.fullmatch(key)
         if fields and "fields" in allowed:
             if fields.group(1) not in RESOURCE_TYPES:
                 raise ParamError(
@@ -117,13 +120,13 @@ def normalize_query(params: Mapping[str, Any], allowed: Iterable[str]) -> dict[s
         elif key == "sort" and key in allowed:
             normalized[key] = ",".join(_comma_list(key, value, _SORT_ITEM, "INVALID_SORT", "sort key"))
         elif key == "page[count]" and key in allowed:
-            if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_COUNT:
+            if not _PAGE_COUNT.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE_COUNT:
                 raise ParamError(
                     "INVALID_PAGE_COUNT", f"page[count] must be a whole number from 1 to {MAX_PAGE_COUNT}"
                 )
             normalized[key] = str(int(value))
         elif key == "page[cursor]" and key in allowed:
-            if not value or len(value) > MAX_CURSOR_CHARS or not _CURSOR.match(value):
+            if not value or len(value) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(value):
                 raise ParamError(
                     "INVALID_CURSOR",
                     f"page[cursor] must be a cursor from meta.pagination.cursors.next (up to {MAX_CURSOR_CHARS} chars)",
@@ -136,7 +139,7 @@ def normalize_query(params: Mapping[str, Any], allowed: Iterable[str]) -> dict[s
 
 
 def check_id(value: Any, pattern: re.Pattern, code: str, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ParamError(code, f"{what} is malformed")
     return value
 
@@ -156,10 +159,6 @@ def check_triggers(value: Any) -> list[str]:
 
 
 def check_uri(value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or len(value) > MAX_URI_CHARS
-        or not re.match(r"^https?://[^\s/?#]+[^\s]*$", value)
-    ):
+    if not isinstance(value, str) or len(value) > MAX_URI_CHARS or not _URI.fullmatch(value):
         raise ParamError("INVALID_URI", "uri must be an absolute http(s) URL without spaces")
     return value

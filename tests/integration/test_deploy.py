@@ -38,6 +38,7 @@ from tests.webhook_deliveries import encode, member_document, signed_headers
 
 UNIT = REPO / "deploy" / "patreon-bridge.service"
 NGINX_SNIPPET = REPO / "deploy" / "nginx.conf"
+SNIPPET_ACCESS_LOG = "/var/log/nginx/patreon-bridge.access.log"
 INSTALL_DIR = "/opt/patreon-bridge"
 SERVER_KEY = "deploy-test-server-key"
 WEBHOOK_SECRET = "sandbox-webhook-secret"
@@ -177,6 +178,8 @@ def nginx_binary() -> str:
 
 def nginx_conf(folder: Path, snippet: str, extra: str = "") -> Path:
     """A minimal nginx.conf around the snippet, with every path inside ``folder``."""
+    assert snippet.count(SNIPPET_ACCESS_LOG) == 1
+    snippet = snippet.replace(SNIPPET_ACCESS_LOG, str(folder / "bridge-access.log"))
     (folder / "snippet.conf").write_text(snippet)
     conf = folder / "nginx.conf"
     conf.write_text(
@@ -244,6 +247,24 @@ def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: 
         assert requests.get(base_url + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 200
         assert requests.get(front + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 404
 
+        # The access log has the path, never the query (OAuth codes, states, ?key=).
+        requests.get(front + "/auth/patreon/callback?code=logged-code-123&state=s", timeout=5)
+        requests.get(front + "/api/patreon/events?key=logged-key-456", timeout=5)
+        access = (tmp_path / "bridge-access.log").read_text()
+        assert "/auth/patreon/callback" in access and "/api/patreon/events" in access
+        assert "logged-code-123" not in access and "logged-key-456" not in access
+
+        # A body just over the bridge's 1 MiB gets the bridge's JSON 413, not nginx's page.
+        big = requests.post(front + WEBHOOK_PATH, data=b"x" * (1024 * 1024 + 10), timeout=10)
+        assert big.status_code == 413 and big.json()["code"] == "PAYLOAD_TOO_LARGE", big.text
+
+        # Login starts are rate limited per address.
+        statuses = [
+            requests.get(front + "/auth/patreon", allow_redirects=False, timeout=5).status_code
+            for _ in range(40)
+        ]
+        assert 429 in statuses and statuses[0] == 302, statuses
+
         # An SSE stream through nginx: an event accepted by the bridge arrives at once.
         got = threading.Event()
         lines: list[str] = []
@@ -293,3 +314,16 @@ def test_sigterm_stops_the_units_stack_within_timeout_stop_sec(unit_stack, insta
     )
     log = (install_root / "var" / "log" / "supervisord.log").read_text()
     assert "SIGKILL" not in log, log
+
+
+def test_nginx_timeouts_outlast_the_bridge_calls():
+    snippet = NGINX_SNIPPET.read_text()
+    # The server-wide read timeout covers /api/patreon/ reads: all=true may take 120 s.
+    server_wide = re.search(r"\n    proxy_read_timeout (\d+)s;", snippet)
+    assert server_wide and int(server_wide.group(1)) >= 150
+    socketio = snippet.split("location /socket.io/", 1)[1].split("}", 1)[0]
+    assert int(re.search(r"proxy_read_timeout (\d+)s;", socketio).group(1)) >= 25
+    assert "client_max_body_size 2m;" in snippet
+    log_format = snippet.split("log_format", 1)[1].split(";", 1)[0]
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$http_referer"):
+        assert leaky not in log_format, leaky

@@ -146,8 +146,12 @@ def test_single_page_app_exchange_returns_the_user_and_no_token(stack):
     assert row["access_token"] not in resp.text and row["refresh_token"] not in resp.text
     again = browser.post("/api/patreon/auth/token", json={"code": back["code"], "state": back["state"]})
     assert_error(again, 400, "INVALID_STATE")
-    missing = browser.post("/api/patreon/auth/token", json={"state": back["state"]})
+    # A fresh state without a code: refused, and the state is used up all the same.
+    fresh = body(browser.get("/api/patreon/auth/url"))["state"]
+    missing = browser.post("/api/patreon/auth/token", json={"state": fresh})
     assert_error(missing, 400, "MISSING_AUTH_CODE")
+    burnt = browser.post("/api/patreon/auth/token", json={"code": back["code"], "state": fresh})
+    assert_error(burnt, 400, "INVALID_STATE")
     remember(
         browser,
         back["code"],

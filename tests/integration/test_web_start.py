@@ -22,3 +22,31 @@ def test_a_taken_port_is_one_clear_line_and_exit_69(tmp_path):
     assert result.returncode == 69
     assert f"❌ web cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigint_stops_web_like_sigterm(tmp_path):
+    import signal
+
+    from tests.stack import free_port, wait_for
+
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, 15, what="web to listen")
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        _out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert process.returncode == 0, err
+    assert "received SIGINT: finishing in-flight requests" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -333,6 +333,28 @@ def test_a_creator_session_subscribes_to_its_campaign_and_a_patron_session_is_re
         live.close()
 
 
+def test_a_creator_subscription_ends_when_the_creator_logs_out(stack: Stack):
+    creator = Browser(stack)
+    creator.login("1")
+    cookie = {"Cookie": f"pb_session={creator.cookie}"}
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=20)
+    conn.request("GET", "/api/patreon/events", headers=cookie)
+    stream = conn.getresponse()
+    assert stream.status == 200
+    live = SocketIoClient(stack.base_url).connect(headers=cookie)
+    try:
+        wait_for(lambda: live.sio.connected, 5, what="the creator's Socket.IO client")
+        assert creator.post("/api/patreon/auth/logout").status_code == 200
+        # Re-checked every 5 s: the client is disconnected and the stream ends.
+        wait_for(lambda: not live.sio.connected, 15, what="the Socket.IO client to be disconnected")
+        ended_at = time.monotonic()
+        stream.read()  # returns when the server ends the stream (the socket timeout is 20 s)
+        assert time.monotonic() - ended_at < 15
+    finally:
+        live.close()
+        conn.close()
+
+
 def open_stream(stack: Stack) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
     conn.request("GET", "/api/patreon/events", headers=BEARER)

@@ -177,6 +177,9 @@ def test_backfill_for_a_creator_holds_only_their_campaigns(client, store):
         ({"since": "99999999999999999999999"}, "INVALID_SINCE"),
         ({"since": "²"}, "INVALID_SINCE"),
         ({"limit": "١٠"}, "INVALID_LIMIT"),
+        ({"since": ["1", "2"]}, "INVALID_PARAMETER"),
+        ({"limit": ["1", "2"]}, "INVALID_PARAMETER"),
+        ({"key": [KEY, KEY]}, "INVALID_PARAMETER"),
     ],
 )
 def test_backfill_rejects_bad_parameters(client, params, code):
@@ -290,6 +293,8 @@ def test_sse_without_a_cursor_starts_at_the_newest_event(client, store, gate):
 
 
 def test_sse_rejects_bad_cursors_and_anonymous_clients(client):
+    repeated = client.simulate_get("/api/patreon/events", query_string=f"key={KEY}&since=1&since=2")
+    assert (repeated.status_code, repeated.json["code"]) == (400, "INVALID_PARAMETER")
     bad = client.simulate_get("/api/patreon/events", headers={**BEARER, "Last-Event-ID": "abc"})
     assert (bad.status_code, bad.json["code"]) == (400, "INVALID_LAST_EVENT_ID")
     bad = client.simulate_get("/api/patreon/events", params={"key": KEY, "since": "x"})
@@ -424,3 +429,137 @@ def test_socketio_cors_origins_come_from_the_config(store, gate):
             {"SOCKETIO_CORS_ORIGINS": "site.example,https://x.example/path"}, Path("/nonexistent/.env")
         )
     assert bad.value.problems[0][0] == "SOCKETIO_CORS_ORIGINS"
+
+
+# -- a subscription ends with the session -------------------------------------------------
+def creator_login(store):
+    """A logged-in creator session in the real SessionStore; returns (sessions, auth, cookie)."""
+    from web.sessions import COOKIE_NAME, SessionStore, new_id
+
+    sessions = SessionStore(store)
+    session = sessions.login(None, new_id(), "1", ["1001"])
+    auth = SubscriberAuth(load_config({"BRIDGE_API_KEY": KEY}, Path("/nonexistent/.env")), sessions)
+    return sessions, session, auth, f"{COOKIE_NAME}={session.id}"
+
+
+def test_a_creator_socketio_client_is_disconnected_after_logout(store, gate):
+    sessions, session, auth, cookie = creator_login(store)
+    now = [0.0]
+    live = LiveEvents(store, auth, gate, clock=lambda: now[0])
+    recorder = Recorder()
+    live.sio.emit = recorder
+    disconnected = []
+    live.sio.disconnect = lambda sid, namespace=None: disconnected.append(sid)
+    live.tail_once()
+    creator = live.sio.manager.connect("eio-1", "/")
+    live._on_connect(creator, {"HTTP_COOKIE": cookie}, None)
+    server = live.sio.manager.connect("eio-2", "/")
+    live._on_connect(server, {}, {"key": KEY})
+    live.tail_once()
+    assert "campaign:1001" in live.sio.rooms(creator)
+    now[0] = 10.0
+    live.tail_once()
+    assert disconnected == []  # still logged in
+    sessions.end(session.id)  # POST /api/patreon/auth/logout
+    now[0] = 20.0
+    live.tail_once()
+    assert disconnected == [creator]  # the server-key client stays
+
+
+def test_a_creator_logged_out_before_being_seated_is_not_seated(store, gate):
+    sessions, session, auth, cookie = creator_login(store)
+    accept_many(store, 2)
+    live = LiveEvents(store, auth, gate)
+    recorder = Recorder()
+    live.sio.emit = recorder
+    disconnected = []
+    live.sio.disconnect = lambda sid, namespace=None: disconnected.append(sid)
+    live.tail_once()
+    sid = live.sio.manager.connect("eio-1", "/")
+    live._on_connect(sid, {"HTTP_COOKIE": cookie}, {"since": 0})
+    sessions.end(session.id)
+    live.tail_once()
+    assert disconnected == [sid]
+    assert [c for c in recorder.calls if c[3] == sid] == []  # no replay either
+
+
+def test_a_creator_sse_stream_ends_after_logout(store, gate):
+    sessions, session, auth, _cookie = creator_login(store)
+    subscriber = auth.from_environ({"HTTP_COOKIE": _cookie}, None)
+    now = [0.0]
+    assert gate.try_enter()
+    stream = EventStream(
+        store,
+        subscriber,
+        0,
+        gate,
+        poll_interval_s=0,
+        keepalive_interval_s=1,
+        recheck_interval_s=5,
+        clock=lambda: now[0],
+        still_authorized=lambda: auth.still_authorized(subscriber),
+    )
+    next(stream)
+    now[0] = 6.0
+    assert next(stream) == b": keep-alive\n\n"  # still logged in: the stream goes on
+    sessions.end(session.id)
+    now[0] = 12.0
+    assert list(stream) == []  # the session is gone: the stream ends
+    stream.close()
+    assert auth.still_authorized(SERVER)
+
+
+def test_the_sse_resource_rechecks_the_session(store, gate):
+    sessions, session, auth, cookie = creator_login(store)
+    app = falcon.App()
+    errors.install(app)
+    add_routes(app, store, gate, auth)
+    _started, body = open_sse(falcon.testing.TestClient(app), headers={"Cookie": cookie})
+    assert body._still_authorized() is True
+    sessions.end(session.id)
+    assert body._still_authorized() is False
+    body.close()
+
+
+# -- a delivery holding a lone surrogate ----------------------------------------------------
+def accept_surrogate(store):
+    doc = member_document("m-1")
+    doc["data"]["attributes"]["full_name"] = "\ud800"
+    raw = json.dumps(doc).encode()  # ensure_ascii: the bytes hold the escape "\\ud800"
+    webhook_events.accept(store, "members:update", raw)
+
+
+def test_an_event_with_a_lone_surrogate_reaches_sse_backfill_and_socketio(store, client, gate, auth):
+    accept_surrogate(store)
+    backfill = client.simulate_get("/api/patreon/webhooks/events", headers=BEARER)
+    assert backfill.status_code == 200
+    assert backfill.json["events"][0]["data"]["attributes"]["full_name"] == "\ud800"
+    assert gate.try_enter()
+    stream = EventStream(store, SERVER, 0, gate, poll_interval_s=0)
+    next(stream)
+    [event] = parse_sse([next(stream)])
+    assert event["data"]["data"]["attributes"]["full_name"] == "\ud800"
+    stream.close()
+    import socketio
+
+    encoded = socketio.packet.Packet(
+        socketio.packet.EVENT, data=["patreon:webhook", event["data"]], namespace="/"
+    ).encode()
+    encoded.encode("utf-8")  # Socket.IO's JSON escapes it too
+
+
+def test_a_surrogate_server_key_is_refused_on_connect(auth):
+    with pytest.raises(SubscriberRefused) as refused:
+        auth.from_environ({}, {"key": "\ud800"})
+    assert refused.value.code == "INVALID_API_KEY"
+
+
+def test_backfill_clamps_a_cursor_past_the_newest_event(client, store):
+    accept_many(store, 2)
+    page = client.simulate_get("/api/patreon/webhooks/events", params={"since": "500"}, headers=BEARER).json
+    assert (page["events"], page["next"]) == ([], 2)
+    webhook_events.accept(store, "members:create", encode(member_document("m-3")))  # id 3: heard
+    page = client.simulate_get(
+        "/api/patreon/webhooks/events", params={"since": str(page["next"])}, headers=BEARER
+    ).json
+    assert [e["id"] for e in page["events"]] == [3]

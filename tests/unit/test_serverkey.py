@@ -44,3 +44,8 @@ def test_with_no_key_configured_every_key_is_refused():
     assert not key_matches(config, "")
     with pytest.raises(ApiError):
         is_server_request(request("Bearer anything"), config)
+
+
+def test_a_key_that_is_not_valid_unicode_does_not_match():
+    # Socket.IO's auth={"key": "\ud800"} arrives as a lone surrogate: refused, not a crash.
+    assert key_matches(config_with("the-key"), "\ud800") is False

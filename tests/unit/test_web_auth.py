@@ -14,9 +14,9 @@ import pytest
 from tests.fake_worker import FakeWorker, call_error
 from web import auth, errors
 from web.requestid import RequestIdMiddleware
-from web.sessions import COOKIE_NAME, STATE_TTL_S, SessionStore
+from web.sessions import COOKIE_NAME, MAX_PENDING_STATES, STATE_TTL_S, SessionStore
 from worker import tokens
-from worker.client import WorkerUnavailable
+from worker.client import WorkerTimeout, WorkerUnavailable
 from worker.config import load_config
 from worker.store import Store
 
@@ -166,11 +166,31 @@ def test_state_expires(env):
     assert "expired" in result.json["error"]
 
 
-def test_missing_code_is_refused_before_the_state_is_used(env):
+@pytest.mark.parametrize("code_param", ["", "code=&", "code=" + "c" * 600 + "&"])
+def test_a_missing_or_too_long_code_still_uses_up_the_state(env, code_param):
     started = env.start()
     cookie, state = started.cookies[COOKIE_NAME].value, started.json["state"]
-    assert_error(env.callback(cookie, "state=" + state), 400, "MISSING_AUTH_CODE")
-    assert env.callback(cookie, "code=c&state=" + state).status_code == 302
+    assert_error(env.callback(cookie, code_param + "state=" + state), 400, "MISSING_AUTH_CODE")
+    assert_error(env.callback(cookie, "code=c&state=" + state), 400, "INVALID_STATE")
+    assert env.worker.calls == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        WorkerUnavailable("down"),
+        WorkerTimeout("oauth.exchange", 30.0),
+        call_error("PATREON_AUTH_FAILED", 401),
+    ],
+)
+def test_a_failed_exchange_drops_the_tokens_of_the_session_it_was_for(env, failure):
+    env.worker.answer("oauth.exchange", failure)
+    started = env.start()
+    result = env.callback(started.cookies[COOKIE_NAME].value, "code=c&state=" + started.json["state"])
+    assert result.status_code >= 400
+    exchange, forget = env.worker.calls
+    assert exchange["action"] == "oauth.exchange" and forget["action"] == "oauth.forget"
+    assert forget["data"] == {"session": exchange["data"]["session"]}
 
 
 def test_patreon_error_is_a_400_and_burns_the_state(env):
@@ -219,7 +239,8 @@ def test_spa_token_exchange_answers_json_without_tokens(env):
     [
         (b"{nope", 400, "INVALID_BODY"),
         (b"[1]", 400, "INVALID_BODY"),
-        (b'{"state": "x"}', 400, "MISSING_AUTH_CODE"),
+        (b'{"code": "\\ud800", "state": "x"}', 400, "INVALID_BODY"),  # a lone surrogate
+        (b'{"state": "x"}', 400, "INVALID_STATE"),  # the state is checked (and used up) first
         (b'{"code": "c", "state": "x"}', 400, "INVALID_STATE"),
         (b'{"code": "c", "state": "x", "refresh_token": "r"}', 400, "UNKNOWN_FIELD"),
     ],
@@ -309,3 +330,32 @@ def test_garbage_cookies_are_no_session(env):
     assert env.sessions.from_cookie_header(None) is None
     assert env.sessions.from_cookie_header("pb_session=../../etc; ;=;pb_session") is None
     assert env.sessions.get("x" * 43) is None
+
+
+# -- anonymous clients cannot fill the store -------------------------------------------------
+def count(env, table: str) -> int:
+    return env.store.connection().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_a_session_that_never_logs_in_expires_with_its_state(env):
+    started = env.start()
+    cookie = started.cookies[COOKIE_NAME].value
+    assert started.cookies[COOKIE_NAME].max_age == int(STATE_TTL_S)
+    env.clock.now += STATE_TTL_S / 2
+    env.start(cookie)  # a second login start keeps it alive with the new state
+    env.clock.now += STATE_TTL_S / 2 + 1
+    assert env.sessions.get(cookie) is not None
+    env.clock.now += STATE_TTL_S
+    assert env.sessions.get(cookie) is None
+    # Expired rows go when sessions are created again (at most every PURGE_INTERVAL_S).
+    env.client.simulate_get("/auth/patreon")
+    assert (count(env, "sessions"), count(env, "oauth_states")) == (1, 1)
+
+
+def test_a_session_keeps_only_its_newest_pending_states(env):
+    first = env.start()
+    cookie = first.cookies[COOKIE_NAME].value
+    states = [first.json["state"]] + [env.start(cookie).json["state"] for _ in range(MAX_PENDING_STATES)]
+    assert count(env, "oauth_states") == MAX_PENDING_STATES
+    assert_error(env.callback(cookie, "code=c&state=" + states[0]), 400, "INVALID_STATE")
+    assert env.callback(cookie, "code=c&state=" + states[-1]).status_code == 302

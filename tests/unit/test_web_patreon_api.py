@@ -148,6 +148,13 @@ def test_all_true_asks_for_every_page_with_the_long_timeout_and_no_blind_retry(c
         ("/api/patreon/campaigns/1001/members", "page%5Bcount%5D=0", "INVALID_PAGE_COUNT"),
         ("/api/patreon/campaigns/1001/members", "page%5Bcount%5D=1001", "INVALID_PAGE_COUNT"),
         ("/api/patreon/campaigns/1001/members", "page%5Bcount%5D=ten", "INVALID_PAGE_COUNT"),
+        ("/api/patreon/campaigns/1001/members", "page%5Bcount%5D=%C2%B2", "INVALID_PAGE_COUNT"),  # "²"
+        # "$" would take a trailing newline: every id and parameter is matched whole.
+        ("/api/patreon/campaigns/1001%0A/members", None, "INVALID_CAMPAIGN_ID"),
+        ("/api/patreon/campaigns/1001/members", "page%5Bcount%5D=10%0A", "INVALID_PAGE_COUNT"),
+        ("/api/patreon/campaigns/1001/members", "page%5Bcursor%5D=abc%0A", "INVALID_CURSOR"),
+        ("/api/patreon/campaigns/1001/members", "fields%5Bmember%5D%0A=email", "UNKNOWN_PARAMETER"),
+        ("/api/patreon/posts/12%0A", None, "INVALID_POST_ID"),
         ("/api/patreon/campaigns/1001/members", "page%5Bcursor%5D=" + "a" * 600, "INVALID_CURSOR"),
         ("/api/patreon/campaigns/1001/members", "page%5Bcursor%5D=%3Cx%3E", "INVALID_CURSOR"),
         ("/api/patreon/campaigns/1001/members", "page%5Bsize%5D=10", "UNKNOWN_PARAMETER"),

@@ -120,8 +120,14 @@ def test_create_passes_checked_fields_and_shows_the_secret_once(client, worker):
         ({"uri": URI, "triggers": "members:create"}, "INVALID_TRIGGERS"),
         ({"uri": URI, "triggers": ["pledges:create"]}, "INVALID_TRIGGERS"),  # legacy: cannot be created
         ({"uri": "not a url", "triggers": ["members:create"]}, "INVALID_URI"),
+        ({"uri": URI + "\n", "triggers": ["members:create"]}, "INVALID_URI"),
+        ({"uri": URI, "triggers": ["members:create"], "campaign_id": "1001\n"}, "INVALID_CAMPAIGN_ID"),
         ({"triggers": ["members:create"]}, "INVALID_URI"),
         ({"uri": URI, "triggers": ["members:create"], "campaign_id": "x1"}, "INVALID_CAMPAIGN_ID"),
+        (
+            {"uri": URI, "triggers": ["members:create"], "campaign_id": "1", "campaignId": "2"},
+            "CONFLICTING_CAMPAIGN_ID",
+        ),
         ({"uri": URI, "triggers": ["members:create"], "secret": "mine"}, "UNKNOWN_FIELD"),
     ],
 )
@@ -162,6 +168,30 @@ def test_delete(client, worker):
     assert result.json == {"success": True, "deleted": "77"}
     worker.answer("webhooks.delete", call_error("NOT_FOUND", 404))
     assert_error(client.simulate_delete("/api/patreon/webhooks/78", headers=SERVER), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        {"campaign_id": None, "campaignId": "5"},
+        {"campaign_id": "5", "campaignId": None},
+        {"campaignId": 5},
+        {"campaign_id": "5", "campaignId": 5},  # the same id twice
+    ],
+)
+def test_create_takes_the_campaign_id_in_either_spelling(client, worker, ids):
+    result = client.simulate_post(
+        "/api/patreon/webhooks", json={"uri": URI, "triggers": ["members:create"], **ids}, headers=SERVER
+    )
+    assert result.status_code == 201, result.text
+    assert worker.last("webhooks.create")["data"]["campaign_id"] == "5"
+
+
+def test_a_webhook_id_with_a_trailing_newline_is_refused(client, worker):
+    assert_error(
+        client.simulate_delete("/api/patreon/webhooks/12%0A", headers=SERVER), 400, "INVALID_WEBHOOK_ID"
+    )
+    assert worker.calls == []
 
 
 def test_the_receiver_route_is_not_shadowed(client, worker):
