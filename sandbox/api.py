@@ -183,88 +183,60 @@ class Campaign:
         resp.media = doc
 
 
-class CampaignMembers:
-    def __init__(self, api: Api):
+class CampaignListing:
+    """``/campaigns/{id}/members`` and ``/campaigns/{id}/posts``: one page of a campaign's
+    members or posts, for the campaign's owner."""
+
+    def __init__(self, api: Api, kind: str, type_name: str, scope: str, items: str):
         self.api = api
+        self.kind = kind  # "members" | "posts": the path segment and the cursor's namespace
+        self.type_name = type_name
+        self.scope = scope
+        self.items = items  # the World method listing a campaign's resources
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, campaign_id: str) -> None:
         grant: Grant = req.context.grant
-        require(grant, "campaigns.members")
-        query = self.api.query(req, grant, "member")
+        require(grant, self.scope)
+        query = self.api.query(req, grant, self.type_name)
+        # Patreon caps a page at 500 when it carries pledge history, 1000 otherwise.
         max_count = MAX_COUNT_WITH_PLEDGE_HISTORY if "pledge_history" in query.include else MAX_COUNT
-        page = parse_page(req.params, "members", max_count)
+        page = parse_page(req.params, self.kind, max_count)
         world = self.api.world
+        items = getattr(world, self.items)
         with world.lock:
             self.api.owned_campaign(grant, campaign_id)
             resp.media = self.api.paged(
                 req,
                 grant,
                 query,
-                f"members/{campaign_id}",
-                "member",
-                lambda: world.members_of(campaign_id),
+                f"{self.kind}/{campaign_id}",
+                self.type_name,
+                lambda: items(campaign_id),
                 page,
             )
 
 
-class MemberResource:
-    def __init__(self, api: Api):
-        self.api = api
+class SingleResource:
+    """``/members/{id}`` and ``/posts/{id}``: one resource of a campaign the token owns."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, member_id: str) -> None:
+    def __init__(self, api: Api, type_name: str, scope: str, table: str):
+        self.api = api
+        self.type_name = type_name
+        self.scope = scope
+        self.table = table  # the World attribute holding these resources by id
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, resource_id: str) -> None:
         grant: Grant = req.context.grant
-        require(grant, "campaigns.members")
-        query = self.api.query(req, grant, "member")
+        require(grant, self.scope)
+        query = self.api.query(req, grant, self.type_name)
         world = self.api.world
         with world.lock:
-            member = world.members.get(member_id)
-            if member is None:
-                raise not_found(f"No member with id {member_id}.")
-            self.api.owned_campaign(grant, member.campaign_id)
-            doc = self.api.document(grant, query, member, "member", many=False)
-        doc["links"] = {"self": self_link("member", member_id, req.prefix)}
-        resp.media = doc
-
-
-class CampaignPosts:
-    def __init__(self, api: Api):
-        self.api = api
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, campaign_id: str) -> None:
-        grant: Grant = req.context.grant
-        require(grant, "campaigns.posts")
-        query = self.api.query(req, grant, "post")
-        page = parse_page(req.params, "posts", MAX_COUNT)
-        world = self.api.world
-        with world.lock:
-            self.api.owned_campaign(grant, campaign_id)
-            resp.media = self.api.paged(
-                req,
-                grant,
-                query,
-                f"posts/{campaign_id}",
-                "post",
-                lambda: world.posts_of(campaign_id),
-                page,
-            )
-
-
-class PostResource:
-    def __init__(self, api: Api):
-        self.api = api
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        grant: Grant = req.context.grant
-        require(grant, "campaigns.posts")
-        query = self.api.query(req, grant, "post")
-        world = self.api.world
-        with world.lock:
-            post = world.posts.get(post_id)
-            if post is None:
-                raise not_found(f"No post with id {post_id}.")
-            self.api.owned_campaign(grant, post.campaign_id)
-            doc = self.api.document(grant, query, post, "post", many=False)
-        doc["links"] = {"self": self_link("post", post_id, req.prefix)}
+            resource = getattr(world, self.table).get(resource_id)
+            if resource is None:
+                raise not_found(f"No {self.type_name} with id {resource_id}.")
+            self.api.owned_campaign(grant, resource.campaign_id)
+            doc = self.api.document(grant, query, resource, self.type_name, many=False)
+        doc["links"] = {"self": self_link(self.type_name, resource_id, req.prefix)}
         resp.media = doc
 
 
@@ -415,9 +387,13 @@ def add_routes(app: falcon.App, api: Api) -> None:
     app.add_route(f"{PREFIX}/identity", Identity(api))
     app.add_route(f"{PREFIX}/campaigns", Campaigns(api))
     app.add_route(f"{PREFIX}/campaigns/{{campaign_id}}", Campaign(api))
-    app.add_route(f"{PREFIX}/campaigns/{{campaign_id}}/members", CampaignMembers(api))
-    app.add_route(f"{PREFIX}/members/{{member_id}}", MemberResource(api))
-    app.add_route(f"{PREFIX}/campaigns/{{campaign_id}}/posts", CampaignPosts(api))
-    app.add_route(f"{PREFIX}/posts/{{post_id}}", PostResource(api))
+    members = CampaignListing(api, "members", "member", "campaigns.members", "members_of")
+    posts = CampaignListing(api, "posts", "post", "campaigns.posts", "posts_of")
+    app.add_route(f"{PREFIX}/campaigns/{{campaign_id}}/members", members)
+    app.add_route(
+        f"{PREFIX}/members/{{resource_id}}", SingleResource(api, "member", "campaigns.members", "members")
+    )
+    app.add_route(f"{PREFIX}/campaigns/{{campaign_id}}/posts", posts)
+    app.add_route(f"{PREFIX}/posts/{{resource_id}}", SingleResource(api, "post", "campaigns.posts", "posts"))
     app.add_route(f"{PREFIX}/webhooks", Webhooks(api))
     app.add_route(f"{PREFIX}/webhooks/{{hook_id}}", WebhookResource(api))
