@@ -18,8 +18,8 @@ import os
 from bench import direct
 from bench.client import HttpClient, UnexpectedStatus
 from bench.machine import CpuAccount
-from bench.measure import Series, interleave, ratio, run_batch
-from bench.report import Line, Outcome, fmt_ms, fmt_ratio
+from bench.measure import Series, interleave, run_batch
+from bench.report import Line, Outcome, add_throughput_comparison
 from bench.stacks import Run, supervised_pids
 
 NUMBER = 2
@@ -116,35 +116,29 @@ def run(ctx: Run) -> Outcome:
 
     for level in LEVELS:
         straight, bridged = series[("direct", level)], series[("bridge", level)]
-        share = ratio(bridged.throughput, straight.throughput)
-        errors = straight.errors + bridged.errors
         judged = level == JUDGED_CONCURRENCY
-        outcome.add(
-            Line(
-                f"concurrency {level}: bridge vs direct, req/s",
-                f"{bridged.throughput:.0f} vs {straight.throughput:.0f} ({fmt_ratio(share)})"
-                + (f", {errors} errors" if errors else ""),
-                goal=f">= {GOAL_SHARE:.0%}" if judged else "",
-                met=(share is not None and share >= GOAL_SHARE and errors == 0) if judged else None,
-            ),
-            Line(
-                f"concurrency {level}: p50/p99, bridge vs direct",
-                f"{fmt_ms(bridged.summary_ms())} vs {fmt_ms(straight.summary_ms())}",
-            ),
-        )
-        if judged:
-            outcome.add(
-                Line(
-                    f"concurrency {level}: CPU ms per request, bridge",
+        add_throughput_comparison(
+            outcome,
+            level,
+            bridged,
+            straight,
+            throughput_label="bridge vs direct, req/s",
+            latency_label="p50/p99, bridge vs direct",
+            goal_share=GOAL_SHARE,
+            judged=judged,
+            cpu=[
+                (
+                    "CPU ms per request, bridge",
                     accounts[("bridge", level)].per_call_ms(bridged.completed),
                 ),
-                Line(
-                    f"concurrency {level}: CPU ms per request, direct",
+                (
+                    "CPU ms per request, direct",
                     accounts[("direct", level)].per_call_ms(straight.completed),
                 ),
-            )
-        for message in (*bridged.error_messages, *straight.error_messages):
-            outcome.notes.append(f"Error (concurrency {level}): {message}")
+            ]
+            if judged
+            else [],
+        )
     outcome.notes.append(
         f"{rounds} interleaved rounds of {duration_s:g} s per side and level after a warm-up; "
         f"query: {query}. Sandbox 429s during the run: "

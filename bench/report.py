@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from bench.machine import CpuUse
-from bench.measure import Summary, ratio
+from bench.measure import Series, Summary, ratio
 
 
 @dataclasses.dataclass
@@ -76,6 +76,42 @@ def compare_ms(a_name: str, a: Summary, b_name: str, b: Summary) -> str:
         f"{b_name} {fmt_ms(b)} vs {a_name} {fmt_ms(a)} (p50 {fmt_ratio(ratio(b.p50, a.p50))}, "
         f"p99 {fmt_ratio(ratio(b.p99, a.p99))})"
     )
+
+
+def add_throughput_comparison(
+    outcome: Outcome,
+    level: int,
+    ours: Series,
+    theirs: Series,
+    *,
+    throughput_label: str,
+    latency_label: str,
+    goal_share: float,
+    judged: bool,
+    cpu: list[tuple[str, str]],
+) -> None:
+    """The lines of one concurrency level of an A/B throughput benchmark: rates and
+    their ratio (judged against ``goal_share`` at the judged level, where errors fail
+    it), latency percentiles, CPU per call (judged level only), and any errors."""
+    share = ratio(ours.throughput, theirs.throughput)
+    errors = ours.errors + theirs.errors
+    outcome.add(
+        Line(
+            f"concurrency {level}: {throughput_label}",
+            f"{ours.throughput:.0f} vs {theirs.throughput:.0f} ({fmt_ratio(share)})"
+            + (f", {errors} errors" if errors else ""),
+            goal=f">= {goal_share:.0%}" if judged else "",
+            met=(share is not None and share >= goal_share and errors == 0) if judged else None,
+        ),
+        Line(
+            f"concurrency {level}: {latency_label}",
+            f"{fmt_ms(ours.summary_ms())} vs {fmt_ms(theirs.summary_ms())}",
+        ),
+    )
+    if judged:
+        outcome.add(*(Line(f"concurrency {level}: {label}", value) for label, value in cpu))
+    for message in (*ours.error_messages, *theirs.error_messages):
+        outcome.notes.append(f"Error (concurrency {level}): {message}")
 
 
 def _cell(text: str) -> str:

@@ -20,8 +20,8 @@ import secrets
 from bench.client import HttpClient, UnexpectedStatus
 from bench.deliveries import RECEIVER_PATH, Deliveries
 from bench.machine import CpuAccount
-from bench.measure import Series, interleave, ratio, run_batch
-from bench.report import Line, Outcome, fmt_ms, fmt_ratio
+from bench.measure import Series, interleave, run_batch
+from bench.report import Line, Outcome, add_throughput_comparison
 from bench.stacks import Run, supervised_pids
 
 NUMBER = 3
@@ -89,35 +89,23 @@ def run(ctx: Run) -> Outcome:
 
     for level in levels:
         base, hook = series[("baseline", level)], series[("webhook", level)]
-        share = ratio(hook.throughput, base.throughput)
         judged = level == JUDGED_CONCURRENCY
-        errors = base.errors + hook.errors
-        outcome.add(
-            Line(
-                f"concurrency {level}: webhook vs baseline, per s",
-                f"{hook.throughput:.0f} vs {base.throughput:.0f} ({fmt_ratio(share)})"
-                + (f", {errors} errors" if errors else ""),
-                goal=f">= {GOAL_RATIO:.0%}" if judged else "",
-                met=(share is not None and share >= GOAL_RATIO and errors == 0) if judged else None,
-            ),
-            Line(
-                f"concurrency {level}: latency p50/p99, webhook vs baseline",
-                f"{fmt_ms(hook.summary_ms())} vs {fmt_ms(base.summary_ms())}",
-            ),
+        add_throughput_comparison(
+            outcome,
+            level,
+            hook,
+            base,
+            throughput_label="webhook vs baseline, per s",
+            latency_label="latency p50/p99, webhook vs baseline",
+            goal_share=GOAL_RATIO,
+            judged=judged,
+            cpu=[
+                ("CPU ms per delivery", accounts[("webhook", level)].per_call_ms(hook.completed)),
+                ("CPU ms per baseline POST", accounts[("baseline", level)].per_call_ms(base.completed)),
+            ]
+            if judged
+            else [],
         )
-        if judged:
-            outcome.add(
-                Line(
-                    f"concurrency {level}: CPU ms per delivery",
-                    accounts[("webhook", level)].per_call_ms(hook.completed),
-                ),
-                Line(
-                    f"concurrency {level}: CPU ms per baseline POST",
-                    accounts[("baseline", level)].per_call_ms(base.completed),
-                ),
-            )
-        for message in (*hook.error_messages, *base.error_messages):
-            outcome.notes.append(f"Error (concurrency {level}): {message}")
     outcome.notes.append(
         f"Baseline: POST {BASELINE_PATH} (no such route: waitress + Falcon routing + the JSON "
         "404 body), with the same signed ~3 KiB bodies and headers as the deliveries. "

@@ -27,7 +27,6 @@ from web.live import SERVER_ROOM, LiveEvents, LongPollGate, alias_event
 from web.sessions import Session
 from worker import webhook_events
 from worker.config import ConfigError, load_config
-from worker.store import Store
 
 KEY = "unit-bridge-key"
 SESSION_COOKIE = "bridge_session"
@@ -57,13 +56,6 @@ SESSIONS = FakeSessions(
         "patron": Session("patron", "2", ()),
     }
 )
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "bridge.sqlite3")
-    store.migrate()
-    return store
 
 
 @pytest.fixture

@@ -6,16 +6,8 @@ import pytest
 
 from tests.webhook_deliveries import EMAIL_DOMAIN, encode, member_document
 from worker import member_state, protocol, webhook_events
-from worker.store import Store
 
 MEMBER = "0b3f7a4e-1111-4c2a-9d7e-000000000001"
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "bridge.sqlite3")
-    store.migrate()
-    return store
 
 
 def stored(store, event: str, document: dict) -> webhook_events.StoredEvent:

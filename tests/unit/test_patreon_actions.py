@@ -19,7 +19,6 @@ from worker.patreon_actions import PatreonActions, attach
 from worker.patreon_api import PatreonApi
 from worker.patreon_http import PatreonResponse
 from worker.protocol import ActionError
-from worker.store import Store
 from worker.tokens import CREATOR, TokenStore, session_principal
 
 NO_DOTENV = Path("/nonexistent/.env")
@@ -82,13 +81,6 @@ class FakePatreon:
             if m == method and re.fullmatch(pattern, path):
                 return answer(call) if callable(answer) else answer
         return resp(404, {"errors": [{"status": "404", "detail": "not found"}]})
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "bridge.sqlite3")
-    store.migrate()
-    return store
 
 
 @pytest.fixture

@@ -94,13 +94,6 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "bridge.sqlite3")
-    store.migrate()
-    return store
-
-
-@pytest.fixture
 def patreon():
     return FakePatreon()
 

@@ -14,13 +14,6 @@ from worker.event_consumer import EventConsumer
 from worker.store import MIGRATIONS, Store
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "bridge.sqlite3")
-    store.migrate()
-    return store
-
-
 def accept(store, event="members:update", **kw):
     return webhook_events.accept(store, event, encode(member_document(**kw)))
 
