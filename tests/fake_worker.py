@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from worker import protocol
-from worker.client import Liveness, WorkerCallError
+from wire import protocol
+from wire.client import Liveness, WorkerCallError
 
 Answer = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import falcon
 
+from settings.config import Config
+from store.database import Store
 from web import auth, errors, patreon_api, webhook_admin, webhooks
 from web.events import StreamGate
 from web.requestid import RequestIdMiddleware
 from web.sessions import SessionStore
 from web.status import CrashResource, HealthResource, SleepResource, StatusResource
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from wire.client import WorkerClient
 
 
 def create_app(

@@ -19,7 +19,7 @@ from typing import Any
 
 import falcon
 
-from worker.client import WorkerError, WorkerUnavailable
+from wire.client import WorkerError, WorkerUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -40,12 +40,12 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store import webhook_events
+from store.database import Store
 from web.errors import ApiError
 from web.serverkey import is_server_request, key_matches
 from web.sessions import Session, SessionStore
-from worker import webhook_events
-from worker.config import Config
-from worker.store import Store
 
 log = logging.getLogger(__name__)
 

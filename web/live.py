@@ -36,6 +36,9 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from settings.config import Config
+from store import webhook_events
+from store.database import Store
 from web.errors import ApiError, error_body
 from web.events import (
     STREAMS_FULL_RETRY_AFTER_S,
@@ -46,9 +49,6 @@ from web.events import (
     parse_event_id,
 )
 from web.sessions import SessionStore
-from worker import webhook_events
-from worker.config import Config
-from worker.store import Store
 
 log = logging.getLogger(__name__)
 

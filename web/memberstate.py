@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
 from web.serverkey import is_server_request
-from worker.client import WorkerClient
-from worker.config import Config
+from wire.client import WorkerClient
 
 MAX_MEMBER_ID_CHARS = 128
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store.database import Store
 from web.errors import ApiError
 from web.principals import call, resolve
 from web.sessions import SessionStore
-from worker import patreon_schema as schema
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from wire import patreon_schema as schema
+from wire.client import WorkerClient
 
 PAGE_TIMEOUT_S = 30.0  # one page; all=true gets the action's own (longer) timeout
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
 from web.serverkey import is_server_request
 from web.sessions import Session, SessionStore
-from worker.client import WorkerCallError, WorkerClient
-from worker.config import Config
+from wire.client import WorkerCallError, WorkerClient
 
 AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
 REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"

@@ -12,8 +12,8 @@ import hmac
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
-from worker.config import Config
 
 
 def presented_key(req: falcon.Request) -> str | None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import falcon
 
+from settings.config import Config
+from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
+from wire.client import WorkerClient, WorkerError, WorkerUnavailable
 from worker import __version__
-from worker.client import WorkerClient, WorkerError, WorkerUnavailable
-from worker.config import Config
-from worker.watchdog_report import read_state as read_watchdog_state
 
 HEALTH_TIMEOUT_S = 1.0
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store.database import Store
 from web.auth import read_json_body
 from web.errors import ApiError
 from web.serverkey import is_server_request
-from worker import patreon_schema as schema
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from wire import patreon_schema as schema
+from wire.client import WorkerClient
 
 CREATE_FIELDS = {"uri", "triggers", "campaign_id", "campaignId"}
 UPDATE_FIELDS = {"paused", "triggers", "uri"}

@@ -33,14 +33,14 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store import webhook_events, webhook_secrets
+from store.database import Store
 from web.errors import ApiError
 from web.events import StreamGate, SubscriberAuth, add_routes
 from web.memberstate import MemberStateResource
 from web.sessions import SessionStore
-from worker import webhook_events, webhook_secrets
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from wire.client import WorkerClient
 
 log = logging.getLogger(__name__)
 

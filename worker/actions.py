@@ -12,9 +12,11 @@ import threading
 import time
 from typing import Any
 
-from worker import __version__, member_state, patreon_actions, protocol
-from worker.config import Config
-from worker.store import Store
+from settings.config import Config
+from store import member_state
+from store.database import Store
+from wire import protocol
+from worker import __version__, patreon_actions
 
 log = logging.getLogger(__name__)
 

@@ -39,16 +39,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker import patreon_schema as schema
-from worker import webhook_secrets
-from worker.config import Config
-from worker.logs import request_id_var
-from worker.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
+from patreon_client.http import PatreonHttp, upstream_error
+from patreon_client.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
+from patreon_client.ratelimit import RateLimiter
+from settings.config import Config
+from settings.logs import request_id_var
+from store import webhook_secrets
+from store.database import Store
+from wire import patreon_schema as schema
+from wire.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
 from worker.patreon_api import PatreonApi
-from worker.patreon_http import PatreonHttp, upstream_error
-from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
-from worker.ratelimit import RateLimiter
-from worker.store import Store
 from worker.tokens import CREATOR, Token, TokenStore, label, session_principal
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from worker.patreon_http import PatreonHttp, PatreonResponse, upstream_error
-from worker.protocol import ActionError, Document
+from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
+from wire.protocol import ActionError, Document
 from worker.tokens import REAUTH_REQUIRED, Token, TokenStore, label
 
 log = logging.getLogger(__name__)

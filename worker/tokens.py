@@ -38,9 +38,9 @@ import time
 import weakref
 from collections.abc import Callable
 
-from worker.oauth import Grant, InvalidGrant, OAuthClient
-from worker.protocol import ActionError
-from worker.store import Store
+from patreon_client.oauth import Grant, InvalidGrant, OAuthClient
+from store.database import Store
+from wire.protocol import ActionError
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ import falcon
 import falcon.testing
 import pytest
 
+from settings.config import ConfigError, load_config
+from store import webhook_events
 from tests.webhook_deliveries import encode, member_document
 from web import errors
 from web.events import (
@@ -25,8 +27,6 @@ from web.events import (
 )
 from web.live import SERVER_ROOM, LiveEvents, LongPollGate, alias_event
 from web.sessions import Session
-from worker import webhook_events
-from worker.config import ConfigError, load_config
 
 KEY = "unit-bridge-key"
 SESSION_COOKIE = "bridge_session"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from store import member_state, webhook_events
 from tests.webhook_deliveries import EMAIL_DOMAIN, encode, member_document
-from worker import member_state, protocol, webhook_events
+from wire import protocol
 
 MEMBER = "0b3f7a4e-1111-4c2a-9d7e-000000000001"
 

@@ -15,11 +15,11 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from worker.config import load_config
-from worker.logs import request_id_var
-from worker.patreon_http import BACKOFF_S, CONNECT_TIMEOUT_S, PatreonHttp, build_session, retry_after_s
-from worker.protocol import ActionError
-from worker.ratelimit import RateLimiter
+from patreon_client.http import BACKOFF_S, CONNECT_TIMEOUT_S, PatreonHttp, build_session, retry_after_s
+from patreon_client.ratelimit import RateLimiter
+from settings.config import load_config
+from settings.logs import request_id_var
+from wire.protocol import ActionError
 
 NO_DOTENV = Path("/nonexistent/.env")
 TOKEN = "secret-access-token-xyz"
@@ -209,7 +209,7 @@ def test_429_without_header_uses_retry_after_seconds_from_the_body(time_):
 
 def test_retry_after_parsing():
     def parsed(headers, body=None):
-        from worker.patreon_http import PatreonResponse
+        from patreon_client.http import PatreonResponse
 
         return retry_after_s(PatreonResponse(429, CaseInsensitiveDict(headers), body, None), now_epoch=0)
 
@@ -220,7 +220,7 @@ def test_retry_after_parsing():
 
 
 def test_an_unreadable_retry_after_falls_back_to_the_body():
-    from worker.patreon_http import PatreonResponse
+    from patreon_client.http import PatreonResponse
 
     def parsed(value, body=None):
         response_ = PatreonResponse(429, CaseInsensitiveDict({"Retry-After": value}), body, None)
@@ -234,7 +234,7 @@ def test_an_unreadable_retry_after_falls_back_to_the_body():
 def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch):
     import time
 
-    from worker.patreon_http import PatreonResponse
+    from patreon_client.http import PatreonResponse
 
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
@@ -265,7 +265,7 @@ def test_the_log_has_path_status_and_patreon_uuid_but_no_token_or_query(time_, c
     http, _, _ = make_http(time_, [response(200, {"data": []}, {"x-patreon-uuid": "uuid-1234"})])
     token = request_id_var.set("req-abc")
     try:
-        with caplog.at_level(logging.INFO, logger="worker.patreon_http"):
+        with caplog.at_level(logging.INFO, logger="patreon_client.http"):
             http.request(
                 "GET",
                 "/api/oauth2/v2/identity",

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from worker.protocol import ActionError
-from worker.ratelimit import BUSY_POLL_S, RateLimiter
+from patreon_client.ratelimit import BUSY_POLL_S, RateLimiter
+from wire.protocol import ActionError
 
 
 class FakeTime:

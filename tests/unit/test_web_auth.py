@@ -11,14 +11,14 @@ import falcon
 import falcon.testing
 import pytest
 
+from settings.config import load_config
+from store.database import Store
 from tests.fake_worker import FakeWorker, call_error
 from web import auth, errors
 from web.requestid import RequestIdMiddleware
 from web.sessions import COOKIE_NAME, MAX_PENDING_STATES, STATE_TTL_S, SessionStore
+from wire.client import WorkerTimeout, WorkerUnavailable
 from worker import tokens
-from worker.client import WorkerTimeout, WorkerUnavailable
-from worker.config import load_config
-from worker.store import Store
 
 NO_DOTENV = Path("/nonexistent/.env")
 USER = {"type": "user", "id": "7", "attributes": {"full_name": "Ada Lovelace", "email": "ada@example.com"}}

@@ -26,7 +26,7 @@ BUSY_TIMEOUT_MS = 5000
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
-        "worker.store",
+        "store.database",
         """
         CREATE TABLE IF NOT EXISTS kv (
             key TEXT PRIMARY KEY,
@@ -54,7 +54,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         3,
-        "worker.webhook_secrets",
+        "store.webhook_secrets",
         """
         CREATE TABLE IF NOT EXISTS webhook_secrets (
             webhook_id TEXT PRIMARY KEY,
@@ -89,7 +89,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # Webhooks.
     (
         10,
-        "worker.webhook_events",
+        "store.webhook_events",
         """
         CREATE TABLE IF NOT EXISTS webhook_events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,7 +109,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         11,
-        "worker.member_state",
+        "store.member_state",
         """
         CREATE TABLE IF NOT EXISTS member_state (
             member_id TEXT PRIMARY KEY,

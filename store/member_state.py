@@ -1,6 +1,6 @@
 """Per-member state, kept current from consumed webhook events.
 
-Owns the table ``member_state`` (migration 11 in ``worker.store``): one row per
+Owns the table ``member_state`` (migration 11 in ``store.database``): one row per
 Patreon member id with what entitlement checks need (patron status, last charge
 status, entitled tiers, amounts), the campaign and user it belongs to, and the last
 event applied. No email or name is kept: the store holds no more personal data than
@@ -24,9 +24,9 @@ import json
 import sqlite3
 from typing import Any
 
-from worker import protocol
-from worker.store import Store
-from worker.webhook_events import StoredEvent, utc_now_iso
+from store.database import Store
+from store.webhook_events import StoredEvent, utc_now_iso
+from wire import protocol
 
 APPLIED = "applied"
 STALE = "stale"  # an event not newer than the one the row already reflects

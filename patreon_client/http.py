@@ -4,7 +4,7 @@ It owns the transport policy:
 
 * one ``requests.Session`` (the transport seam: tests inject a session whose adapter
   answers in memory), its connection pool sized for the worker's threads;
-* a rate-limiter slot per request (``worker.ratelimit``), held until the response
+* a rate-limiter slot per request (``patreon_client.ratelimit``), held until the response
   is in; retries take their own slots;
 * finite timeouts: a connect timeout of at most ``CONNECT_TIMEOUT_S`` and a read
   timeout of at most ``READ_TIMEOUT_S``, which together fit in the time left before
@@ -21,7 +21,7 @@ It owns the transport policy:
   and fails the call with 429 ``RATE_LIMITED``;
 * one log line per request: method, path (never the query: it can carry a cursor,
   and never a body: it can carry a code or a token), status, time, attempt and
-  Patreon's ``x-patreon-uuid``; the request id comes from ``worker.logs``.
+  Patreon's ``x-patreon-uuid``; the request id comes from ``settings.logs``.
 
 Errors (all ``ActionError``, for the web caller)::
 
@@ -48,9 +48,9 @@ from urllib.parse import quote, urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from worker.config import Config
-from worker.protocol import ActionError
-from worker.ratelimit import RateLimiter
+from patreon_client.ratelimit import RateLimiter
+from settings.config import Config
+from wire.protocol import ActionError
 
 log = logging.getLogger(__name__)
 

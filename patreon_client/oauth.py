@@ -22,9 +22,9 @@ import dataclasses
 import logging
 from typing import Any
 
-from worker.config import Config
-from worker.patreon_http import PatreonHttp, PatreonResponse, upstream_error
-from worker.protocol import ActionError
+from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
+from settings.config import Config
+from wire.protocol import ActionError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from worker.store import Store
+from store.database import Store
 
 
 def save(store: Store, webhook_id: str, secret: str, *, now: float | None = None) -> None:

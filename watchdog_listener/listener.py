@@ -1,6 +1,6 @@
 """The watchdog: a supervisord event listener that restarts a hung worker and stops a
 crash-looping one (run by supervisord as ``[eventlistener:watchdog]``:
-``python -m worker.watchdog``).
+``python -m watchdog_listener.listener``).
 
 supervisord restarts a worker that *exits*, but it cannot see one that *hangs*, and its
 ``startretries`` only ends crash loops during start-up: a worker that dies after
@@ -52,10 +52,10 @@ from typing import Any, TextIO
 import zmq
 from supervisor import childutils
 
-from worker import protocol
-from worker.config import EXIT_CONFIG, ConfigError, load_config
-from worker.logs import configure_logging
-from worker.watchdog_report import read_state, state_path, write_state
+from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.logs import configure_logging
+from watchdog_listener.report import read_state, state_path, write_state
+from wire import protocol
 
 log = logging.getLogger("watchdog")
 

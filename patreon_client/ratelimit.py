@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
-from worker.protocol import ActionError
+from wire.protocol import ActionError
 
 CLIENT_WINDOW_S = 2.0
 TOKEN_WINDOW_S = 60.0

@@ -35,7 +35,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from worker import protocol
+from wire import protocol
 
 log = logging.getLogger(__name__)
 
