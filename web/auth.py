@@ -28,13 +28,13 @@ from urllib.parse import quote, urlencode
 import falcon
 
 from settings.config import V2_SCOPES, Config
+from store import tokens
 from store.database import Store
 from web import sessions as sessions_mod
 from web.errors import ApiError
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
 from wire.client import WorkerClient, WorkerError
-from worker import tokens
 
 log = logging.getLogger(__name__)
 

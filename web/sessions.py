@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import falcon
 
+from store import tokens
 from store.database import Store
-from worker import tokens
 
 COOKIE_NAME = "pb_session"
 STATE_TTL_S = 600.0  # 10 minutes to get through Patreon's consent page

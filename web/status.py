@@ -11,8 +11,8 @@ import falcon
 from settings.config import Config
 from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
+from wire import __version__
 from wire.client import WorkerClient, WorkerError, WorkerUnavailable
-from worker import __version__
 
 HEALTH_TIMEOUT_S = 1.0
 

@@ -4,5 +4,3 @@ It serves the actions of the wire protocol (``wire``) over ZeroMQ (``server``),
 dispatches them to handlers (``actions``, ``patreon_actions``), and consumes stored
 webhook events into member state (``event_consumer``).
 """
-
-__version__ = "0.1.0"

@@ -15,8 +15,8 @@ from typing import Any
 from settings.config import Config
 from store import member_state
 from store.database import Store
-from wire import protocol
-from worker import __version__, patreon_actions
+from wire import __version__, protocol
+from worker import patreon_actions
 
 log = logging.getLogger(__name__)
 

@@ -46,10 +46,11 @@ from settings.config import Config
 from settings.logs import request_id_var
 from store import webhook_secrets
 from store.database import Store
+from store.tokens import CREATOR, session_principal
 from wire import patreon_schema as schema
 from wire.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
 from worker.patreon_api import PatreonApi
-from worker.tokens import CREATOR, Token, TokenStore, label, session_principal
+from worker.tokens import Token, TokenStore, label
 
 log = logging.getLogger(__name__)
 

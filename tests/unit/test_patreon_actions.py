@@ -16,11 +16,12 @@ from patreon_client.http import PatreonResponse
 from patreon_client.oauth import OAuthClient
 from settings.config import load_config
 from store import webhook_secrets
+from store.tokens import CREATOR, session_principal
 from wire import protocol
 from wire.protocol import ActionError
 from worker.patreon_actions import PatreonActions, attach
 from worker.patreon_api import PatreonApi
-from worker.tokens import CREATOR, TokenStore, session_principal
+from worker.tokens import TokenStore
 
 NO_DOTENV = Path("/nonexistent/.env")
 SESSION_ID = "S" * 43

@@ -17,9 +17,10 @@ from patreon_client.http import PatreonResponse
 from patreon_client.oauth import Grant, OAuthClient
 from settings.config import load_config
 from store.database import Store
+from store.tokens import CREATOR, session_principal
 from wire.protocol import ActionError
 from worker.patreon_api import PatreonApi
-from worker.tokens import CREATOR, TokenStore, label, session_principal
+from worker.tokens import TokenStore, label
 
 NO_DOTENV = Path("/nonexistent/.env")
 SESSION = session_principal("s" * 43)

@@ -12,13 +12,13 @@ import falcon.testing
 import pytest
 
 from settings.config import load_config
+from store import tokens
 from store.database import Store
 from tests.fake_worker import FakeWorker, call_error
 from web import auth, errors
 from web.requestid import RequestIdMiddleware
 from web.sessions import COOKIE_NAME, MAX_PENDING_STATES, STATE_TTL_S, SessionStore
 from wire.client import WorkerTimeout, WorkerUnavailable
-from worker import tokens
 
 NO_DOTENV = Path("/nonexistent/.env")
 USER = {"type": "user", "id": "7", "attributes": {"full_name": "Ada Lovelace", "email": "ada@example.com"}}
