@@ -26,7 +26,7 @@ from typing import Any
 
 from store.database import Store
 from store.webhook_events import StoredEvent, utc_now_iso
-from wire import protocol
+from wire import actions, protocol
 
 APPLIED = "applied"
 STALE = "stale"  # an event not newer than the one the row already reflects
@@ -195,6 +195,7 @@ def get(store: Store, member_id: str) -> MemberState | None:
 def state_action(store: Store) -> protocol.Handler:
     """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``."""
 
+    @protocol.handles(actions.MembersState)
     def members_state(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
         member_id = data.get("member_id")
         if not isinstance(member_id, str) or not member_id or len(member_id) > MAX_ID_CHARS:

@@ -34,6 +34,7 @@ from web import sessions as sessions_mod
 from web.errors import ApiError
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
+from wire import actions
 from wire.client import WorkerClient, WorkerError
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,8 @@ class Login:
             raise ApiError(400, "MISSING_AUTH_CODE", "code is missing: pass the code Patreon sent back")
         new_id = sessions_mod.new_id()
         try:
-            result = self.worker.call(
-                "oauth.exchange",
-                {"code": code, "redirect_uri": pending.redirect_uri, "session": new_id},
+            result = self.worker.send(
+                actions.OAuthExchange(code=code, redirect_uri=pending.redirect_uri, session=new_id),
                 request_id=req.context.request_id,
             )
         except WorkerError:
@@ -164,7 +164,7 @@ class Login:
     def forget_session_tokens(self, session_id: str) -> None:
         """Drop a session's tokens: through the worker, or directly when it is down."""
         try:
-            self.worker.call("oauth.forget", {"session": session_id}, retry=False)
+            self.worker.send(actions.OAuthForget(session=session_id), retry=False)
         except WorkerError:
             tokens.forget(self.store, tokens.session_principal(session_id))
 
@@ -286,8 +286,7 @@ class RefreshResource:
             self.login.worker,
             self.login.sessions,
             Principal(session),
-            "oauth.refresh",
-            {"principal": {"session": session.id}},
+            actions.OAuthRefresh(principal=actions.session(session.id)),
             req,
             resp,
         )

@@ -8,6 +8,7 @@ import falcon
 from settings.config import Config
 from web.errors import ApiError
 from web.serverkey import is_server_request
+from wire import actions
 from wire.client import WorkerClient
 
 MAX_MEMBER_ID_CHARS = 128
@@ -23,7 +24,7 @@ class MemberStateResource:
             raise ApiError(401, "UNAUTHORIZED", "This endpoint needs the server key")
         if not memberId or len(memberId) > MAX_MEMBER_ID_CHARS:
             raise ApiError(400, "INVALID_MEMBER_ID", "memberId is not a member id")
-        result = self._worker.call(
-            "members.state", {"member_id": memberId}, request_id=req.context.request_id
+        result = self._worker.send(
+            actions.MembersState(member_id=memberId), request_id=req.context.request_id
         )
         resp.media = {"success": True, **result}

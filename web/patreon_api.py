@@ -27,7 +27,9 @@ from store.database import Store
 from web.errors import ApiError
 from web.principals import call, resolve
 from web.sessions import SessionStore
+from wire import actions
 from wire import patreon_schema as schema
+from wire.actions import Payload
 from wire.client import WorkerClient
 
 PAGE_TIMEOUT_S = 30.0  # one page; all=true gets the action's own (longer) timeout
@@ -78,7 +80,7 @@ class ReadResource:
         config: Config,
         worker: WorkerClient,
         sessions: SessionStore,
-        action: str,
+        request: type[Payload],
         allowed: frozenset[str],
         *,
         path_id: tuple[str, re.Pattern, str, str] | None = None,
@@ -87,7 +89,7 @@ class ReadResource:
         self.config = config
         self.worker = worker
         self.sessions = sessions
-        self.action = action
+        self.request = request
         self.allowed = allowed
         self.path_id = path_id  # (data key, pattern, error code, what)
         self.listing = listing
@@ -111,7 +113,7 @@ class ReadResource:
             else:
                 options["timeout_s"] = PAGE_TIMEOUT_S
         document = call(
-            self.worker, self.sessions, principal, self.action, data, req, resp, document=True, **options
+            self.worker, self.sessions, principal, self.request(**data), req, resp, document=True, **options
         )
         resp.content_type = falcon.MEDIA_JSON
         resp.data = with_success(document)
@@ -120,24 +122,24 @@ class ReadResource:
 def add_routes(
     app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
 ) -> None:
-    def read(action: str, allowed: frozenset[str], **kwargs: Any) -> ReadResource:
-        return ReadResource(config, worker, sessions, action, allowed, **kwargs)
+    def read(request: type[Payload], allowed: frozenset[str], **kwargs: Any) -> ReadResource:
+        return ReadResource(config, worker, sessions, request, allowed, **kwargs)
 
     campaign = ("campaign_id", schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaignId (digits)")
-    app.add_route("/api/patreon/user", read("identity.get", schema.SINGLE))
-    app.add_route("/api/patreon/campaigns", read("campaigns.list", schema.SINGLE))
+    app.add_route("/api/patreon/user", read(actions.IdentityGet, schema.SINGLE))
+    app.add_route("/api/patreon/campaigns", read(actions.CampaignsList, schema.SINGLE))
     app.add_route(
         "/api/patreon/campaigns/{campaignId}/members",
-        read("members.list", schema.LISTING, path_id=campaign, listing=True),
+        read(actions.MembersList, schema.LISTING, path_id=campaign, listing=True),
     )
     app.add_route(
         "/api/patreon/campaigns/{campaignId}/posts",
-        read("posts.list", schema.LISTING, path_id=campaign, listing=True),
+        read(actions.PostsList, schema.LISTING, path_id=campaign, listing=True),
     )
     app.add_route(
         "/api/patreon/members/{memberId}",
         read(
-            "members.get",
+            actions.MembersGet,
             schema.SINGLE,
             path_id=("member_id", schema.MEMBER_ID, "INVALID_MEMBER_ID", "memberId (a UUID)"),
         ),
@@ -145,7 +147,7 @@ def add_routes(
     app.add_route(
         "/api/patreon/posts/{postId}",
         read(
-            "posts.get",
+            actions.PostsGet,
             schema.SINGLE,
             path_id=("post_id", schema.POST_ID, "INVALID_POST_ID", "postId (digits)"),
         ),

@@ -11,7 +11,7 @@ import falcon
 from settings.config import Config
 from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
-from wire import __version__
+from wire import __version__, actions
 from wire.client import WorkerClient, WorkerError, WorkerUnavailable
 
 HEALTH_TIMEOUT_S = 1.0
@@ -57,8 +57,8 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
         try:
-            self._worker.call(
-                "ping", timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
+            self._worker.send(
+                actions.Ping(), timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
             )
         except WorkerError as ex:
             message = SERVICE_UNAVAILABLE_MESSAGE if isinstance(ex, WorkerUnavailable) else str(ex)
@@ -89,7 +89,7 @@ class SleepResource:
         ms = req.get_param_as_int("ms", required=True, min_value=0, max_value=20_000)
         resp.media = {
             "success": True,
-            **self._worker.call("debug.sleep", {"ms": ms}, request_id=req.context.request_id),
+            **self._worker.send(actions.DebugSleep(ms=ms), request_id=req.context.request_id),
         }
 
 
@@ -101,4 +101,7 @@ class CrashResource:
         self._worker = worker
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"success": True, **self._worker.call("debug.crash", request_id=req.context.request_id)}
+        resp.media = {
+            "success": True,
+            **self._worker.send(actions.DebugCrash(), request_id=req.context.request_id),
+        }

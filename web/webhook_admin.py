@@ -27,6 +27,7 @@ from store.database import Store
 from web.auth import read_json_body
 from web.errors import ApiError
 from web.serverkey import is_server_request
+from wire import actions
 from wire import patreon_schema as schema
 from wire.client import WorkerClient
 
@@ -75,7 +76,7 @@ class WebhooksResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_server_key(req, self.config)
         _no_query(req)
-        result = self.worker.call("webhooks.list", {}, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksList(), request_id=req.context.request_id)
         resp.media = {"success": True, "webhooks": result.get("webhooks", [])}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -107,7 +108,7 @@ class WebhooksResource:
                 "campaign_id (digits)",
             )
         # Not retried: a lost reply must not create a second webhook.
-        result = self.worker.call("webhooks.create", data, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksCreate(**data), request_id=req.context.request_id)
         resp.status = falcon.HTTP_201
         resp.set_header("Cache-Control", "no-store")  # the answer carries the webhook's secret
         resp.media = {"success": True, "webhook": result.get("webhook")}
@@ -142,15 +143,15 @@ class WebhookResource:
             data["triggers"] = _checked(schema.check_triggers, body["triggers"])
         if "uri" in body:
             data["uri"] = _checked(schema.check_uri, body["uri"])
-        result = self.worker.call("webhooks.update", data, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksUpdate(**data), request_id=req.context.request_id)
         resp.media = {"success": True, "webhook": result.get("webhook")}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
         require_server_key(req, self.config)
         _no_query(req)
         webhook_id = _webhook_id(webhookId)
-        result = self.worker.call(
-            "webhooks.delete", {"webhook_id": webhook_id}, request_id=req.context.request_id
+        result = self.worker.send(
+            actions.WebhooksDelete(webhook_id=webhook_id), request_id=req.context.request_id
         )
         resp.media = {"success": True, "deleted": result.get("deleted", webhook_id)}
 

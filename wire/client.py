@@ -36,6 +36,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from wire import protocol
+from wire.actions import Payload
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,32 @@ class WorkerClient:
         if sock is not None:
             sock.close(linger=0)
             self._local.sock = None
+
+    def send(
+        self,
+        request: Payload,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """Send one typed request (``wire.actions``) and return its reply data."""
+        return self.call(
+            request.spec.name, request.data(), timeout_s=timeout_s, request_id=request_id, retry=retry
+        )
+
+    def send_document(
+        self,
+        request: Payload,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
+    ) -> bytes:
+        """Like ``send``, but the answer as undecoded JSON bytes (see ``call_document``)."""
+        return self.call_document(
+            request.spec.name, request.data(), timeout_s=timeout_s, request_id=request_id, retry=retry
+        )
 
     def call(
         self,

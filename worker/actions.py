@@ -1,7 +1,9 @@
-"""The worker's action table: every handler is attached here, by name.
+"""The worker's registry: ``build_registry`` decides which actions a worker serves.
 
-``build_registry`` is the one place that decides which actions a worker serves; the
-Patreon actions live in their own modules and are attached to the same registry.
+Each handler is marked, where it is written, with the request payload it serves
+(``@protocol.handles(actions.X)``; the payload class in ``wire.actions`` carries the
+name, timeout and idempotency). The Patreon handlers live in ``patreon_actions`` and
+are attached to the same registry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from settings.config import Config
 from store import member_state
 from store.database import Store
 from wire import __version__, protocol
+from wire.actions import DebugCrash, DebugSleep, Ping
 from worker import patreon_actions
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class PingInfo:
         }
 
 
+@protocol.handles(DebugSleep)
 def _debug_sleep(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
     """Test-only: block a pool thread for ``ms`` milliseconds, like a slow Patreon call."""
     ms = data.get("ms")
@@ -54,6 +58,7 @@ CRASH_EXIT_CODE = 70  # sysexits.h EX_SOFTWARE: what an unexpected crash looks l
 CRASH_DELAY_S = 0.2  # long enough for the reply to leave the socket first
 
 
+@protocol.handles(DebugCrash)
 def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
     """Test-only: reply, then die at once without cleanup, like a crash after start
     (the watchdog's crash-loop tests need a worker that exits unexpectedly on demand)."""
@@ -68,12 +73,12 @@ def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
     # dispatch() complete for callers that do not go through the loop.
-    registry.register("ping", lambda data, ctx: ping())
+    registry.add(protocol.handles(Ping)(lambda data, ctx: ping()))
     if config.test_actions:
-        registry.register("debug.sleep", _debug_sleep)
-        registry.register("debug.crash", _debug_crash)
+        registry.add(_debug_sleep)
+        registry.add(_debug_crash)
     store = store or Store(config.store_path)
-    registry.register("members.state", member_state.state_action(store))
+    registry.add(member_state.state_action(store))
     # Login, API reads and webhook management (one Patreon client per process).
     patreon_actions.attach(registry, config, store)
     return registry

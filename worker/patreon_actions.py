@@ -1,4 +1,4 @@
-"""The Patreon actions the worker serves (declared in ``protocol.ACTIONS``):
+"""The Patreon actions the worker serves (declared in ``wire.actions``):
 login (code exchange, refresh, forget), API v2 reads, and webhook management.
 
 ``attach(registry, config, store)`` builds the Patreon client stack once per worker
@@ -9,24 +9,9 @@ call's deadline into a deadline for Patreon a little earlier (so the reply, even
 error, reaches web before web gives up), and returns plain JSON.
 
 Principals in ``data``: ``{"principal": {"session": "<id>"}}`` or
-``{"principal": "creator"}``. Webhook actions always use the creator's token.
-
-Action data and replies::
-
-    oauth.exchange  {code, redirect_uri, session}
-                    -> {user, campaign_ids, tokens: {expires_in, scope, token_type}}
-    oauth.refresh   {principal} -> {tokens: {...}}
-    oauth.forget    {session} -> {forgotten: bool}
-    identity.get    {principal, params}            -> JSON:API document
-    campaigns.list  {principal, params}            -> JSON:API document
-    members.list    {principal, campaign_id, params, all} -> document (merged if all)
-    members.get     {principal, member_id, params} -> document
-    posts.list      {principal, campaign_id, params, all} -> document (merged if all)
-    posts.get       {principal, post_id, params}   -> document
-    webhooks.list   {}                             -> {webhooks: [...]}
-    webhooks.create {uri, triggers, campaign_id?}  -> {webhook: {..., secret}}
-    webhooks.update {webhook_id, paused?, triggers?, uri?} -> {webhook: {...}}
-    webhooks.delete {webhook_id}                   -> {deleted: id}
+``{"principal": "creator"}``. Webhook actions always use the creator's token. Each
+handler is marked with the request payload it serves (``wire.actions``: name,
+timeout, idempotency and the message shapes); ``attach`` registers every marked one.
 """
 
 from __future__ import annotations
@@ -47,8 +32,17 @@ from settings.logs import request_id_var
 from store import webhook_secrets
 from store.database import Store
 from store.tokens import CREATOR, session_principal
+from wire import actions
 from wire import patreon_schema as schema
-from wire.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
+from wire.protocol import (
+    INVALID_DATA,
+    ActionError,
+    ActionRegistry,
+    CallContext,
+    Document,
+    handles,
+    marked_handlers,
+)
 from worker.patreon_api import PatreonApi
 from worker.tokens import Token, TokenStore, label
 
@@ -184,6 +178,7 @@ class PatreonActions:
         self.store = store
 
     # -- login --------------------------------------------------------------------
+    @handles(actions.OAuthExchange)
     def exchange(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         code, redirect_uri = data.get("code"), data.get("redirect_uri")
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
@@ -235,17 +230,20 @@ class PatreonActions:
             raise upstream_error("Patreon's identity has a malformed campaign")
         return user, [linkage["id"]]
 
+    @handles(actions.OAuthRefresh)
     def refresh(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         principal = principal_of(data)
         token = self.tokens.refresh(principal, deadline)
         expires_in = None if token.expires_at is None else max(0, round(token.expires_at - time.time()))
         return {"tokens": {"expires_in": expires_in, "scope": token.scope, "token_type": token.token_type}}
 
+    @handles(actions.OAuthForget)
     def forget(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         principal = session_principal(session_id_of(data.get("session")))
         return {"forgotten": self.tokens.forget(principal)}
 
     # -- reads ----------------------------------------------------------------------
+    @handles(actions.IdentityGet)
     def identity(self, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         params = with_defaults("identity", params_of(data, schema.SINGLE))
@@ -254,6 +252,7 @@ class PatreonActions:
             params["include"] += ",campaign"
         return self.api.document(principal, "/identity", deadline, params=params, token=token)
 
+    @handles(actions.CampaignsList)
     def campaigns(self, data: dict[str, Any], deadline: float) -> Document:
         params = with_defaults("campaigns", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), "/campaigns", deadline, params=params)
@@ -275,12 +274,15 @@ class PatreonActions:
         # Encoded once, here; web passes the bytes on without decoding them.
         return Document(json.dumps(self.api.get_all(principal, path, params, deadline)).encode())
 
+    @handles(actions.MembersList)
     def members(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("members", data, deadline)
 
+    @handles(actions.PostsList)
     def posts(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("posts", data, deadline)
 
+    @handles(actions.MembersGet)
     def member(self, data: dict[str, Any], deadline: float) -> Document:
         member_id = checked(
             data.get("member_id"), schema.check_id, schema.MEMBER_ID, "INVALID_MEMBER_ID", "member id"
@@ -288,12 +290,14 @@ class PatreonActions:
         params = with_defaults("members", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/members/{member_id.lower()}", deadline, params=params)
 
+    @handles(actions.PostsGet)
     def post(self, data: dict[str, Any], deadline: float) -> Document:
         post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, "INVALID_POST_ID", "post id")
         params = with_defaults("posts", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/posts/{post_id}", deadline, params=params)
 
     # -- webhooks (the creator's token) --------------------------------------------------
+    @handles(actions.WebhooksList)
     def webhooks_list(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         params = {"fields[webhook]": WEBHOOK_FIELDS, "include": "campaign", "fields[campaign]": "vanity"}
         document = self.api.get_all(CREATOR, "/webhooks", params, deadline)
@@ -305,6 +309,7 @@ class PatreonActions:
             hooks.append(hook)
         return {"webhooks": hooks}
 
+    @handles(actions.WebhooksCreate)
     def webhooks_create(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         uri = checked(data.get("uri"), schema.check_uri)
         triggers = checked(data.get("triggers"), schema.check_triggers)
@@ -350,6 +355,7 @@ class PatreonActions:
             )
         return ids[0]
 
+    @handles(actions.WebhooksUpdate)
     def webhooks_update(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
             data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
@@ -371,6 +377,7 @@ class PatreonActions:
         log.info("webhook %s updated (%s)", webhook_id, ",".join(sorted(attributes)))
         return {"webhook": hook}
 
+    @handles(actions.WebhooksDelete)
     def webhooks_delete(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
             data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
@@ -414,23 +421,8 @@ def build_actions(config: Config, store: Store) -> PatreonActions:
 def attach(
     registry: ActionRegistry, config: Config, store: Store, actions: PatreonActions | None = None
 ) -> PatreonActions:
-    """Register the issue-4 actions (login, API reads, webhook management)."""
-    actions = actions or build_actions(config, store)
-    table: dict[str, Method] = {
-        "oauth.exchange": actions.exchange,
-        "oauth.refresh": actions.refresh,
-        "oauth.forget": actions.forget,
-        "identity.get": actions.identity,
-        "campaigns.list": actions.campaigns,
-        "members.list": actions.members,
-        "members.get": actions.member,
-        "posts.list": actions.posts,
-        "posts.get": actions.post,
-        "webhooks.list": actions.webhooks_list,
-        "webhooks.create": actions.webhooks_create,
-        "webhooks.update": actions.webhooks_update,
-        "webhooks.delete": actions.webhooks_delete,
-    }
-    for name, method in table.items():
-        registry.register(name, _handler(method))
-    return actions
+    """Register every ``@handles`` method of the actions (login, API reads, webhooks)."""
+    patreon = actions or build_actions(config, store)
+    for method in marked_handlers(patreon).values():
+        registry.add(_handler(method))
+    return patreon

@@ -52,6 +52,7 @@ AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
 MISSING_REFRESH_TOKEN = "MISSING_REFRESH_TOKEN"
 CREATOR_NOT_CONFIGURED = "CREATOR_TOKEN_NOT_CONFIGURED"
 
+
 def label(principal: str) -> str:
     """A name for logs: a session id is a cookie value and must never be logged."""
     if principal == CREATOR:
