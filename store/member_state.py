@@ -27,6 +27,7 @@ from typing import Any
 from store.database import Store
 from store.webhook_events import StoredEvent, utc_now_iso
 from wire import actions, protocol
+from wire.codes import MEMBER_STATE_NOT_FOUND
 
 APPLIED = "applied"
 STALE = "stale"  # an event not newer than the one the row already reflects
@@ -203,7 +204,7 @@ def state_action(store: Store) -> protocol.Handler:
         state = get(store, member_id)
         if state is None:
             raise protocol.ActionError(
-                "MEMBER_STATE_NOT_FOUND", "No webhook event has been applied for this member yet", status=404
+                MEMBER_STATE_NOT_FOUND, "No webhook event has been applied for this member yet", status=404
             )
         return {"member": state.as_dict()}
 

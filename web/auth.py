@@ -31,11 +31,20 @@ from settings.config import V2_SCOPES, Config
 from store import tokens
 from store.database import Store
 from web import sessions as sessions_mod
+from web.codes import (
+    INVALID_BODY,
+    INVALID_SCOPE,
+    INVALID_STATE,
+    PATREON_AUTHORIZATION_ERROR,
+    PAYLOAD_TOO_LARGE,
+    UNKNOWN_FIELD,
+)
 from web.errors import ApiError
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
 from wire import actions
 from wire.client import WorkerClient, WorkerError
+from wire.codes import INVALID_PARAMETER, MISSING_AUTH_CODE, MISSING_REFRESH_TOKEN, UNKNOWN_PARAMETER
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +60,13 @@ def parse_scopes(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if raw is None or not raw.strip():
         return default
     if len(raw) > MAX_SCOPES_CHARS:
-        raise ApiError(400, "INVALID_SCOPE", "scopes is too long")
+        raise ApiError(400, INVALID_SCOPE, "scopes is too long")
     scopes = tuple(dict.fromkeys(s for s in raw.replace(",", " ").split() if s))
     unknown = [s for s in scopes if s not in V2_SCOPES]
     if unknown:
         raise ApiError(
             400,
-            "INVALID_SCOPE",
+            INVALID_SCOPE,
             f"unknown scope(s) {', '.join(repr(s[:60]) for s in unknown[:5])}; Patreon's v2 scopes are: "
             + ", ".join(V2_SCOPES),
             extra={"invalid": [s[:60] for s in unknown[:20]]},
@@ -70,32 +79,32 @@ def only_params(req: falcon.Request, allowed: set[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in req.params.items():
         if key not in allowed:
-            raise ApiError(400, "UNKNOWN_PARAMETER", f"unknown query parameter {key[:60]!r}")
+            raise ApiError(400, UNKNOWN_PARAMETER, f"unknown query parameter {key[:60]!r}")
         if isinstance(value, list):
-            raise ApiError(400, "INVALID_PARAMETER", f"{key} must be given once")
+            raise ApiError(400, INVALID_PARAMETER, f"{key} must be given once")
         params[key] = value
     return params
 
 
 def read_json_body(req: falcon.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if req.content_length is not None and req.content_length > max_bytes:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is limited to {max_bytes} bytes")
+        raise ApiError(413, PAYLOAD_TOO_LARGE, f"the body is limited to {max_bytes} bytes")
     raw = req.bounded_stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is limited to {max_bytes} bytes")
+        raise ApiError(413, PAYLOAD_TOO_LARGE, f"the body is limited to {max_bytes} bytes")
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as ex:
-        raise ApiError(400, "INVALID_BODY", "the body is not JSON") from ex
+        raise ApiError(400, INVALID_BODY, "the body is not JSON") from ex
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_BODY", "the body must be a JSON object")
+        raise ApiError(400, INVALID_BODY, "the body must be a JSON object")
     try:
         # "\ud800" is valid JSON but not text: it would break whatever encodes it later.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as ex:
-        raise ApiError(400, "INVALID_BODY", "the body holds a string that is not valid Unicode") from ex
+        raise ApiError(400, INVALID_BODY, "the body holds a string that is not valid Unicode") from ex
     return body
 
 
@@ -135,9 +144,9 @@ class Login:
         try:
             pending = self.sessions.consume_state(old, state)
         except StateError as ex:
-            raise ApiError(400, "INVALID_STATE", f"Invalid state: {ex}; start the login again") from ex
+            raise ApiError(400, INVALID_STATE, f"Invalid state: {ex}; start the login again") from ex
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
-            raise ApiError(400, "MISSING_AUTH_CODE", "code is missing: pass the code Patreon sent back")
+            raise ApiError(400, MISSING_AUTH_CODE, "code is missing: pass the code Patreon sent back")
         new_id = sessions_mod.new_id()
         try:
             result = self.worker.send(
@@ -229,7 +238,7 @@ class CallbackResource:
         for key in CALLBACK_PARAMS & set(req.params):
             value = req.params[key]
             if isinstance(value, list):
-                raise ApiError(400, "INVALID_PARAMETER", f"{key} must be given once")
+                raise ApiError(400, INVALID_PARAMETER, f"{key} must be given once")
             params[key] = value
         if "error" in params:
             # The state is used up all the same: it must not work after a refusal.
@@ -241,7 +250,7 @@ class CallbackResource:
             description = params.get("error_description", "")[:MAX_REFLECTED_CHARS]
             raise ApiError(
                 400,
-                "PATREON_AUTHORIZATION_ERROR",
+                PATREON_AUTHORIZATION_ERROR,
                 f"Patreon did not authorize the login: {error}"
                 + (f" ({description})" if description else ""),
                 extra={"patreon_error": error},
@@ -260,7 +269,7 @@ class TokenResource:
         unknown = set(body) - {"code", "state"}
         if unknown:
             raise ApiError(
-                400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}: send code and state"
+                400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}: send code and state"
             )
         result = self.login.finish(req, resp, body.get("code"), body.get("state"))
         resp.media = {
@@ -281,7 +290,7 @@ class RefreshResource:
         if session is None:
             raise ApiError(401, AUTH_REQUIRED, "Log in with Patreon first")
         if not session.logged_in:
-            raise ApiError(400, "MISSING_REFRESH_TOKEN", "This session has not logged in with Patreon")
+            raise ApiError(400, MISSING_REFRESH_TOKEN, "This session has not logged in with Patreon")
         result = call(
             self.login.worker,
             self.login.sessions,

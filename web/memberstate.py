@@ -6,10 +6,12 @@ from __future__ import annotations
 import falcon
 
 from settings.config import Config
+from web.codes import UNAUTHORIZED
 from web.errors import ApiError
 from web.serverkey import is_server_request
 from wire import actions
 from wire.client import WorkerClient
+from wire.codes import INVALID_MEMBER_ID
 
 MAX_MEMBER_ID_CHARS = 128
 
@@ -21,9 +23,9 @@ class MemberStateResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, memberId: str) -> None:
         if not is_server_request(req, self._config):
-            raise ApiError(401, "UNAUTHORIZED", "This endpoint needs the server key")
+            raise ApiError(401, UNAUTHORIZED, "This endpoint needs the server key")
         if not memberId or len(memberId) > MAX_MEMBER_ID_CHARS:
-            raise ApiError(400, "INVALID_MEMBER_ID", "memberId is not a member id")
+            raise ApiError(400, INVALID_MEMBER_ID, "memberId is not a member id")
         result = self._worker.send(
             actions.MembersState(member_id=memberId), request_id=req.context.request_id
         )

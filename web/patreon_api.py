@@ -31,6 +31,14 @@ from wire import actions
 from wire import patreon_schema as schema
 from wire.actions import Payload
 from wire.client import WorkerClient
+from wire.codes import (
+    INVALID_CAMPAIGN_ID,
+    INVALID_MEMBER_ID,
+    INVALID_PARAMETER,
+    INVALID_POST_ID,
+    PATREON_UPSTREAM_ERROR,
+    UNKNOWN_PARAMETER,
+)
 
 PAGE_TIMEOUT_S = 30.0  # one page; all=true gets the action's own (longer) timeout
 
@@ -42,7 +50,7 @@ def with_success(document: bytes) -> bytes:
     body = document.lstrip()
     if not body.startswith(b"{"):
         raise ApiError(
-            502, "PATREON_UPSTREAM_ERROR", "Patreon answered with something that is not a document"
+            502, PATREON_UPSTREAM_ERROR, "Patreon answered with something that is not a document"
         )
     rest = body[1:].lstrip()
     return b'{"success":true' + (b"" if rest.startswith(b"}") else b",") + rest
@@ -62,7 +70,7 @@ def all_flag(req: falcon.Request) -> bool:
         return False
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
-    raise ApiError(400, "INVALID_PARAMETER", "all must be true or false")
+    raise ApiError(400, INVALID_PARAMETER, "all must be true or false")
 
 
 def checked_id(value: str, pattern: re.Pattern, code: str, what: str) -> str:
@@ -103,7 +111,7 @@ class ReadResource:
             data[key] = checked_id(value, pattern, code, what)
         everything = all_flag(req) if self.listing else False
         if not self.listing and "all" in req.params:
-            raise ApiError(400, "UNKNOWN_PARAMETER", "unknown query parameter 'all'")
+            raise ApiError(400, UNKNOWN_PARAMETER, "unknown query parameter 'all'")
         data["params"] = patreon_params(req, self.allowed)
         options: dict[str, Any] = {}
         if self.listing:
@@ -125,7 +133,7 @@ def add_routes(
     def read(request: type[Payload], allowed: frozenset[str], **kwargs: Any) -> ReadResource:
         return ReadResource(config, worker, sessions, request, allowed, **kwargs)
 
-    campaign = ("campaign_id", schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaignId (digits)")
+    campaign = ("campaign_id", schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaignId (digits)")
     app.add_route("/api/patreon/user", read(actions.IdentityGet, schema.SINGLE))
     app.add_route("/api/patreon/campaigns", read(actions.CampaignsList, schema.SINGLE))
     app.add_route(
@@ -141,7 +149,7 @@ def add_routes(
         read(
             actions.MembersGet,
             schema.SINGLE,
-            path_id=("member_id", schema.MEMBER_ID, "INVALID_MEMBER_ID", "memberId (a UUID)"),
+            path_id=("member_id", schema.MEMBER_ID, INVALID_MEMBER_ID, "memberId (a UUID)"),
         ),
     )
     app.add_route(
@@ -149,6 +157,6 @@ def add_routes(
         read(
             actions.PostsGet,
             schema.SINGLE,
-            path_id=("post_id", schema.POST_ID, "INVALID_POST_ID", "postId (digits)"),
+            path_id=("post_id", schema.POST_ID, INVALID_POST_ID, "postId (digits)"),
         ),
     )

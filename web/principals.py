@@ -24,9 +24,10 @@ from web.serverkey import is_server_request
 from web.sessions import Session, SessionStore
 from wire.actions import CREATOR, Payload, session
 from wire.client import WorkerCallError, WorkerClient
+from wire.codes import PATREON_AUTH_REQUIRED, PATREON_REAUTH_REQUIRED
 
-AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
-REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
+AUTH_REQUIRED = PATREON_AUTH_REQUIRED
+REAUTH_REQUIRED = PATREON_REAUTH_REQUIRED
 
 
 @dataclasses.dataclass(frozen=True)

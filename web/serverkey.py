@@ -13,6 +13,7 @@ import hmac
 import falcon
 
 from settings.config import Config
+from web.codes import INVALID_API_KEY
 from web.errors import ApiError
 
 
@@ -44,4 +45,4 @@ def is_server_request(req: falcon.Request, config: Config) -> bool:
         return False
     if key_matches(config, key):
         return True
-    raise ApiError(401, "INVALID_API_KEY", "The server key is not valid")
+    raise ApiError(401, INVALID_API_KEY, "The server key is not valid")

@@ -13,6 +13,7 @@ from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from wire import __version__, actions
 from wire.client import WorkerClient, WorkerError, WorkerUnavailable
+from wire.codes import PATREON_SERVICE_UNAVAILABLE
 
 HEALTH_TIMEOUT_S = 1.0
 
@@ -65,7 +66,7 @@ class HealthResource:
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", str(int(ex.retry_after or 1)))
             resp.media = {
-                **error_body(message, "PATREON_SERVICE_UNAVAILABLE"),
+                **error_body(message, PATREON_SERVICE_UNAVAILABLE),
                 "status": "unhealthy",
                 "timestamp": utc_now_iso(),
             }

@@ -25,11 +25,19 @@ import falcon
 from settings.config import Config
 from store.database import Store
 from web.auth import read_json_body
+from web.codes import API_KEY_REQUIRED, CONFLICTING_CAMPAIGN_ID, SERVER_KEY_NOT_CONFIGURED, UNKNOWN_FIELD
 from web.errors import ApiError
 from web.serverkey import is_server_request
 from wire import actions
 from wire import patreon_schema as schema
 from wire.client import WorkerClient
+from wire.codes import (
+    INVALID_CAMPAIGN_ID,
+    INVALID_PAUSED,
+    INVALID_WEBHOOK_ID,
+    NOTHING_TO_UPDATE,
+    UNKNOWN_PARAMETER,
+)
 
 CREATE_FIELDS = {"uri", "triggers", "campaign_id", "campaignId"}
 UPDATE_FIELDS = {"paused", "triggers", "uri"}
@@ -39,8 +47,8 @@ def require_server_key(req: falcon.Request, config: Config) -> None:
     if is_server_request(req, config):
         return
     if not config.bridge_api_keys:
-        raise ApiError(403, "SERVER_KEY_NOT_CONFIGURED", "Webhook management needs BRIDGE_API_KEY to be set")
-    raise ApiError(401, "API_KEY_REQUIRED", "Send Authorization: Bearer <BRIDGE_API_KEY>")
+        raise ApiError(403, SERVER_KEY_NOT_CONFIGURED, "Webhook management needs BRIDGE_API_KEY to be set")
+    raise ApiError(401, API_KEY_REQUIRED, "Send Authorization: Bearer <BRIDGE_API_KEY>")
 
 
 def _checked(check, *args: Any) -> Any:
@@ -52,11 +60,11 @@ def _checked(check, *args: Any) -> Any:
 
 def _no_query(req: falcon.Request) -> None:
     if req.params:
-        raise ApiError(400, "UNKNOWN_PARAMETER", f"unknown query parameter {sorted(req.params)[0][:60]!r}")
+        raise ApiError(400, UNKNOWN_PARAMETER, f"unknown query parameter {sorted(req.params)[0][:60]!r}")
 
 
 def _webhook_id(value: str) -> str:
-    return _checked(schema.check_id, value, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id (digits)")
+    return _checked(schema.check_id, value, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id (digits)")
 
 
 def _paused(value: Any) -> bool:
@@ -65,7 +73,7 @@ def _paused(value: Any) -> bool:
         return value
     if value in ("true", "false"):
         return value == "true"
-    raise ApiError(400, "INVALID_PAUSED", "paused must be true or false")
+    raise ApiError(400, INVALID_PAUSED, "paused must be true or false")
 
 
 class WebhooksResource:
@@ -85,7 +93,7 @@ class WebhooksResource:
         body = read_json_body(req)
         unknown = set(body) - CREATE_FIELDS
         if unknown:
-            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+            raise ApiError(400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}")
         data: dict[str, Any] = {
             "uri": _checked(schema.check_uri, body.get("uri")),
             "triggers": _checked(schema.check_triggers, body.get("triggers")),
@@ -96,7 +104,7 @@ class WebhooksResource:
         given = [value for value in given if value is not None]
         if len(given) == 2 and given[0] != given[1]:
             raise ApiError(
-                400, "CONFLICTING_CAMPAIGN_ID", "campaign_id and campaignId differ: send one of them"
+                400, CONFLICTING_CAMPAIGN_ID, "campaign_id and campaignId differ: send one of them"
             )
         campaign_id = given[0] if given else None
         if campaign_id is not None:
@@ -104,7 +112,7 @@ class WebhooksResource:
                 schema.check_id,
                 campaign_id,
                 schema.CAMPAIGN_ID,
-                "INVALID_CAMPAIGN_ID",
+                INVALID_CAMPAIGN_ID,
                 "campaign_id (digits)",
             )
         # Not retried: a lost reply must not create a second webhook.
@@ -133,9 +141,9 @@ class WebhookResource:
         body = read_json_body(req)
         unknown = set(body) - UPDATE_FIELDS
         if unknown:
-            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+            raise ApiError(400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}")
         if not body:
-            raise ApiError(400, "NOTHING_TO_UPDATE", "send paused, triggers or uri")
+            raise ApiError(400, NOTHING_TO_UPDATE, "send paused, triggers or uri")
         data: dict[str, Any] = {"webhook_id": webhook_id}
         if "paused" in body:
             data["paused"] = _paused(body["paused"])

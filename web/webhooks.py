@@ -36,6 +36,15 @@ import falcon
 from settings.config import Config
 from store import webhook_events, webhook_secrets
 from store.database import Store
+from web.codes import (
+    INVALID_PAYLOAD,
+    INVALID_SIGNATURE,
+    MISSING_SIGNATURE,
+    PAYLOAD_TOO_LARGE,
+    STORE_UNAVAILABLE,
+    UNKNOWN_EVENT,
+    WEBHOOKS_NOT_CONFIGURED,
+)
 from web.errors import ApiError
 from web.events import StreamGate, SubscriberAuth, add_routes
 from web.memberstate import MemberStateResource
@@ -97,13 +106,13 @@ class WebhookReceiverResource:
         except sqlite3.Error as ex:
             log.error("webhook secrets cannot be read from the store: %s", ex)
             raise ApiError(
-                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+                503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
         return [*self._config_secrets, *(s for s in stored if s and s not in self._config_secrets)]
 
     def _read_body(self, req: falcon.Request) -> bytes:
         too_large = ApiError(
-            413, "PAYLOAD_TOO_LARGE", f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes"
+            413, PAYLOAD_TOO_LARGE, f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes"
         )
         if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
             raise too_large
@@ -117,35 +126,35 @@ class WebhookReceiverResource:
         if not secrets:
             raise ApiError(
                 503,
-                "WEBHOOKS_NOT_CONFIGURED",
+                WEBHOOKS_NOT_CONFIGURED,
                 "No webhook secret is configured (PATREON_WEBHOOK_SECRET); unsigned deliveries are never accepted",
             )
         raw_body = self._read_body(req)
         presented = req.get_header(SIGNATURE_HEADER)
         if not presented:
-            raise ApiError(400, "MISSING_SIGNATURE", f"The {SIGNATURE_HEADER} header is missing")
+            raise ApiError(400, MISSING_SIGNATURE, f"The {SIGNATURE_HEADER} header is missing")
         if not signature_matches(presented, raw_body, secrets):
-            raise ApiError(401, "INVALID_SIGNATURE", "The webhook signature is not valid")
+            raise ApiError(401, INVALID_SIGNATURE, "The webhook signature is not valid")
         event = (req.get_header(EVENT_HEADER) or "").strip()
         if event not in webhook_events.TRIGGERS:
             shown = event[:MAX_EVENT_HEADER_CHARS] if event.isprintable() else "?"
             raise ApiError(
                 400,
-                "UNKNOWN_EVENT",
+                UNKNOWN_EVENT,
                 f"{EVENT_HEADER} {shown!r} is not a Patreon webhook trigger"
                 if event
                 else f"The {EVENT_HEADER} header is missing",
             )
         document = jsonapi_document(raw_body)
         if document is None:
-            raise ApiError(400, "INVALID_PAYLOAD", "The body is not a JSON:API document")
+            raise ApiError(400, INVALID_PAYLOAD, "The body is not a JSON:API document")
         try:
             event_id, duplicate = webhook_events.accept(self._store, event, raw_body, document=document)
         except sqlite3.Error as ex:
             # Not stored: a non-2xx makes Patreon deliver it again later.
             log.error("webhook %s could not be stored: %s", event, ex)
             raise ApiError(
-                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+                503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""

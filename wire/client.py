@@ -37,6 +37,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from wire import protocol
 from wire.actions import Payload
+from wire.codes import PATREON_SERVICE_TIMEOUT, PATREON_SERVICE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ RETRY_AFTER_S = 2  # what a 503 tells the HTTP client
 
 
 class WorkerError(Exception):
-    code = "PATREON_SERVICE_UNAVAILABLE"
+    code = PATREON_SERVICE_UNAVAILABLE
     status = 503
     retry_after: float | None = RETRY_AFTER_S
 
@@ -61,7 +62,7 @@ class WorkerUnavailable(WorkerError):
 
 
 class WorkerTimeout(WorkerError):
-    code = "PATREON_SERVICE_TIMEOUT"
+    code = PATREON_SERVICE_TIMEOUT
     status = 504
 
     def __init__(self, action: str, timeout_s: float):

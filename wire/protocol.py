@@ -48,19 +48,24 @@ from collections.abc import Callable
 from typing import Any
 
 from wire.actions import ACTIONS, ActionSpec, Payload
+from wire.codes import (
+    BAD_FRAME,
+    DEADLINE_EXCEEDED,
+    INVALID_DATA,
+    UNKNOWN_ACTION,
+    UNSUPPORTED_VERSION,
+    WORKER_INTERNAL_ERROR,
+    WORKER_SHUTTING_DOWN,
+    status_of,
+)
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 
-# Error codes produced by the protocol itself; handlers add domain codes.
-BAD_FRAME = "BAD_FRAME"
-UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
-UNKNOWN_ACTION = "UNKNOWN_ACTION"
-INVALID_DATA = "INVALID_DATA"
-INTERNAL_ERROR = "WORKER_INTERNAL_ERROR"
-DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-SHUTTING_DOWN = "WORKER_SHUTTING_DOWN"
+# The protocol's own codes (wire/codes.py), under the names handlers and tests use.
+INTERNAL_ERROR = WORKER_INTERNAL_ERROR
+SHUTTING_DOWN = WORKER_SHUTTING_DOWN
 
 # Above every action's timeout: a longer deadline is a broken or hostile frame (and
 # 10**400 ms would overflow float arithmetic and lock timeouts).
@@ -78,11 +83,11 @@ class ProtocolError(Exception):
 class ActionError(Exception):
     """A handler's answer that the call failed, with what the HTTP caller should see."""
 
-    def __init__(self, code: str, message: str, status: int = 400, retry_after: float | None = None):
+    def __init__(self, code: str, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+        self.status = status_of(code) if status is None else status
         self.retry_after = retry_after
 
     def as_dict(self) -> dict[str, Any]:
@@ -243,7 +248,18 @@ class CallContext:
 
 Handler = Callable[[dict[str, Any], CallContext], "dict[str, Any] | Document"]
 
-__all__ = ["ACTIONS", "ActionSpec"]  # re-exported: the table the registry checks names against
+# Re-exported: the action table the registry checks names against, and the codes.
+__all__ = [
+    "ACTIONS",
+    "BAD_FRAME",
+    "DEADLINE_EXCEEDED",
+    "INTERNAL_ERROR",
+    "INVALID_DATA",
+    "SHUTTING_DOWN",
+    "UNKNOWN_ACTION",
+    "UNSUPPORTED_VERSION",
+    "ActionSpec",
+]
 
 
 def handles(payload: type[Payload]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from patreon_client.errors import InvalidGrant, PatreonError
 from patreon_client.http import PatreonHttp, upstream_error
-from patreon_client.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
+from patreon_client.oauth import OAuthClient
 from patreon_client.ratelimit import RateLimiter
 from settings.config import Config
 from settings.logs import request_id_var
@@ -34,6 +35,18 @@ from store.database import Store
 from store.tokens import CREATOR, session_principal
 from wire import actions
 from wire import patreon_schema as schema
+from wire.codes import (
+    CAMPAIGN_REQUIRED,
+    INVALID_CAMPAIGN_ID,
+    INVALID_MEMBER_ID,
+    INVALID_PAUSED,
+    INVALID_POST_ID,
+    INVALID_WEBHOOK_ID,
+    MISSING_AUTH_CODE,
+    NOT_FOUND,
+    NOTHING_TO_UPDATE,
+    PATREON_AUTH_FAILED,
+)
 from wire.protocol import (
     INVALID_DATA,
     ActionError,
@@ -43,6 +56,7 @@ from wire.protocol import (
     handles,
     marked_handlers,
 )
+from worker.errors import wire_error
 from worker.patreon_api import PatreonApi
 from worker.tokens import Token, TokenStore, label
 
@@ -149,7 +163,7 @@ def _paused(value: Any) -> bool:
         return value
     if value in ("true", "false"):
         return value == "true"
-    raise ActionError("INVALID_PAUSED", "paused must be true or false", status=400)
+    raise ActionError(INVALID_PAUSED, "paused must be true or false", status=400)
 
 
 def flatten_webhook(resource: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
@@ -182,14 +196,14 @@ class PatreonActions:
     def exchange(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         code, redirect_uri = data.get("code"), data.get("redirect_uri")
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
-            raise ActionError("MISSING_AUTH_CODE", "code must be the code Patreon sent back", status=400)
+            raise ActionError(MISSING_AUTH_CODE, "code must be the code Patreon sent back", status=400)
         checked(redirect_uri, schema.check_uri)
         principal = session_principal(session_id_of(data.get("session")))
         try:
             grant = self.oauth.exchange_code(code, redirect_uri, deadline)
         except InvalidGrant:
             raise ActionError(
-                AUTH_FAILED,
+                PATREON_AUTH_FAILED,
                 "Patreon refused the authorization code (invalid_grant: already used, expired, "
                 "or issued for another redirect URI)",
                 status=401,
@@ -260,7 +274,7 @@ class PatreonActions:
     def _listing(self, kind: str, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         campaign_id = checked(
-            data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id"
+            data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaign id"
         )
         params = with_defaults(kind, params_of(data, schema.LISTING))
         path = f"/campaigns/{campaign_id}/{kind}"
@@ -285,14 +299,14 @@ class PatreonActions:
     @handles(actions.MembersGet)
     def member(self, data: dict[str, Any], deadline: float) -> Document:
         member_id = checked(
-            data.get("member_id"), schema.check_id, schema.MEMBER_ID, "INVALID_MEMBER_ID", "member id"
+            data.get("member_id"), schema.check_id, schema.MEMBER_ID, INVALID_MEMBER_ID, "member id"
         )
         params = with_defaults("members", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/members/{member_id.lower()}", deadline, params=params)
 
     @handles(actions.PostsGet)
     def post(self, data: dict[str, Any], deadline: float) -> Document:
-        post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, "INVALID_POST_ID", "post id")
+        post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, INVALID_POST_ID, "post id")
         params = with_defaults("posts", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/posts/{post_id}", deadline, params=params)
 
@@ -316,7 +330,7 @@ class PatreonActions:
         campaign_id = data.get("campaign_id")
         if campaign_id is None:
             campaign_id = self._only_campaign(deadline)
-        checked(campaign_id, schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id")
+        checked(campaign_id, schema.check_id, schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaign id")
         body = {
             "data": {
                 "type": "webhook",
@@ -349,7 +363,7 @@ class PatreonActions:
         ids = [item.get("id") for item in document.get("data") or [] if isinstance(item, dict)]
         if len(ids) != 1 or not isinstance(ids[0], str):
             raise ActionError(
-                "CAMPAIGN_REQUIRED",
+                CAMPAIGN_REQUIRED,
                 f"the creator has {len(ids)} campaigns: name one in campaign_id",
                 status=400,
             )
@@ -358,7 +372,7 @@ class PatreonActions:
     @handles(actions.WebhooksUpdate)
     def webhooks_update(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
-            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id"
         )
         attributes: dict[str, Any] = {}
         if "paused" in data:
@@ -368,7 +382,7 @@ class PatreonActions:
         if "uri" in data:
             attributes["uri"] = checked(data["uri"], schema.check_uri)
         if not attributes:
-            raise ActionError("NOTHING_TO_UPDATE", "give paused, triggers or uri", status=400)
+            raise ActionError(NOTHING_TO_UPDATE, "give paused, triggers or uri", status=400)
         body = {"data": {"type": "webhook", "id": webhook_id, "attributes": attributes}}
         document = self.api.call(CREATOR, "PATCH", f"/webhooks/{webhook_id}", deadline, json_body=body)
         resource = (document or {}).get("data") if document else None
@@ -380,12 +394,12 @@ class PatreonActions:
     @handles(actions.WebhooksDelete)
     def webhooks_delete(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
-            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id"
         )
         try:
             self.api.call(CREATOR, "DELETE", f"/webhooks/{webhook_id}", deadline)
         except ActionError as ex:
-            if ex.code == "NOT_FOUND":
+            if ex.code == NOT_FOUND:
                 # Gone at Patreon either way: its secret can no longer sign anything.
                 webhook_secrets.delete(self.store, webhook_id)
             raise
@@ -403,6 +417,8 @@ def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str
         token = request_id_var.set(ctx.request_id or "-")
         try:
             return method(data, ctx.deadline - REPLY_MARGIN_S)
+        except PatreonError as ex:
+            raise wire_error(ex) from ex
         finally:
             request_id_var.reset(token)
 

@@ -41,16 +41,22 @@ from collections.abc import Callable
 from patreon_client.oauth import Grant, InvalidGrant, OAuthClient
 from store.database import Store
 from store.tokens import CREATOR, forget
+from wire.codes import (
+    CREATOR_TOKEN_NOT_CONFIGURED,
+    MISSING_REFRESH_TOKEN,
+    PATREON_AUTH_REQUIRED,
+    PATREON_REAUTH_REQUIRED,
+    PATREON_UPSTREAM_ERROR,
+)
 from wire.protocol import ActionError
 
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_S = 300.0
 
-REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
-AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
-MISSING_REFRESH_TOKEN = "MISSING_REFRESH_TOKEN"
-CREATOR_NOT_CONFIGURED = "CREATOR_TOKEN_NOT_CONFIGURED"
+REAUTH_REQUIRED = PATREON_REAUTH_REQUIRED
+AUTH_REQUIRED = PATREON_AUTH_REQUIRED
+CREATOR_NOT_CONFIGURED = CREATOR_TOKEN_NOT_CONFIGURED
 
 
 def label(principal: str) -> str:
@@ -248,7 +254,7 @@ class TokenStore:
         holder = self._lock_for(principal)  # a strong reference while we use it
         if not holder.lock.acquire(timeout=max(0.0, deadline - self._monotonic())):
             raise ActionError(
-                "PATREON_UPSTREAM_ERROR",
+                PATREON_UPSTREAM_ERROR,
                 "A token refresh did not finish within this call's deadline",
                 status=502,
             )
