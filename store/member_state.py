@@ -25,7 +25,8 @@ import sqlite3
 from typing import Any
 
 from store.database import Store
-from store.webhook_events import StoredEvent, utc_now_iso
+from store.timestamps import utc_now_iso
+from store.webhook_events import StoredEvent
 from wire import actions, protocol
 from wire.codes import MEMBER_STATE_NOT_FOUND
 

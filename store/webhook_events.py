@@ -26,10 +26,10 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from store.database import Store
+from store.timestamps import utc_now_iso
 from wire.patreon_schema import LEGACY_TRIGGERS, V2_TRIGGERS
 
 # Every trigger a delivery may carry: v2's, and the v1 ones still sent on old webhooks.
@@ -40,10 +40,6 @@ MAX_ERROR_CHARS = 500
 
 
 _COLUMNS = "id, event, body, campaign_id, received_at, processed_at, attempts, last_error"
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclasses.dataclass(frozen=True)

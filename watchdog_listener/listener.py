@@ -45,7 +45,6 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,6 +53,7 @@ from supervisor import childutils
 
 from settings.config import EXIT_CONFIG, ConfigError, load_config
 from settings.logs import configure_logging
+from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state, state_path, write_state
 from wire import protocol
 
@@ -79,10 +79,6 @@ DELIBERATE_START_FROM = frozenset({"STOPPED", "FATAL"})
 RpcFailure = (xmlrpc.client.Fault, xmlrpc.client.ProtocolError, http.client.HTTPException, OSError)
 
 Ping = Callable[[float], "dict[str, Any] | None"]
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Pinger:

@@ -20,7 +20,6 @@ value escaped) when the browser asks for HTML, JSON otherwise; same status and c
 from __future__ import annotations
 
 import html
-import json
 import logging
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,14 +31,13 @@ from store import tokens
 from store.database import Store
 from web import sessions as sessions_mod
 from web.codes import (
-    INVALID_BODY,
     INVALID_SCOPE,
     INVALID_STATE,
     PATREON_AUTHORIZATION_ERROR,
-    PAYLOAD_TOO_LARGE,
     UNKNOWN_FIELD,
 )
 from web.errors import ApiError
+from web.policy import read_json_body
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
 from wire import actions
@@ -50,7 +48,6 @@ log = logging.getLogger(__name__)
 
 MAX_SCOPES_CHARS = 500
 MAX_CODE_CHARS = 512
-MAX_BODY_BYTES = 16 * 1024
 MAX_REFLECTED_CHARS = 200
 CALLBACK_PARAMS = {"code", "state", "error", "error_description", "error_uri", "scope"}
 
@@ -84,28 +81,6 @@ def only_params(req: falcon.Request, allowed: set[str]) -> dict[str, str]:
             raise ApiError(400, INVALID_PARAMETER, f"{key} must be given once")
         params[key] = value
     return params
-
-
-def read_json_body(req: falcon.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    if req.content_length is not None and req.content_length > max_bytes:
-        raise ApiError(413, PAYLOAD_TOO_LARGE, f"the body is limited to {max_bytes} bytes")
-    raw = req.bounded_stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ApiError(413, PAYLOAD_TOO_LARGE, f"the body is limited to {max_bytes} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as ex:
-        raise ApiError(400, INVALID_BODY, "the body is not JSON") from ex
-    if not isinstance(body, dict):
-        raise ApiError(400, INVALID_BODY, "the body must be a JSON object")
-    try:
-        # "\ud800" is valid JSON but not text: it would break whatever encodes it later.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as ex:
-        raise ApiError(400, INVALID_BODY, "the body holds a string that is not valid Unicode") from ex
-    return body
 
 
 class Login:

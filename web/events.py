@@ -53,7 +53,7 @@ from web.codes import (
     UNAUTHORIZED,
 )
 from web.errors import ApiError
-from web.serverkey import is_server_request, key_matches
+from web.serverkey import bearer_key, is_server_request, key_matches
 from web.sessions import Session, SessionStore
 from wire.codes import INVALID_PARAMETER
 
@@ -192,8 +192,7 @@ class SubscriberAuth:
         ``Authorization: Bearer`` header, or a session cookie. Raises ``SubscriberRefused``."""
         key = auth.get("key") if isinstance(auth, dict) else None
         if key is None:
-            scheme, _, value = (environ.get("HTTP_AUTHORIZATION") or "").partition(" ")
-            key = value.strip() or None if scheme.lower() == "bearer" else None
+            key = bearer_key(environ.get("HTTP_AUTHORIZATION"))
         if key is not None:
             if isinstance(key, str) and key_matches(self._config, key):
                 return SERVER

@@ -17,10 +17,14 @@ from web.codes import INVALID_API_KEY
 from web.errors import ApiError
 
 
-def presented_key(req: falcon.Request) -> str | None:
-    header = req.get_header("Authorization") or ""
-    scheme, _, value = header.partition(" ")
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header value; None for any other."""
+    scheme, _, value = (authorization or "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def presented_key(req: falcon.Request) -> str | None:
+    return bearer_key(req.get_header("Authorization"))
 
 
 def key_matches(config: Config, key: str) -> bool:

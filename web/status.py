@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import falcon
 
 from settings.config import Config
+from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from wire import __version__, actions
@@ -16,10 +16,6 @@ from wire.client import WorkerClient, WorkerError, WorkerUnavailable
 from wire.codes import PATREON_SERVICE_UNAVAILABLE
 
 HEALTH_TIMEOUT_S = 1.0
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StatusResource:

@@ -24,10 +24,9 @@ import falcon
 
 from settings.config import Config
 from store.database import Store
-from web.auth import read_json_body
-from web.codes import API_KEY_REQUIRED, CONFLICTING_CAMPAIGN_ID, SERVER_KEY_NOT_CONFIGURED, UNKNOWN_FIELD
+from web.codes import CONFLICTING_CAMPAIGN_ID, UNKNOWN_FIELD
 from web.errors import ApiError
-from web.serverkey import is_server_request
+from web.policy import read_json_body, refuse_query, require_server_key_for_management
 from wire import actions
 from wire import patreon_schema as schema
 from wire.client import WorkerClient
@@ -36,19 +35,10 @@ from wire.codes import (
     INVALID_PAUSED,
     INVALID_WEBHOOK_ID,
     NOTHING_TO_UPDATE,
-    UNKNOWN_PARAMETER,
 )
 
 CREATE_FIELDS = {"uri", "triggers", "campaign_id", "campaignId"}
 UPDATE_FIELDS = {"paused", "triggers", "uri"}
-
-
-def require_server_key(req: falcon.Request, config: Config) -> None:
-    if is_server_request(req, config):
-        return
-    if not config.bridge_api_keys:
-        raise ApiError(403, SERVER_KEY_NOT_CONFIGURED, "Webhook management needs BRIDGE_API_KEY to be set")
-    raise ApiError(401, API_KEY_REQUIRED, "Send Authorization: Bearer <BRIDGE_API_KEY>")
 
 
 def _checked(check, *args: Any) -> Any:
@@ -56,11 +46,6 @@ def _checked(check, *args: Any) -> Any:
         return check(*args)
     except schema.ParamError as ex:
         raise ApiError(400, ex.code, ex.message) from ex
-
-
-def _no_query(req: falcon.Request) -> None:
-    if req.params:
-        raise ApiError(400, UNKNOWN_PARAMETER, f"unknown query parameter {sorted(req.params)[0][:60]!r}")
 
 
 def _webhook_id(value: str) -> str:
@@ -76,20 +61,18 @@ def _paused(value: Any) -> bool:
     raise ApiError(400, INVALID_PAUSED, "paused must be true or false")
 
 
+@falcon.before(require_server_key_for_management)
+@falcon.before(refuse_query)
 class WebhooksResource:
     def __init__(self, config: Config, worker: WorkerClient):
         self.config = config
         self.worker = worker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         result = self.worker.send(actions.WebhooksList(), request_id=req.context.request_id)
         resp.media = {"success": True, "webhooks": result.get("webhooks", [])}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         body = read_json_body(req)
         unknown = set(body) - CREATE_FIELDS
         if unknown:
@@ -129,14 +112,14 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+@falcon.before(require_server_key_for_management)
+@falcon.before(refuse_query)
 class WebhookResource:
     def __init__(self, config: Config, worker: WorkerClient):
         self.config = config
         self.worker = worker
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         webhook_id = _webhook_id(webhookId)
         body = read_json_body(req)
         unknown = set(body) - UPDATE_FIELDS
@@ -155,8 +138,6 @@ class WebhookResource:
         resp.media = {"success": True, "webhook": result.get("webhook")}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         webhook_id = _webhook_id(webhookId)
         result = self.worker.send(
             actions.WebhooksDelete(webhook_id=webhook_id), request_id=req.context.request_id

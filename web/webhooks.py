@@ -40,7 +40,6 @@ from web.codes import (
     INVALID_PAYLOAD,
     INVALID_SIGNATURE,
     MISSING_SIGNATURE,
-    PAYLOAD_TOO_LARGE,
     STORE_UNAVAILABLE,
     UNKNOWN_EVENT,
     WEBHOOKS_NOT_CONFIGURED,
@@ -48,6 +47,7 @@ from web.codes import (
 from web.errors import ApiError
 from web.events import StreamGate, SubscriberAuth, add_routes
 from web.memberstate import MemberStateResource
+from web.policy import read_body
 from web.sessions import SessionStore
 from wire.client import WorkerClient
 
@@ -111,15 +111,7 @@ class WebhookReceiverResource:
         return [*self._config_secrets, *(s for s in stored if s and s not in self._config_secrets)]
 
     def _read_body(self, req: falcon.Request) -> bytes:
-        too_large = ApiError(
-            413, PAYLOAD_TOO_LARGE, f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes"
-        )
-        if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-            raise too_large
-        raw_body = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-        if len(raw_body) > MAX_BODY_BYTES:
-            raise too_large
-        return raw_body
+        return read_body(req, MAX_BODY_BYTES, f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         secrets = self._secrets()

@@ -203,31 +203,14 @@ class WorkerClient:
             sock.close(linger=0)
             self._local.sock = None
 
-    def send(
-        self,
-        request: Payload,
-        *,
-        timeout_s: float | None = None,
-        request_id: str | None = None,
-        retry: bool = True,
-    ) -> dict[str, Any]:
-        """Send one typed request (``wire.actions``) and return its reply data."""
-        return self.call(
-            request.spec.name, request.data(), timeout_s=timeout_s, request_id=request_id, retry=retry
-        )
+    def send(self, request: Payload, **options: Any) -> dict[str, Any]:
+        """Send one typed request (``wire.actions``) and return its reply data; the
+        options are ``call``'s (timeout_s, request_id, retry)."""
+        return self.call(request.spec.name, request.data(), **options)
 
-    def send_document(
-        self,
-        request: Payload,
-        *,
-        timeout_s: float | None = None,
-        request_id: str | None = None,
-        retry: bool = True,
-    ) -> bytes:
+    def send_document(self, request: Payload, **options: Any) -> bytes:
         """Like ``send``, but the answer as undecoded JSON bytes (see ``call_document``)."""
-        return self.call_document(
-            request.spec.name, request.data(), timeout_s=timeout_s, request_id=request_id, retry=retry
-        )
+        return self.call_document(request.spec.name, request.data(), **options)
 
     def call(
         self,
