@@ -37,7 +37,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # Login and API reads.
     (
         2,
-        "worker.tokens",
+        "store.tokens",
         """
         CREATE TABLE IF NOT EXISTS tokens (
             principal TEXT PRIMARY KEY,
@@ -127,6 +127,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS member_state_campaign ON member_state (campaign_id);
+        """,
+    ),
+    # The layout (issue 10): migration 1's kv table was never read or written.
+    (
+        100,
+        "store.database",
+        """
+        DROP TABLE IF EXISTS kv;
         """,
     ),
 ]

@@ -37,3 +37,12 @@ def test_the_probe_sees_what_the_worker_loads():
     # The same probe on the worker finds all three: it is not blind.
     loaded = {name.split(".")[0] for name in modules_loaded_by("worker.actions")}
     assert loaded == set(FORBIDDEN)
+
+
+def test_the_unused_kv_table_is_dropped(tmp_path):
+    from store.database import Store
+
+    store = Store(tmp_path / "s.sqlite3")
+    store.migrate()
+    tables = {row["name"] for row in store.connection().execute("SELECT name FROM sqlite_master")}
+    assert "kv" not in tables and "tokens" in tables
