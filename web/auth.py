@@ -289,15 +289,3 @@ class LogoutResource:
             self.login.sessions.end(session.id)
         self.login.sessions.clear_cookie(resp)
         resp.media = {"success": True, "loggedOut": session is not None}
-
-
-def add_routes(
-    app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
-) -> None:
-    login = Login(config, worker, store, sessions)
-    app.add_route("/api/patreon/auth/url", AuthUrlResource(login))
-    app.add_route("/auth/patreon", LoginRedirectResource(login))
-    app.add_route("/auth/patreon/callback", CallbackResource(login))
-    app.add_route("/api/patreon/auth/token", TokenResource(login))
-    app.add_route("/api/patreon/auth/refresh", RefreshResource(login))
-    app.add_route("/api/patreon/auth/logout", LogoutResource(login))

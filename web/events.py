@@ -146,6 +146,10 @@ class SubscriberAuth:
         self._config = config
         self._sessions = sessions
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
     def _from_session(self, session: Session | None) -> Subscriber:
         if session is None:
             raise SubscriberRefused(
@@ -396,8 +400,3 @@ class EventListResource:
         # Not resp.media: its UTF-8 encoding fails on a lone surrogate in a delivery.
         resp.content_type = falcon.MEDIA_JSON
         resp.data = json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def add_routes(app: falcon.App, store: Store, gate: StreamGate, auth: SubscriberAuth) -> None:
-    app.add_route("/api/patreon/events", EventStreamResource(store, auth, gate))
-    app.add_route("/api/patreon/webhooks/events", EventListResource(store, auth))

@@ -23,19 +23,14 @@ from typing import Any
 import falcon
 
 from settings.config import Config
-from store.database import Store
 from web.errors import ApiError
 from web.principals import call, resolve
 from web.sessions import SessionStore
-from wire import actions
 from wire import patreon_schema as schema
 from wire.actions import Payload
 from wire.client import WorkerClient
 from wire.codes import (
-    INVALID_CAMPAIGN_ID,
-    INVALID_MEMBER_ID,
     INVALID_PARAMETER,
-    INVALID_POST_ID,
     PATREON_UPSTREAM_ERROR,
     UNKNOWN_PARAMETER,
 )
@@ -125,38 +120,3 @@ class ReadResource:
         )
         resp.content_type = falcon.MEDIA_JSON
         resp.data = with_success(document)
-
-
-def add_routes(
-    app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
-) -> None:
-    def read(request: type[Payload], allowed: frozenset[str], **kwargs: Any) -> ReadResource:
-        return ReadResource(config, worker, sessions, request, allowed, **kwargs)
-
-    campaign = ("campaign_id", schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaignId (digits)")
-    app.add_route("/api/patreon/user", read(actions.IdentityGet, schema.SINGLE))
-    app.add_route("/api/patreon/campaigns", read(actions.CampaignsList, schema.SINGLE))
-    app.add_route(
-        "/api/patreon/campaigns/{campaignId}/members",
-        read(actions.MembersList, schema.LISTING, path_id=campaign, listing=True),
-    )
-    app.add_route(
-        "/api/patreon/campaigns/{campaignId}/posts",
-        read(actions.PostsList, schema.LISTING, path_id=campaign, listing=True),
-    )
-    app.add_route(
-        "/api/patreon/members/{memberId}",
-        read(
-            actions.MembersGet,
-            schema.SINGLE,
-            path_id=("member_id", schema.MEMBER_ID, INVALID_MEMBER_ID, "memberId (a UUID)"),
-        ),
-    )
-    app.add_route(
-        "/api/patreon/posts/{postId}",
-        read(
-            actions.PostsGet,
-            schema.SINGLE,
-            path_id=("post_id", schema.POST_ID, INVALID_POST_ID, "postId (digits)"),
-        ),
-    )

@@ -23,7 +23,6 @@ from typing import Any
 import falcon
 
 from settings.config import Config
-from store.database import Store
 from web.codes import CONFLICTING_CAMPAIGN_ID, UNKNOWN_FIELD
 from web.errors import ApiError
 from web.policy import read_json_body, refuse_query, require_server_key_for_management
@@ -143,8 +142,3 @@ class WebhookResource:
             actions.WebhooksDelete(webhook_id=webhook_id), request_id=req.context.request_id
         )
         resp.media = {"success": True, "deleted": result.get("deleted", webhook_id)}
-
-
-def add_routes(app: falcon.App, config: Config, worker: WorkerClient, store: Store | None = None) -> None:
-    app.add_route("/api/patreon/webhooks", WebhooksResource(config, worker))
-    app.add_route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))

@@ -45,11 +45,7 @@ from web.codes import (
     WEBHOOKS_NOT_CONFIGURED,
 )
 from web.errors import ApiError
-from web.events import StreamGate, SubscriberAuth, add_routes
-from web.memberstate import MemberStateResource
 from web.policy import read_body
-from web.sessions import SessionStore
-from wire.client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +154,3 @@ class WebhookReceiverResource:
             "id": event_id,
             "duplicate": duplicate,
         }
-
-
-def install(
-    app: falcon.App,
-    config: Config,
-    worker: WorkerClient,
-    store: Store,
-    gate: StreamGate,
-    sessions: SessionStore,
-) -> None:
-    """Every route of the webhooks feature: receiver, live events, member state."""
-    app.add_route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
-    add_routes(app, store, gate, SubscriberAuth(config, sessions))
-    app.add_route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))
