@@ -18,7 +18,8 @@ from settings.config import Config
 from store import member_state
 from store.database import Store
 from wire import __version__, protocol
-from wire.actions import DebugCrash, DebugSleep, Ping
+from wire.actions import DebugCrash, DebugSleep, MembersState, Ping
+from wire.codes import MEMBER_STATE_NOT_FOUND
 from worker import patreon_actions
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,24 @@ def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, A
     return {"exit_code": CRASH_EXIT_CODE, "pid": os.getpid()}
 
 
+def state_action(store: Store) -> protocol.Handler:
+    """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``."""
+
+    @protocol.handles(MembersState)
+    def members_state(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
+        member_id = data.get("member_id")
+        if not isinstance(member_id, str) or not member_id or len(member_id) > member_state.MAX_ID_CHARS:
+            raise protocol.ActionError(protocol.INVALID_DATA, "member_id must be a member id string")
+        state = member_state.get(store, member_id)
+        if state is None:
+            raise protocol.ActionError(
+                MEMBER_STATE_NOT_FOUND, "No webhook event has been applied for this member yet", status=404
+            )
+        return {"member": state.as_dict()}
+
+    return members_state
+
+
 def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
@@ -78,7 +97,7 @@ def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -
         registry.add(_debug_sleep)
         registry.add(_debug_crash)
     store = store or Store(config.store_path)
-    registry.add(member_state.state_action(store))
+    registry.add(state_action(store))
     # Login, API reads and webhook management (one Patreon client per process).
     patreon_actions.attach(registry, config, store)
     return registry
