@@ -4,7 +4,7 @@ Patreon signs each delivery with the secret of the webhook it belongs to, and sh
 that secret when the webhook is created. ``webhooks.create`` saves it here;
 ``webhooks.delete`` removes it; the receiver in web verifies deliveries against
 ``all_secrets(store)`` (plus ``PATREON_WEBHOOK_SECRET``). Secrets are never logged.
-The table is migration 3 in worker/store.py.
+The table is migration 3 in store/database.py.
 """
 
 from __future__ import annotations
