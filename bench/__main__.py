@@ -23,7 +23,7 @@ from types import ModuleType
 from bench import ipc, live, machine, memory, paging, proxy, recovery, report, stacks, webhooks
 from bench.client import HttpClient
 from bench.report import Line, Outcome
-from tests.stack import Stack, wait_for
+from harness.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
 ALL = (ipc, proxy, webhooks, paging, recovery, live, memory)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from bench.client import HttpClient, UnexpectedStatus
 from bench.stacks import CAMPAIGN_ID
-from tests.stack import Stack
+from harness.stack import Stack
 
 CLIENT_ID = "sandbox-client-id"  # the sandbox's defaults; the bench stacks keep them
 CLIENT_SECRET = "sandbox-client-secret"

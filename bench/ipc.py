@@ -24,7 +24,7 @@ import zmq
 from bench.measure import Batch, Series, Summary, interleave, ratio, run_batch
 from bench.report import Line, Outcome, fmt_ms, fmt_ratio
 from bench.stacks import Run
-from worker import protocol
+from wire import protocol
 
 NUMBER = 1
 KEY = "ipc"

@@ -22,7 +22,7 @@ from bench.deliveries import RECEIVER_PATH, Deliveries
 from bench.measure import Summary
 from bench.report import Line, Outcome, fmt_ms
 from bench.stacks import Run
-from tests.stack import wait_for
+from harness.stack import wait_for
 
 NUMBER = 6
 KEY = "live"

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.machine import pss_kib, rss_kib
 from bench.report import Line, Outcome, fmt_pct
 from bench.stacks import supervised_pids
-from tests.stack import Stack
+from harness.stack import Stack
 
 NUMBER = 7
 KEY = "memory"

@@ -20,7 +20,7 @@ import time
 from bench.client import HttpClient
 from bench.report import Line, Outcome
 from bench.stacks import Run, supervised_pids
-from tests.stack import wait_for
+from harness.stack import wait_for
 
 NUMBER = 5
 KEY = "recovery"

@@ -1,7 +1,7 @@
 """The stacks the benchmarks run on, and what each benchmark is handed (``Run``).
 
 Two stacks, both the real supervisord with the real supervisord.conf
-(``tests.stack.Stack``) and the sandbox on free ports:
+(``harness.stack.Stack``) and the sandbox on free ports:
 
 * ``main``: Patreon's rate limits raised far out of reach, in the sandbox and in the
   bridge, because benchmark 2 sends thousands of requests a minute and measures the
@@ -21,7 +21,7 @@ import xmlrpc.client
 from supervisor.xmlrpc import SupervisorTransport
 
 from bench.client import HttpClient
-from tests.stack import Stack
+from harness.stack import Stack
 
 MEMBERS = 10_000
 UNREACHABLE_LIMIT = "1000000"
@@ -61,7 +61,7 @@ SETTINGS = [
     "(sandbox defaults: 100 per 2 s per client, 100 per minute per client and user) and the "
     "bridge's default pacing (95 per 2 s, 90 per minute).",
     "BRIDGE_API_KEY and PATREON_WEBHOOK_SECRET are random per run; BRIDGE_TEST_ACTIONS=1 "
-    "(tests.stack.Stack sets it) enables /api/patreon/_test/sleep for benchmark 5.",
+    "(harness.stack.Stack sets it) enables /api/patreon/_test/sleep for benchmark 5.",
     "HTTP client for both sides of every comparison: one keep-alive http.client "
     "connection per thread; concurrency by threads in the benchmark process, which runs "
     "on the same 2 cores as the stack.",

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from tests.stack import Stack
+from harness.stack import Stack
 
 TIMEOUT_S = 10
 _FORM = re.compile(r'<form method="post" action="([^"]+)">(.*?)</form>', re.S)

@@ -1,10 +1,10 @@
-"""Shared fixtures. Integration tests use ``tests.stack.Stack``: the real supervisord."""
+"""Shared fixtures. Integration tests use ``harness.stack.Stack``: the real supervisord."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.stack import Stack
+from harness.stack import Stack
 
 
 @pytest.fixture(scope="module")

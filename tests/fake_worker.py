@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from worker import protocol
-from worker.client import Liveness, WorkerCallError
+from wire import protocol
+from wire.actions import Payload
+from wire.client import Liveness, WorkerCallError
 
 Answer = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -38,6 +39,12 @@ class FakeWorker:
     def answer(self, action: str, answer: Answer) -> None:
         assert action in protocol.ACTIONS, action
         self.answers[action] = answer
+
+    def send(self, request: Payload, **options: Any) -> dict[str, Any]:
+        return self.call(request.spec.name, request.data(), **options)
+
+    def send_document(self, request: Payload, **options: Any) -> bytes:
+        return self.call_document(request.spec.name, request.data(), **options)
 
     def call(
         self,

@@ -15,13 +15,13 @@ import sys
 from waitress.server import create_server
 from waitress.task import ThreadedTaskDispatcher
 
+from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.logs import configure_logging
+from store.database import Store
 from web.app import create_app
 from web.events import StreamGate
 from web.live import LiveEvents
-from worker.client import WorkerClient
-from worker.config import EXIT_CONFIG, ConfigError, load_config
-from worker.logs import configure_logging
-from worker.store import Store
+from wire.client import WorkerClient
 
 log = logging.getLogger("web")
 

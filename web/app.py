@@ -1,40 +1,97 @@
-"""The web app factory: ``create_app(config, worker, store)``.
+"""The web app factory, ``create_app(config, worker, store)``, and its route table.
 
 Only ``web.__main__`` reads the environment; tests build the app with their own
-config and a fake or real worker client.
+config and a fake or real worker client (and may pass their own ``sessions``,
+``streams`` gate or live-event ``subscribers`` check). Policy that several routes
+share (the server key, no query, body limits) is in ``web.policy``; errors are
+rendered by ``web.errors``.
 """
 
 from __future__ import annotations
 
 import falcon
 
-from web import auth, errors, patreon_api, webhook_admin, webhooks
-from web.events import StreamGate
+from settings.config import Config
+from store.database import Store
+from web import auth, errors
+from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
+from web.memberstate import MemberStateResource
+from web.patreon_api import ReadResource
 from web.requestid import RequestIdMiddleware
 from web.sessions import SessionStore
 from web.status import CrashResource, HealthResource, SleepResource, StatusResource
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from web.webhook_admin import WebhookResource, WebhooksResource
+from web.webhooks import WebhookReceiverResource
+from wire import actions
+from wire import patreon_schema as schema
+from wire.client import WorkerClient
+from wire.codes import INVALID_CAMPAIGN_ID, INVALID_MEMBER_ID, INVALID_POST_ID
+
+CAMPAIGN_ID = ("campaign_id", schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaignId (digits)")
+MEMBER_ID = ("member_id", schema.MEMBER_ID, INVALID_MEMBER_ID, "memberId (a UUID)")
+POST_ID = ("post_id", schema.POST_ID, INVALID_POST_ID, "postId (digits)")
 
 
 def create_app(
-    config: Config, worker: WorkerClient, store: Store | None = None, *, streams: StreamGate | None = None
+    config: Config,
+    worker: WorkerClient,
+    store: Store | None = None,
+    *,
+    streams: StreamGate | None = None,
+    sessions: SessionStore | None = None,
+    subscribers: SubscriberAuth | None = None,
 ) -> falcon.App:
     app = falcon.App(middleware=[RequestIdMiddleware()])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-    app.add_route("/api/patreon/status", StatusResource(config, worker))
-    app.add_route("/api/patreon/health", HealthResource(worker))
+    route = app.add_route
+
+    # -- health (no store needed) -----------------------------------------------------------
+    route("/api/patreon/status", StatusResource(config, worker))
+    route("/api/patreon/health", HealthResource(worker))
     if config.test_actions:
-        app.add_route("/api/patreon/_test/sleep", SleepResource(worker))
-        app.add_route("/api/patreon/_test/crash", CrashResource(worker))
-    if store is not None:
-        sessions = SessionStore(store, cookie_secure=config.cookie_secure)
-        # Webhooks: the receiver, live event streams (capped by ``streams``), member state.
-        webhooks.install(app, config, worker, store, streams or StreamGate(config.max_streams), sessions)
-        # Login with Patreon, API reads, webhook management.
-        auth.add_routes(app, config, worker, store, sessions)
-        patreon_api.add_routes(app, config, worker, store, sessions)
-        webhook_admin.add_routes(app, config, worker, store)
+        route("/api/patreon/_test/sleep", SleepResource(worker))
+        route("/api/patreon/_test/crash", CrashResource(worker))
+    if store is None:
+        return app
+
+    sessions = sessions or SessionStore(store, cookie_secure=config.cookie_secure)
+    login = auth.Login(config, worker, store, sessions)
+    subscribers = subscribers or SubscriberAuth(config, sessions)
+
+    def read(request: type[actions.Payload], allowed: frozenset[str], **kwargs) -> ReadResource:
+        return ReadResource(config, worker, sessions, request, allowed, **kwargs)
+
+    # -- login with Patreon -----------------------------------------------------------------
+    route("/api/patreon/auth/url", auth.AuthUrlResource(login))
+    route("/auth/patreon", auth.LoginRedirectResource(login))
+    route("/auth/patreon/callback", auth.CallbackResource(login))
+    route("/api/patreon/auth/token", auth.TokenResource(login))
+    route("/api/patreon/auth/refresh", auth.RefreshResource(login))
+    route("/api/patreon/auth/logout", auth.LogoutResource(login))
+
+    # -- API v2 reads, as the session or (server key) the creator ---------------------------------
+    route("/api/patreon/user", read(actions.IdentityGet, schema.SINGLE))
+    route("/api/patreon/campaigns", read(actions.CampaignsList, schema.SINGLE))
+    route(
+        "/api/patreon/campaigns/{campaignId}/members",
+        read(actions.MembersList, schema.LISTING, path_id=CAMPAIGN_ID, listing=True),
+    )
+    route(
+        "/api/patreon/campaigns/{campaignId}/posts",
+        read(actions.PostsList, schema.LISTING, path_id=CAMPAIGN_ID, listing=True),
+    )
+    route("/api/patreon/members/{memberId}", read(actions.MembersGet, schema.SINGLE, path_id=MEMBER_ID))
+    route("/api/patreon/posts/{postId}", read(actions.PostsGet, schema.SINGLE, path_id=POST_ID))
+
+    # -- webhooks: Patreon's deliveries, live events, member state, management (server key) -------
+    route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
+    route(
+        "/api/patreon/events",
+        EventStreamResource(store, subscribers, streams or StreamGate(config.max_streams)),
+    )
+    route("/api/patreon/webhooks/events", EventListResource(store, subscribers))
+    route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))
+    route("/api/patreon/webhooks", WebhooksResource(config, worker))
+    route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))
     return app

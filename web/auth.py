@@ -20,27 +20,34 @@ value escaped) when the browser asks for HTML, JSON otherwise; same status and c
 from __future__ import annotations
 
 import html
-import json
 import logging
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import falcon
 
+from settings.config import V2_SCOPES, Config
+from store import tokens
+from store.database import Store
 from web import sessions as sessions_mod
+from web.codes import (
+    INVALID_SCOPE,
+    INVALID_STATE,
+    PATREON_AUTHORIZATION_ERROR,
+    UNKNOWN_FIELD,
+)
 from web.errors import ApiError
+from web.policy import read_json_body
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
-from worker import tokens
-from worker.client import WorkerClient, WorkerError
-from worker.config import V2_SCOPES, Config
-from worker.store import Store
+from wire import actions
+from wire.client import WorkerClient, WorkerError
+from wire.codes import INVALID_PARAMETER, MISSING_AUTH_CODE, MISSING_REFRESH_TOKEN, UNKNOWN_PARAMETER
 
 log = logging.getLogger(__name__)
 
 MAX_SCOPES_CHARS = 500
 MAX_CODE_CHARS = 512
-MAX_BODY_BYTES = 16 * 1024
 MAX_REFLECTED_CHARS = 200
 CALLBACK_PARAMS = {"code", "state", "error", "error_description", "error_uri", "scope"}
 
@@ -50,13 +57,13 @@ def parse_scopes(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if raw is None or not raw.strip():
         return default
     if len(raw) > MAX_SCOPES_CHARS:
-        raise ApiError(400, "INVALID_SCOPE", "scopes is too long")
+        raise ApiError(400, INVALID_SCOPE, "scopes is too long")
     scopes = tuple(dict.fromkeys(s for s in raw.replace(",", " ").split() if s))
     unknown = [s for s in scopes if s not in V2_SCOPES]
     if unknown:
         raise ApiError(
             400,
-            "INVALID_SCOPE",
+            INVALID_SCOPE,
             f"unknown scope(s) {', '.join(repr(s[:60]) for s in unknown[:5])}; Patreon's v2 scopes are: "
             + ", ".join(V2_SCOPES),
             extra={"invalid": [s[:60] for s in unknown[:20]]},
@@ -69,33 +76,11 @@ def only_params(req: falcon.Request, allowed: set[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in req.params.items():
         if key not in allowed:
-            raise ApiError(400, "UNKNOWN_PARAMETER", f"unknown query parameter {key[:60]!r}")
+            raise ApiError(400, UNKNOWN_PARAMETER, f"unknown query parameter {key[:60]!r}")
         if isinstance(value, list):
-            raise ApiError(400, "INVALID_PARAMETER", f"{key} must be given once")
+            raise ApiError(400, INVALID_PARAMETER, f"{key} must be given once")
         params[key] = value
     return params
-
-
-def read_json_body(req: falcon.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    if req.content_length is not None and req.content_length > max_bytes:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is limited to {max_bytes} bytes")
-    raw = req.bounded_stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"the body is limited to {max_bytes} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as ex:
-        raise ApiError(400, "INVALID_BODY", "the body is not JSON") from ex
-    if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_BODY", "the body must be a JSON object")
-    try:
-        # "\ud800" is valid JSON but not text: it would break whatever encodes it later.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as ex:
-        raise ApiError(400, "INVALID_BODY", "the body holds a string that is not valid Unicode") from ex
-    return body
 
 
 class Login:
@@ -134,14 +119,13 @@ class Login:
         try:
             pending = self.sessions.consume_state(old, state)
         except StateError as ex:
-            raise ApiError(400, "INVALID_STATE", f"Invalid state: {ex}; start the login again") from ex
+            raise ApiError(400, INVALID_STATE, f"Invalid state: {ex}; start the login again") from ex
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
-            raise ApiError(400, "MISSING_AUTH_CODE", "code is missing: pass the code Patreon sent back")
+            raise ApiError(400, MISSING_AUTH_CODE, "code is missing: pass the code Patreon sent back")
         new_id = sessions_mod.new_id()
         try:
-            result = self.worker.call(
-                "oauth.exchange",
-                {"code": code, "redirect_uri": pending.redirect_uri, "session": new_id},
+            result = self.worker.send(
+                actions.OAuthExchange(code=code, redirect_uri=pending.redirect_uri, session=new_id),
                 request_id=req.context.request_id,
             )
         except WorkerError:
@@ -164,7 +148,7 @@ class Login:
     def forget_session_tokens(self, session_id: str) -> None:
         """Drop a session's tokens: through the worker, or directly when it is down."""
         try:
-            self.worker.call("oauth.forget", {"session": session_id}, retry=False)
+            self.worker.send(actions.OAuthForget(session=session_id), retry=False)
         except WorkerError:
             tokens.forget(self.store, tokens.session_principal(session_id))
 
@@ -229,7 +213,7 @@ class CallbackResource:
         for key in CALLBACK_PARAMS & set(req.params):
             value = req.params[key]
             if isinstance(value, list):
-                raise ApiError(400, "INVALID_PARAMETER", f"{key} must be given once")
+                raise ApiError(400, INVALID_PARAMETER, f"{key} must be given once")
             params[key] = value
         if "error" in params:
             # The state is used up all the same: it must not work after a refusal.
@@ -241,7 +225,7 @@ class CallbackResource:
             description = params.get("error_description", "")[:MAX_REFLECTED_CHARS]
             raise ApiError(
                 400,
-                "PATREON_AUTHORIZATION_ERROR",
+                PATREON_AUTHORIZATION_ERROR,
                 f"Patreon did not authorize the login: {error}"
                 + (f" ({description})" if description else ""),
                 extra={"patreon_error": error},
@@ -260,7 +244,7 @@ class TokenResource:
         unknown = set(body) - {"code", "state"}
         if unknown:
             raise ApiError(
-                400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}: send code and state"
+                400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}: send code and state"
             )
         result = self.login.finish(req, resp, body.get("code"), body.get("state"))
         resp.media = {
@@ -281,13 +265,12 @@ class RefreshResource:
         if session is None:
             raise ApiError(401, AUTH_REQUIRED, "Log in with Patreon first")
         if not session.logged_in:
-            raise ApiError(400, "MISSING_REFRESH_TOKEN", "This session has not logged in with Patreon")
+            raise ApiError(400, MISSING_REFRESH_TOKEN, "This session has not logged in with Patreon")
         result = call(
             self.login.worker,
             self.login.sessions,
             Principal(session),
-            "oauth.refresh",
-            {"principal": {"session": session.id}},
+            actions.OAuthRefresh(principal=actions.session(session.id)),
             req,
             resp,
         )
@@ -306,15 +289,3 @@ class LogoutResource:
             self.login.sessions.end(session.id)
         self.login.sessions.clear_cookie(resp)
         resp.media = {"success": True, "loggedOut": session is not None}
-
-
-def add_routes(
-    app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
-) -> None:
-    login = Login(config, worker, store, sessions)
-    app.add_route("/api/patreon/auth/url", AuthUrlResource(login))
-    app.add_route("/auth/patreon", LoginRedirectResource(login))
-    app.add_route("/auth/patreon/callback", CallbackResource(login))
-    app.add_route("/api/patreon/auth/token", TokenResource(login))
-    app.add_route("/api/patreon/auth/refresh", RefreshResource(login))
-    app.add_route("/api/patreon/auth/logout", LogoutResource(login))

@@ -19,32 +19,45 @@ from typing import Any
 
 import falcon
 
-from worker.client import WorkerError, WorkerUnavailable
+from web.codes import (
+    BAD_REQUEST,
+    CONFLICT,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    LENGTH_REQUIRED,
+    METHOD_NOT_ALLOWED,
+    PAYLOAD_TOO_LARGE,
+    SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
+    UNSUPPORTED_MEDIA_TYPE,
+)
+from wire.client import WorkerError, WorkerUnavailable
+from wire.codes import NOT_FOUND, PATREON_SERVICE_TIMEOUT, PATREON_UPSTREAM_ERROR, RATE_LIMITED
 
 log = logging.getLogger(__name__)
 
 SERVICE_UNAVAILABLE_MESSAGE = "Patreon service is not available"
 
 _CODES_BY_STATUS = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    411: "LENGTH_REQUIRED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "RATE_LIMITED",
-    500: "INTERNAL_ERROR",
-    502: "PATREON_UPSTREAM_ERROR",
-    503: "SERVICE_UNAVAILABLE",
-    504: "PATREON_SERVICE_TIMEOUT",
+    400: BAD_REQUEST,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    409: CONFLICT,
+    411: LENGTH_REQUIRED,
+    413: PAYLOAD_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+    429: RATE_LIMITED,
+    500: INTERNAL_ERROR,
+    502: PATREON_UPSTREAM_ERROR,
+    503: SERVICE_UNAVAILABLE,
+    504: PATREON_SERVICE_TIMEOUT,
 }
 
 
 class ApiError(falcon.HTTPError):
-    """An error answer with a stable code: ``raise ApiError(400, "INVALID_SCOPE", "...")``."""
+    """An error answer with a stable code: ``raise ApiError(400, INVALID_SCOPE, "...")``."""
 
     def __init__(
         self,
@@ -87,7 +100,7 @@ def _handle_unexpected(req, resp, ex: Exception, params) -> None:
     if isinstance(ex, falcon.HTTPError):
         raise ex
     log.exception("unhandled error on %s %s", req.method, req.path)
-    raise ApiError(500, "INTERNAL_ERROR", "Internal server error")
+    raise ApiError(500, INTERNAL_ERROR, "Internal server error")
 
 
 def install(app: falcon.App) -> None:

@@ -40,12 +40,22 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store import webhook_events
+from store.database import Store
+from web.codes import (
+    FORBIDDEN,
+    INVALID_API_KEY,
+    INVALID_LAST_EVENT_ID,
+    INVALID_LIMIT,
+    INVALID_SINCE,
+    STREAMS_FULL,
+    UNAUTHORIZED,
+)
 from web.errors import ApiError
-from web.serverkey import is_server_request, key_matches
+from web.serverkey import bearer_key, is_server_request, key_matches
 from web.sessions import Session, SessionStore
-from worker import webhook_events
-from worker.config import Config
-from worker.store import Store
+from wire.codes import INVALID_PARAMETER
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +104,7 @@ class StreamGate:
 def streams_full() -> ApiError:
     return ApiError(
         503,
-        "STREAMS_FULL",
+        STREAMS_FULL,
         "Too many live event streams are open; retry later",
         retry_after=STREAMS_FULL_RETRY_AFTER_S,
     )
@@ -136,14 +146,18 @@ class SubscriberAuth:
         self._config = config
         self._sessions = sessions
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
     def _from_session(self, session: Session | None) -> Subscriber:
         if session is None:
             raise SubscriberRefused(
-                401, "UNAUTHORIZED", "Live events need the server key or the campaign creator's session"
+                401, UNAUTHORIZED, "Live events need the server key or the campaign creator's session"
             )
         campaign_ids = frozenset(session.campaign_ids or ())
         if not campaign_ids:
-            raise SubscriberRefused(403, "FORBIDDEN", "Only a campaign's creator may subscribe to its events")
+            raise SubscriberRefused(403, FORBIDDEN, "Only a campaign's creator may subscribe to its events")
         return Subscriber(campaign_ids, session.id)
 
     def still_authorized(self, subscriber: Subscriber) -> bool:
@@ -170,7 +184,7 @@ class SubscriberAuth:
             if key is not None:
                 if key_matches(self._config, key):
                     return SERVER
-                raise ApiError(401, "INVALID_API_KEY", "The server key is not valid")
+                raise ApiError(401, INVALID_API_KEY, "The server key is not valid")
         session = self._sessions.from_request(req) if self._sessions is not None else None
         try:
             return self._from_session(session)
@@ -182,12 +196,11 @@ class SubscriberAuth:
         ``Authorization: Bearer`` header, or a session cookie. Raises ``SubscriberRefused``."""
         key = auth.get("key") if isinstance(auth, dict) else None
         if key is None:
-            scheme, _, value = (environ.get("HTTP_AUTHORIZATION") or "").partition(" ")
-            key = value.strip() or None if scheme.lower() == "bearer" else None
+            key = bearer_key(environ.get("HTTP_AUTHORIZATION"))
         if key is not None:
             if isinstance(key, str) and key_matches(self._config, key):
                 return SERVER
-            raise SubscriberRefused(401, "INVALID_API_KEY", "The server key is not valid")
+            raise SubscriberRefused(401, INVALID_API_KEY, "The server key is not valid")
         cookie = environ.get("HTTP_COOKIE")
         session = self._sessions.from_cookie_header(cookie) if self._sessions is not None and cookie else None
         return self._from_session(session)
@@ -205,7 +218,7 @@ def reject_repeated(req: falcon.Request, names: tuple[str, ...] = ("since", "lim
     """400 for a parameter given more than once, as every other endpoint answers."""
     for name in names:
         if isinstance(req.params.get(name), list):
-            raise ApiError(400, "INVALID_PARAMETER", f"{name} must be given once")
+            raise ApiError(400, INVALID_PARAMETER, f"{name} must be given once")
 
 
 def events_after(store: Store, subscriber: Subscriber, after_id: int, limit: int) -> list:
@@ -319,9 +332,9 @@ class EventStreamResource:
         since = req.get_param("since")
         newest = webhook_events.latest_id(self._store)
         if last_event_id:
-            after = parse_event_id(last_event_id, "INVALID_LAST_EVENT_ID", "Last-Event-ID")
+            after = parse_event_id(last_event_id, INVALID_LAST_EVENT_ID, "Last-Event-ID")
         elif since is not None:
-            after = parse_event_id(since, "INVALID_SINCE", "since")
+            after = parse_event_id(since, INVALID_SINCE, "since")
         else:
             return newest
         # A cursor past the newest event comes from another store (a reset one): every
@@ -361,12 +374,12 @@ class EventListResource:
         reject_repeated(req)
         subscriber = self._auth.from_request(req, allow_query_key=False)
         raw_since, raw_limit = req.get_param("since"), req.get_param("limit")
-        since = 0 if raw_since is None else parse_event_id(raw_since, "INVALID_SINCE", "since")
+        since = 0 if raw_since is None else parse_event_id(raw_since, INVALID_SINCE, "since")
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
             text = raw_limit.strip()
             if not _WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
-                raise ApiError(400, "INVALID_LIMIT", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+                raise ApiError(400, INVALID_LIMIT, f"limit must be a whole number from 1 to {MAX_LIMIT}")
             limit = int(text)
         newest = webhook_events.latest_id(self._store)
         # A cursor past the newest event comes from another (reset) store: every event
@@ -387,8 +400,3 @@ class EventListResource:
         # Not resp.media: its UTF-8 encoding fails on a lone surrogate in a delivery.
         resp.content_type = falcon.MEDIA_JSON
         resp.data = json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def add_routes(app: falcon.App, store: Store, gate: StreamGate, auth: SubscriberAuth) -> None:
-    app.add_route("/api/patreon/events", EventStreamResource(store, auth, gate))
-    app.add_route("/api/patreon/webhooks/events", EventListResource(store, auth))

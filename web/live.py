@@ -36,6 +36,10 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from settings.config import Config
+from store import webhook_events
+from store.database import Store
+from web.codes import INVALID_SINCE, STREAMS_FULL
 from web.errors import ApiError, error_body
 from web.events import (
     STREAMS_FULL_RETRY_AFTER_S,
@@ -46,9 +50,6 @@ from web.events import (
     parse_event_id,
 )
 from web.sessions import SessionStore
-from worker import webhook_events
-from worker.config import Config
-from worker.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,10 @@ class LiveEvents:
         since = None
         if isinstance(auth, dict) and auth.get("since") is not None:
             try:
-                since = parse_event_id(auth["since"], "INVALID_SINCE", "since")
+                since = parse_event_id(auth["since"], INVALID_SINCE, "since")
             except ApiError:
                 raise socketio.exceptions.ConnectionRefusedError(
-                    "INVALID_SINCE", {"code": "INVALID_SINCE"}
+                    INVALID_SINCE, {"code": INVALID_SINCE}
                 ) from None
         # Without a cursor the client hears what is accepted from now on. A cursor past
         # the newest event comes from another (reset) store.
@@ -304,7 +305,7 @@ class LongPollGate:
             return self._app(environ, start_response)
         if not self._gate.try_enter():
             body = json.dumps(
-                error_body("Too many live event streams are open; retry later", "STREAMS_FULL")
+                error_body("Too many live event streams are open; retry later", STREAMS_FULL)
             ).encode()
             start_response(
                 "503 Service Unavailable",

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
-from web.serverkey import is_server_request
-from worker.client import WorkerClient
-from worker.config import Config
+from web.policy import require_server_key
+from wire import actions
+from wire.client import WorkerClient
+from wire.codes import INVALID_MEMBER_ID
 
 MAX_MEMBER_ID_CHARS = 128
 
 
+@falcon.before(require_server_key)
 class MemberStateResource:
     def __init__(self, config: Config, worker: WorkerClient):
-        self._config = config
+        self.config = config
         self._worker = worker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, memberId: str) -> None:
-        if not is_server_request(req, self._config):
-            raise ApiError(401, "UNAUTHORIZED", "This endpoint needs the server key")
         if not memberId or len(memberId) > MAX_MEMBER_ID_CHARS:
-            raise ApiError(400, "INVALID_MEMBER_ID", "memberId is not a member id")
-        result = self._worker.call(
-            "members.state", {"member_id": memberId}, request_id=req.context.request_id
+            raise ApiError(400, INVALID_MEMBER_ID, "memberId is not a member id")
+        result = self._worker.send(
+            actions.MembersState(member_id=memberId), request_id=req.context.request_id
         )
         resp.media = {"success": True, **result}

@@ -22,13 +22,18 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
 from web.principals import call, resolve
 from web.sessions import SessionStore
-from worker import patreon_schema as schema
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from wire import patreon_schema as schema
+from wire.actions import Payload
+from wire.client import WorkerClient
+from wire.codes import (
+    INVALID_PARAMETER,
+    PATREON_UPSTREAM_ERROR,
+    UNKNOWN_PARAMETER,
+)
 
 PAGE_TIMEOUT_S = 30.0  # one page; all=true gets the action's own (longer) timeout
 
@@ -40,7 +45,7 @@ def with_success(document: bytes) -> bytes:
     body = document.lstrip()
     if not body.startswith(b"{"):
         raise ApiError(
-            502, "PATREON_UPSTREAM_ERROR", "Patreon answered with something that is not a document"
+            502, PATREON_UPSTREAM_ERROR, "Patreon answered with something that is not a document"
         )
     rest = body[1:].lstrip()
     return b'{"success":true' + (b"" if rest.startswith(b"}") else b",") + rest
@@ -60,7 +65,7 @@ def all_flag(req: falcon.Request) -> bool:
         return False
     if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
         return value.lower() in ("true", "1")
-    raise ApiError(400, "INVALID_PARAMETER", "all must be true or false")
+    raise ApiError(400, INVALID_PARAMETER, "all must be true or false")
 
 
 def checked_id(value: str, pattern: re.Pattern, code: str, what: str) -> str:
@@ -78,7 +83,7 @@ class ReadResource:
         config: Config,
         worker: WorkerClient,
         sessions: SessionStore,
-        action: str,
+        request: type[Payload],
         allowed: frozenset[str],
         *,
         path_id: tuple[str, re.Pattern, str, str] | None = None,
@@ -87,7 +92,7 @@ class ReadResource:
         self.config = config
         self.worker = worker
         self.sessions = sessions
-        self.action = action
+        self.request = request
         self.allowed = allowed
         self.path_id = path_id  # (data key, pattern, error code, what)
         self.listing = listing
@@ -101,7 +106,7 @@ class ReadResource:
             data[key] = checked_id(value, pattern, code, what)
         everything = all_flag(req) if self.listing else False
         if not self.listing and "all" in req.params:
-            raise ApiError(400, "UNKNOWN_PARAMETER", "unknown query parameter 'all'")
+            raise ApiError(400, UNKNOWN_PARAMETER, "unknown query parameter 'all'")
         data["params"] = patreon_params(req, self.allowed)
         options: dict[str, Any] = {}
         if self.listing:
@@ -111,42 +116,7 @@ class ReadResource:
             else:
                 options["timeout_s"] = PAGE_TIMEOUT_S
         document = call(
-            self.worker, self.sessions, principal, self.action, data, req, resp, document=True, **options
+            self.worker, self.sessions, principal, self.request(**data), req, resp, document=True, **options
         )
         resp.content_type = falcon.MEDIA_JSON
         resp.data = with_success(document)
-
-
-def add_routes(
-    app: falcon.App, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore
-) -> None:
-    def read(action: str, allowed: frozenset[str], **kwargs: Any) -> ReadResource:
-        return ReadResource(config, worker, sessions, action, allowed, **kwargs)
-
-    campaign = ("campaign_id", schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaignId (digits)")
-    app.add_route("/api/patreon/user", read("identity.get", schema.SINGLE))
-    app.add_route("/api/patreon/campaigns", read("campaigns.list", schema.SINGLE))
-    app.add_route(
-        "/api/patreon/campaigns/{campaignId}/members",
-        read("members.list", schema.LISTING, path_id=campaign, listing=True),
-    )
-    app.add_route(
-        "/api/patreon/campaigns/{campaignId}/posts",
-        read("posts.list", schema.LISTING, path_id=campaign, listing=True),
-    )
-    app.add_route(
-        "/api/patreon/members/{memberId}",
-        read(
-            "members.get",
-            schema.SINGLE,
-            path_id=("member_id", schema.MEMBER_ID, "INVALID_MEMBER_ID", "memberId (a UUID)"),
-        ),
-    )
-    app.add_route(
-        "/api/patreon/posts/{postId}",
-        read(
-            "posts.get",
-            schema.SINGLE,
-            path_id=("post_id", schema.POST_ID, "INVALID_POST_ID", "postId (digits)"),
-        ),
-    )

@@ -18,14 +18,16 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
 from web.errors import ApiError
 from web.serverkey import is_server_request
 from web.sessions import Session, SessionStore
-from worker.client import WorkerCallError, WorkerClient
-from worker.config import Config
+from wire.actions import CREATOR, Payload, session
+from wire.client import WorkerCallError, WorkerClient
+from wire.codes import PATREON_AUTH_REQUIRED, PATREON_REAUTH_REQUIRED
 
-AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
-REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
+AUTH_REQUIRED = PATREON_AUTH_REQUIRED
+REAUTH_REQUIRED = PATREON_REAUTH_REQUIRED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Principal:
 
     @property
     def wire(self) -> str | dict[str, str]:
-        return "creator" if self.session is None else {"session": self.session.id}
+        return CREATOR if self.session is None else session(self.session.id)
 
 
 def resolve(req: falcon.Request, config: Config, sessions: SessionStore) -> Principal:
@@ -50,17 +52,16 @@ def call(
     worker: WorkerClient,
     sessions: SessionStore,
     principal: Principal,
-    action: str,
-    data: dict[str, Any],
+    request: Payload,
     req: falcon.Request,
     resp: falcon.Response,
     document: bool = False,
     **kwargs: Any,
 ) -> Any:
     """The worker's answer: a dict, or with ``document`` the undecoded JSON bytes."""
-    send = worker.call_document if document else worker.call
+    send = worker.send_document if document else worker.send
     try:
-        return send(action, data, request_id=req.context.request_id, **kwargs)
+        return send(request, request_id=req.context.request_id, **kwargs)
     except WorkerCallError as ex:
         if ex.code == REAUTH_REQUIRED and principal.session is not None:
             sessions.end(principal.session.id)

@@ -14,7 +14,7 @@ import uuid
 
 import falcon
 
-from worker.logs import request_id_var
+from settings.logs import request_id_var
 
 log = logging.getLogger("web.access")
 

@@ -12,14 +12,19 @@ import hmac
 
 import falcon
 
+from settings.config import Config
+from web.codes import INVALID_API_KEY
 from web.errors import ApiError
-from worker.config import Config
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header value; None for any other."""
+    scheme, _, value = (authorization or "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 def presented_key(req: falcon.Request) -> str | None:
-    header = req.get_header("Authorization") or ""
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_key(req.get_header("Authorization"))
 
 
 def key_matches(config: Config, key: str) -> bool:
@@ -44,4 +49,4 @@ def is_server_request(req: falcon.Request, config: Config) -> bool:
         return False
     if key_matches(config, key):
         return True
-    raise ApiError(401, "INVALID_API_KEY", "The server key is not valid")
+    raise ApiError(401, INVALID_API_KEY, "The server key is not valid")

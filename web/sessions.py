@@ -1,12 +1,12 @@
 """Browser sessions and pending OAuth ``state``s: the owner of ``sessions`` and
-``oauth_states`` (migration 4 in worker/store.py).
+``oauth_states`` (migration 4 in store/database.py).
 
 A session is a random id (``secrets.token_urlsafe``, 256 bits) in an HttpOnly,
 SameSite=Lax cookie named ``pb_session`` (Secure when ``SESSION_COOKIE_SECURE``);
 everything else is in the store, so sessions survive a web restart and are the same
 in every web process. The id is unguessable on its own, so nothing is signed and
 ``SESSION_SECRET`` is not needed. The Patreon tokens of a logged-in session are the
-worker's (``worker.tokens``, principal ``session:<id>``), never in the cookie.
+worker's (``store/tokens.py``, principal ``session:<id>``), never in the cookie.
 
 Login rotates the id (``login``): the id a browser had before it logged in (and that
 a page could have planted) never becomes a logged-in session.
@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import falcon
 
-from worker import tokens
-from worker.store import Store
+from store import tokens
+from store.database import Store
 
 COOKIE_NAME = "pb_session"
 STATE_TTL_S = 600.0  # 10 minutes to get through Patreon's consent page

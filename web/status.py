@@ -4,21 +4,18 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import falcon
 
+from settings.config import Config
+from store.timestamps import utc_now_iso
+from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
-from worker import __version__
-from worker.client import WorkerClient, WorkerError, WorkerUnavailable
-from worker.config import Config
-from worker.watchdog_report import read_state as read_watchdog_state
+from wire import __version__, actions
+from wire.client import WorkerClient, WorkerError, WorkerUnavailable
+from wire.codes import PATREON_SERVICE_UNAVAILABLE
 
 HEALTH_TIMEOUT_S = 1.0
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StatusResource:
@@ -57,15 +54,15 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
         try:
-            self._worker.call(
-                "ping", timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
+            self._worker.send(
+                actions.Ping(), timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
             )
         except WorkerError as ex:
             message = SERVICE_UNAVAILABLE_MESSAGE if isinstance(ex, WorkerUnavailable) else str(ex)
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", str(int(ex.retry_after or 1)))
             resp.media = {
-                **error_body(message, "PATREON_SERVICE_UNAVAILABLE"),
+                **error_body(message, PATREON_SERVICE_UNAVAILABLE),
                 "status": "unhealthy",
                 "timestamp": utc_now_iso(),
             }
@@ -89,7 +86,7 @@ class SleepResource:
         ms = req.get_param_as_int("ms", required=True, min_value=0, max_value=20_000)
         resp.media = {
             "success": True,
-            **self._worker.call("debug.sleep", {"ms": ms}, request_id=req.context.request_id),
+            **self._worker.send(actions.DebugSleep(ms=ms), request_id=req.context.request_id),
         }
 
 
@@ -101,4 +98,7 @@ class CrashResource:
         self._worker = worker
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"success": True, **self._worker.call("debug.crash", request_id=req.context.request_id)}
+        resp.media = {
+            "success": True,
+            **self._worker.send(actions.DebugCrash(), request_id=req.context.request_id),
+        }

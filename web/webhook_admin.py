@@ -22,24 +22,22 @@ from typing import Any
 
 import falcon
 
-from web.auth import read_json_body
+from settings.config import Config
+from web.codes import CONFLICTING_CAMPAIGN_ID, UNKNOWN_FIELD
 from web.errors import ApiError
-from web.serverkey import is_server_request
-from worker import patreon_schema as schema
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from web.policy import read_json_body, refuse_query, require_server_key_for_management
+from wire import actions
+from wire import patreon_schema as schema
+from wire.client import WorkerClient
+from wire.codes import (
+    INVALID_CAMPAIGN_ID,
+    INVALID_PAUSED,
+    INVALID_WEBHOOK_ID,
+    NOTHING_TO_UPDATE,
+)
 
 CREATE_FIELDS = {"uri", "triggers", "campaign_id", "campaignId"}
 UPDATE_FIELDS = {"paused", "triggers", "uri"}
-
-
-def require_server_key(req: falcon.Request, config: Config) -> None:
-    if is_server_request(req, config):
-        return
-    if not config.bridge_api_keys:
-        raise ApiError(403, "SERVER_KEY_NOT_CONFIGURED", "Webhook management needs BRIDGE_API_KEY to be set")
-    raise ApiError(401, "API_KEY_REQUIRED", "Send Authorization: Bearer <BRIDGE_API_KEY>")
 
 
 def _checked(check, *args: Any) -> Any:
@@ -49,13 +47,8 @@ def _checked(check, *args: Any) -> Any:
         raise ApiError(400, ex.code, ex.message) from ex
 
 
-def _no_query(req: falcon.Request) -> None:
-    if req.params:
-        raise ApiError(400, "UNKNOWN_PARAMETER", f"unknown query parameter {sorted(req.params)[0][:60]!r}")
-
-
 def _webhook_id(value: str) -> str:
-    return _checked(schema.check_id, value, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id (digits)")
+    return _checked(schema.check_id, value, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id (digits)")
 
 
 def _paused(value: Any) -> bool:
@@ -64,27 +57,25 @@ def _paused(value: Any) -> bool:
         return value
     if value in ("true", "false"):
         return value == "true"
-    raise ApiError(400, "INVALID_PAUSED", "paused must be true or false")
+    raise ApiError(400, INVALID_PAUSED, "paused must be true or false")
 
 
+@falcon.before(require_server_key_for_management)
+@falcon.before(refuse_query)
 class WebhooksResource:
     def __init__(self, config: Config, worker: WorkerClient):
         self.config = config
         self.worker = worker
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
-        result = self.worker.call("webhooks.list", {}, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksList(), request_id=req.context.request_id)
         resp.media = {"success": True, "webhooks": result.get("webhooks", [])}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         body = read_json_body(req)
         unknown = set(body) - CREATE_FIELDS
         if unknown:
-            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+            raise ApiError(400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}")
         data: dict[str, Any] = {
             "uri": _checked(schema.check_uri, body.get("uri")),
             "triggers": _checked(schema.check_triggers, body.get("triggers")),
@@ -95,7 +86,7 @@ class WebhooksResource:
         given = [value for value in given if value is not None]
         if len(given) == 2 and given[0] != given[1]:
             raise ApiError(
-                400, "CONFLICTING_CAMPAIGN_ID", "campaign_id and campaignId differ: send one of them"
+                400, CONFLICTING_CAMPAIGN_ID, "campaign_id and campaignId differ: send one of them"
             )
         campaign_id = given[0] if given else None
         if campaign_id is not None:
@@ -103,11 +94,11 @@ class WebhooksResource:
                 schema.check_id,
                 campaign_id,
                 schema.CAMPAIGN_ID,
-                "INVALID_CAMPAIGN_ID",
+                INVALID_CAMPAIGN_ID,
                 "campaign_id (digits)",
             )
         # Not retried: a lost reply must not create a second webhook.
-        result = self.worker.call("webhooks.create", data, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksCreate(**data), request_id=req.context.request_id)
         resp.status = falcon.HTTP_201
         resp.set_header("Cache-Control", "no-store")  # the answer carries the webhook's secret
         resp.media = {"success": True, "webhook": result.get("webhook")}
@@ -120,21 +111,21 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+@falcon.before(require_server_key_for_management)
+@falcon.before(refuse_query)
 class WebhookResource:
     def __init__(self, config: Config, worker: WorkerClient):
         self.config = config
         self.worker = worker
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         webhook_id = _webhook_id(webhookId)
         body = read_json_body(req)
         unknown = set(body) - UPDATE_FIELDS
         if unknown:
-            raise ApiError(400, "UNKNOWN_FIELD", f"unknown field {sorted(unknown)[0][:60]!r}")
+            raise ApiError(400, UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0][:60]!r}")
         if not body:
-            raise ApiError(400, "NOTHING_TO_UPDATE", "send paused, triggers or uri")
+            raise ApiError(400, NOTHING_TO_UPDATE, "send paused, triggers or uri")
         data: dict[str, Any] = {"webhook_id": webhook_id}
         if "paused" in body:
             data["paused"] = _paused(body["paused"])
@@ -142,19 +133,12 @@ class WebhookResource:
             data["triggers"] = _checked(schema.check_triggers, body["triggers"])
         if "uri" in body:
             data["uri"] = _checked(schema.check_uri, body["uri"])
-        result = self.worker.call("webhooks.update", data, request_id=req.context.request_id)
+        result = self.worker.send(actions.WebhooksUpdate(**data), request_id=req.context.request_id)
         resp.media = {"success": True, "webhook": result.get("webhook")}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, webhookId: str) -> None:
-        require_server_key(req, self.config)
-        _no_query(req)
         webhook_id = _webhook_id(webhookId)
-        result = self.worker.call(
-            "webhooks.delete", {"webhook_id": webhook_id}, request_id=req.context.request_id
+        result = self.worker.send(
+            actions.WebhooksDelete(webhook_id=webhook_id), request_id=req.context.request_id
         )
         resp.media = {"success": True, "deleted": result.get("deleted", webhook_id)}
-
-
-def add_routes(app: falcon.App, config: Config, worker: WorkerClient, store: Store | None = None) -> None:
-    app.add_route("/api/patreon/webhooks", WebhooksResource(config, worker))
-    app.add_route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))

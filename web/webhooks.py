@@ -33,14 +33,19 @@ from typing import Any
 
 import falcon
 
+from settings.config import Config
+from store import webhook_events, webhook_secrets
+from store.database import Store
+from web.codes import (
+    INVALID_PAYLOAD,
+    INVALID_SIGNATURE,
+    MISSING_SIGNATURE,
+    STORE_UNAVAILABLE,
+    UNKNOWN_EVENT,
+    WEBHOOKS_NOT_CONFIGURED,
+)
 from web.errors import ApiError
-from web.events import StreamGate, SubscriberAuth, add_routes
-from web.memberstate import MemberStateResource
-from web.sessions import SessionStore
-from worker import webhook_events, webhook_secrets
-from worker.client import WorkerClient
-from worker.config import Config
-from worker.store import Store
+from web.policy import read_body
 
 log = logging.getLogger(__name__)
 
@@ -97,55 +102,47 @@ class WebhookReceiverResource:
         except sqlite3.Error as ex:
             log.error("webhook secrets cannot be read from the store: %s", ex)
             raise ApiError(
-                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+                503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
         return [*self._config_secrets, *(s for s in stored if s and s not in self._config_secrets)]
 
     def _read_body(self, req: falcon.Request) -> bytes:
-        too_large = ApiError(
-            413, "PAYLOAD_TOO_LARGE", f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes"
-        )
-        if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-            raise too_large
-        raw_body = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-        if len(raw_body) > MAX_BODY_BYTES:
-            raise too_large
-        return raw_body
+        return read_body(req, MAX_BODY_BYTES, f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         secrets = self._secrets()
         if not secrets:
             raise ApiError(
                 503,
-                "WEBHOOKS_NOT_CONFIGURED",
+                WEBHOOKS_NOT_CONFIGURED,
                 "No webhook secret is configured (PATREON_WEBHOOK_SECRET); unsigned deliveries are never accepted",
             )
         raw_body = self._read_body(req)
         presented = req.get_header(SIGNATURE_HEADER)
         if not presented:
-            raise ApiError(400, "MISSING_SIGNATURE", f"The {SIGNATURE_HEADER} header is missing")
+            raise ApiError(400, MISSING_SIGNATURE, f"The {SIGNATURE_HEADER} header is missing")
         if not signature_matches(presented, raw_body, secrets):
-            raise ApiError(401, "INVALID_SIGNATURE", "The webhook signature is not valid")
+            raise ApiError(401, INVALID_SIGNATURE, "The webhook signature is not valid")
         event = (req.get_header(EVENT_HEADER) or "").strip()
         if event not in webhook_events.TRIGGERS:
             shown = event[:MAX_EVENT_HEADER_CHARS] if event.isprintable() else "?"
             raise ApiError(
                 400,
-                "UNKNOWN_EVENT",
+                UNKNOWN_EVENT,
                 f"{EVENT_HEADER} {shown!r} is not a Patreon webhook trigger"
                 if event
                 else f"The {EVENT_HEADER} header is missing",
             )
         document = jsonapi_document(raw_body)
         if document is None:
-            raise ApiError(400, "INVALID_PAYLOAD", "The body is not a JSON:API document")
+            raise ApiError(400, INVALID_PAYLOAD, "The body is not a JSON:API document")
         try:
             event_id, duplicate = webhook_events.accept(self._store, event, raw_body, document=document)
         except sqlite3.Error as ex:
             # Not stored: a non-2xx makes Patreon deliver it again later.
             log.error("webhook %s could not be stored: %s", event, ex)
             raise ApiError(
-                503, "STORE_UNAVAILABLE", "The event store is not available", retry_after=STORE_RETRY_AFTER_S
+                503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
@@ -157,17 +154,3 @@ class WebhookReceiverResource:
             "id": event_id,
             "duplicate": duplicate,
         }
-
-
-def install(
-    app: falcon.App,
-    config: Config,
-    worker: WorkerClient,
-    store: Store,
-    gate: StreamGate,
-    sessions: SessionStore,
-) -> None:
-    """Every route of the webhooks feature: receiver, live events, member state."""
-    app.add_route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
-    add_routes(app, store, gate, SubscriberAuth(config, sessions))
-    app.add_route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))

@@ -1,7 +1,6 @@
 """The Patreon worker: every call to Patreon happens in this process.
 
-It also owns the contract between web and worker (``protocol``, ``client``), and the
-modules both processes share (``config``, ``store``).
+It serves the actions of the wire protocol (``wire``) over ZeroMQ (``server``),
+dispatches them to handlers (``actions``, ``patreon_actions``), and consumes stored
+webhook events into member state (``event_consumer``).
 """
-
-__version__ = "0.1.0"

@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Callable
 
-from worker.config import EXIT_CONFIG, ConfigError, load_config
-from worker.logs import configure_logging
+from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.logs import configure_logging
 
 log = logging.getLogger("worker")
 
@@ -47,10 +47,10 @@ def main() -> int:
 
     import zmq
 
+    from store.database import Store
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
     from worker.server import WorkerServer
-    from worker.store import Store
 
     try:
         store = Store(config.store_path)

@@ -1,7 +1,9 @@
-"""The worker's action table: every handler is attached here, by name.
+"""The worker's registry: ``build_registry`` decides which actions a worker serves.
 
-``build_registry`` is the one place that decides which actions a worker serves; the
-Patreon actions live in their own modules and are attached to the same registry.
+Each handler is marked, where it is written, with the request payload it serves
+(``@protocol.handles(actions.X)``; the payload class in ``wire.actions`` carries the
+name, timeout and idempotency). The Patreon handlers live in ``patreon_actions`` and
+are attached to the same registry.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import threading
 import time
 from typing import Any
 
-from worker import __version__, member_state, patreon_actions, protocol
-from worker.config import Config
-from worker.store import Store
+from settings.config import Config
+from store import member_state
+from store.database import Store
+from wire import __version__, protocol
+from wire.actions import DebugCrash, DebugSleep, MembersState, Ping
+from wire.codes import MEMBER_STATE_NOT_FOUND
+from worker import patreon_actions
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ class PingInfo:
         }
 
 
+@protocol.handles(DebugSleep)
 def _debug_sleep(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
     """Test-only: block a pool thread for ``ms`` milliseconds, like a slow Patreon call."""
     ms = data.get("ms")
@@ -52,6 +59,7 @@ CRASH_EXIT_CODE = 70  # sysexits.h EX_SOFTWARE: what an unexpected crash looks l
 CRASH_DELAY_S = 0.2  # long enough for the reply to leave the socket first
 
 
+@protocol.handles(DebugCrash)
 def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
     """Test-only: reply, then die at once without cleanup, like a crash after start
     (the watchdog's crash-loop tests need a worker that exits unexpectedly on demand)."""
@@ -62,16 +70,34 @@ def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, A
     return {"exit_code": CRASH_EXIT_CODE, "pid": os.getpid()}
 
 
+def state_action(store: Store) -> protocol.Handler:
+    """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``."""
+
+    @protocol.handles(MembersState)
+    def members_state(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
+        member_id = data.get("member_id")
+        if not isinstance(member_id, str) or not member_id or len(member_id) > member_state.MAX_ID_CHARS:
+            raise protocol.ActionError(protocol.INVALID_DATA, "member_id must be a member id string")
+        state = member_state.get(store, member_id)
+        if state is None:
+            raise protocol.ActionError(
+                MEMBER_STATE_NOT_FOUND, "No webhook event has been applied for this member yet", status=404
+            )
+        return {"member": state.as_dict()}
+
+    return members_state
+
+
 def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
     # dispatch() complete for callers that do not go through the loop.
-    registry.register("ping", lambda data, ctx: ping())
+    registry.add(protocol.handles(Ping)(lambda data, ctx: ping()))
     if config.test_actions:
-        registry.register("debug.sleep", _debug_sleep)
-        registry.register("debug.crash", _debug_crash)
+        registry.add(_debug_sleep)
+        registry.add(_debug_crash)
     store = store or Store(config.store_path)
-    registry.register("members.state", member_state.state_action(store))
+    registry.add(state_action(store))
     # Login, API reads and webhook management (one Patreon client per process).
     patreon_actions.attach(registry, config, store)
     return registry

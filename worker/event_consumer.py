@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from worker import member_state, webhook_events
-from worker.store import Store
-from worker.webhook_events import StoredEvent
+from store import member_state, webhook_events
+from store.database import Store
+from store.webhook_events import StoredEvent
 
 log = logging.getLogger(__name__)
 

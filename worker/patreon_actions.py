@@ -1,4 +1,4 @@
-"""The Patreon actions the worker serves (declared in ``protocol.ACTIONS``):
+"""The Patreon actions the worker serves (declared in ``wire.actions``):
 login (code exchange, refresh, forget), API v2 reads, and webhook management.
 
 ``attach(registry, config, store)`` builds the Patreon client stack once per worker
@@ -9,24 +9,9 @@ call's deadline into a deadline for Patreon a little earlier (so the reply, even
 error, reaches web before web gives up), and returns plain JSON.
 
 Principals in ``data``: ``{"principal": {"session": "<id>"}}`` or
-``{"principal": "creator"}``. Webhook actions always use the creator's token.
-
-Action data and replies::
-
-    oauth.exchange  {code, redirect_uri, session}
-                    -> {user, campaign_ids, tokens: {expires_in, scope, token_type}}
-    oauth.refresh   {principal} -> {tokens: {...}}
-    oauth.forget    {session} -> {forgotten: bool}
-    identity.get    {principal, params}            -> JSON:API document
-    campaigns.list  {principal, params}            -> JSON:API document
-    members.list    {principal, campaign_id, params, all} -> document (merged if all)
-    members.get     {principal, member_id, params} -> document
-    posts.list      {principal, campaign_id, params, all} -> document (merged if all)
-    posts.get       {principal, post_id, params}   -> document
-    webhooks.list   {}                             -> {webhooks: [...]}
-    webhooks.create {uri, triggers, campaign_id?}  -> {webhook: {..., secret}}
-    webhooks.update {webhook_id, paused?, triggers?, uri?} -> {webhook: {...}}
-    webhooks.delete {webhook_id}                   -> {deleted: id}
+``{"principal": "creator"}``. Webhook actions always use the creator's token. Each
+handler is marked with the request payload it serves (``wire.actions``: name,
+timeout, idempotency and the message shapes); ``attach`` registers every marked one.
 """
 
 from __future__ import annotations
@@ -39,17 +24,41 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker import patreon_schema as schema
-from worker import webhook_secrets
-from worker.config import Config
-from worker.logs import request_id_var
-from worker.oauth import AUTH_FAILED, InvalidGrant, OAuthClient
+from patreon_client.errors import InvalidGrant, PatreonError
+from patreon_client.http import PatreonHttp, upstream_error
+from patreon_client.oauth import OAuthClient
+from patreon_client.ratelimit import RateLimiter
+from settings.config import Config
+from settings.logs import request_id_var
+from store import webhook_secrets
+from store.database import Store
+from store.tokens import CREATOR, session_principal
+from wire import actions
+from wire import patreon_schema as schema
+from wire.codes import (
+    CAMPAIGN_REQUIRED,
+    INVALID_CAMPAIGN_ID,
+    INVALID_MEMBER_ID,
+    INVALID_PAUSED,
+    INVALID_POST_ID,
+    INVALID_WEBHOOK_ID,
+    MISSING_AUTH_CODE,
+    NOT_FOUND,
+    NOTHING_TO_UPDATE,
+    PATREON_AUTH_FAILED,
+)
+from wire.protocol import (
+    INVALID_DATA,
+    ActionError,
+    ActionRegistry,
+    CallContext,
+    Document,
+    handles,
+    marked_handlers,
+)
+from worker.errors import wire_error
 from worker.patreon_api import PatreonApi
-from worker.patreon_http import PatreonHttp, upstream_error
-from worker.protocol import INVALID_DATA, ActionError, ActionRegistry, CallContext, Document
-from worker.ratelimit import RateLimiter
-from worker.store import Store
-from worker.tokens import CREATOR, Token, TokenStore, label, session_principal
+from worker.tokens import Token, TokenStore, label
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +163,7 @@ def _paused(value: Any) -> bool:
         return value
     if value in ("true", "false"):
         return value == "true"
-    raise ActionError("INVALID_PAUSED", "paused must be true or false", status=400)
+    raise ActionError(INVALID_PAUSED, "paused must be true or false", status=400)
 
 
 def flatten_webhook(resource: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
@@ -183,17 +192,18 @@ class PatreonActions:
         self.store = store
 
     # -- login --------------------------------------------------------------------
+    @handles(actions.OAuthExchange)
     def exchange(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         code, redirect_uri = data.get("code"), data.get("redirect_uri")
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
-            raise ActionError("MISSING_AUTH_CODE", "code must be the code Patreon sent back", status=400)
+            raise ActionError(MISSING_AUTH_CODE, "code must be the code Patreon sent back", status=400)
         checked(redirect_uri, schema.check_uri)
         principal = session_principal(session_id_of(data.get("session")))
         try:
             grant = self.oauth.exchange_code(code, redirect_uri, deadline)
         except InvalidGrant:
             raise ActionError(
-                AUTH_FAILED,
+                PATREON_AUTH_FAILED,
                 "Patreon refused the authorization code (invalid_grant: already used, expired, "
                 "or issued for another redirect URI)",
                 status=401,
@@ -234,17 +244,20 @@ class PatreonActions:
             raise upstream_error("Patreon's identity has a malformed campaign")
         return user, [linkage["id"]]
 
+    @handles(actions.OAuthRefresh)
     def refresh(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         principal = principal_of(data)
         token = self.tokens.refresh(principal, deadline)
         expires_in = None if token.expires_at is None else max(0, round(token.expires_at - time.time()))
         return {"tokens": {"expires_in": expires_in, "scope": token.scope, "token_type": token.token_type}}
 
+    @handles(actions.OAuthForget)
     def forget(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         principal = session_principal(session_id_of(data.get("session")))
         return {"forgotten": self.tokens.forget(principal)}
 
     # -- reads ----------------------------------------------------------------------
+    @handles(actions.IdentityGet)
     def identity(self, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         params = with_defaults("identity", params_of(data, schema.SINGLE))
@@ -253,6 +266,7 @@ class PatreonActions:
             params["include"] += ",campaign"
         return self.api.document(principal, "/identity", deadline, params=params, token=token)
 
+    @handles(actions.CampaignsList)
     def campaigns(self, data: dict[str, Any], deadline: float) -> Document:
         params = with_defaults("campaigns", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), "/campaigns", deadline, params=params)
@@ -260,7 +274,7 @@ class PatreonActions:
     def _listing(self, kind: str, data: dict[str, Any], deadline: float) -> Document:
         principal = principal_of(data)
         campaign_id = checked(
-            data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id"
+            data.get("campaign_id"), schema.check_id, schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaign id"
         )
         params = with_defaults(kind, params_of(data, schema.LISTING))
         path = f"/campaigns/{campaign_id}/{kind}"
@@ -274,25 +288,30 @@ class PatreonActions:
         # Encoded once, here; web passes the bytes on without decoding them.
         return Document(json.dumps(self.api.get_all(principal, path, params, deadline)).encode())
 
+    @handles(actions.MembersList)
     def members(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("members", data, deadline)
 
+    @handles(actions.PostsList)
     def posts(self, data: dict[str, Any], deadline: float) -> Document:
         return self._listing("posts", data, deadline)
 
+    @handles(actions.MembersGet)
     def member(self, data: dict[str, Any], deadline: float) -> Document:
         member_id = checked(
-            data.get("member_id"), schema.check_id, schema.MEMBER_ID, "INVALID_MEMBER_ID", "member id"
+            data.get("member_id"), schema.check_id, schema.MEMBER_ID, INVALID_MEMBER_ID, "member id"
         )
         params = with_defaults("members", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/members/{member_id.lower()}", deadline, params=params)
 
+    @handles(actions.PostsGet)
     def post(self, data: dict[str, Any], deadline: float) -> Document:
-        post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, "INVALID_POST_ID", "post id")
+        post_id = checked(data.get("post_id"), schema.check_id, schema.POST_ID, INVALID_POST_ID, "post id")
         params = with_defaults("posts", params_of(data, schema.SINGLE))
         return self.api.document(principal_of(data), f"/posts/{post_id}", deadline, params=params)
 
     # -- webhooks (the creator's token) --------------------------------------------------
+    @handles(actions.WebhooksList)
     def webhooks_list(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         params = {"fields[webhook]": WEBHOOK_FIELDS, "include": "campaign", "fields[campaign]": "vanity"}
         document = self.api.get_all(CREATOR, "/webhooks", params, deadline)
@@ -304,13 +323,14 @@ class PatreonActions:
             hooks.append(hook)
         return {"webhooks": hooks}
 
+    @handles(actions.WebhooksCreate)
     def webhooks_create(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         uri = checked(data.get("uri"), schema.check_uri)
         triggers = checked(data.get("triggers"), schema.check_triggers)
         campaign_id = data.get("campaign_id")
         if campaign_id is None:
             campaign_id = self._only_campaign(deadline)
-        checked(campaign_id, schema.check_id, schema.CAMPAIGN_ID, "INVALID_CAMPAIGN_ID", "campaign id")
+        checked(campaign_id, schema.check_id, schema.CAMPAIGN_ID, INVALID_CAMPAIGN_ID, "campaign id")
         body = {
             "data": {
                 "type": "webhook",
@@ -343,15 +363,16 @@ class PatreonActions:
         ids = [item.get("id") for item in document.get("data") or [] if isinstance(item, dict)]
         if len(ids) != 1 or not isinstance(ids[0], str):
             raise ActionError(
-                "CAMPAIGN_REQUIRED",
+                CAMPAIGN_REQUIRED,
                 f"the creator has {len(ids)} campaigns: name one in campaign_id",
                 status=400,
             )
         return ids[0]
 
+    @handles(actions.WebhooksUpdate)
     def webhooks_update(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
-            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id"
         )
         attributes: dict[str, Any] = {}
         if "paused" in data:
@@ -361,7 +382,7 @@ class PatreonActions:
         if "uri" in data:
             attributes["uri"] = checked(data["uri"], schema.check_uri)
         if not attributes:
-            raise ActionError("NOTHING_TO_UPDATE", "give paused, triggers or uri", status=400)
+            raise ActionError(NOTHING_TO_UPDATE, "give paused, triggers or uri", status=400)
         body = {"data": {"type": "webhook", "id": webhook_id, "attributes": attributes}}
         document = self.api.call(CREATOR, "PATCH", f"/webhooks/{webhook_id}", deadline, json_body=body)
         resource = (document or {}).get("data") if document else None
@@ -370,14 +391,15 @@ class PatreonActions:
         log.info("webhook %s updated (%s)", webhook_id, ",".join(sorted(attributes)))
         return {"webhook": hook}
 
+    @handles(actions.WebhooksDelete)
     def webhooks_delete(self, data: dict[str, Any], deadline: float) -> dict[str, Any]:
         webhook_id = checked(
-            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, "INVALID_WEBHOOK_ID", "webhook id"
+            data.get("webhook_id"), schema.check_id, schema.WEBHOOK_ID, INVALID_WEBHOOK_ID, "webhook id"
         )
         try:
             self.api.call(CREATOR, "DELETE", f"/webhooks/{webhook_id}", deadline)
         except ActionError as ex:
-            if ex.code == "NOT_FOUND":
+            if ex.code == NOT_FOUND:
                 # Gone at Patreon either way: its secret can no longer sign anything.
                 webhook_secrets.delete(self.store, webhook_id)
             raise
@@ -395,6 +417,8 @@ def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str
         token = request_id_var.set(ctx.request_id or "-")
         try:
             return method(data, ctx.deadline - REPLY_MARGIN_S)
+        except PatreonError as ex:
+            raise wire_error(ex) from ex
         finally:
             request_id_var.reset(token)
 
@@ -413,23 +437,8 @@ def build_actions(config: Config, store: Store) -> PatreonActions:
 def attach(
     registry: ActionRegistry, config: Config, store: Store, actions: PatreonActions | None = None
 ) -> PatreonActions:
-    """Register the issue-4 actions (login, API reads, webhook management)."""
-    actions = actions or build_actions(config, store)
-    table: dict[str, Method] = {
-        "oauth.exchange": actions.exchange,
-        "oauth.refresh": actions.refresh,
-        "oauth.forget": actions.forget,
-        "identity.get": actions.identity,
-        "campaigns.list": actions.campaigns,
-        "members.list": actions.members,
-        "members.get": actions.member,
-        "posts.list": actions.posts,
-        "posts.get": actions.post,
-        "webhooks.list": actions.webhooks_list,
-        "webhooks.create": actions.webhooks_create,
-        "webhooks.update": actions.webhooks_update,
-        "webhooks.delete": actions.webhooks_delete,
-    }
-    for name, method in table.items():
-        registry.register(name, _handler(method))
-    return actions
+    """Register every ``@handles`` method of the actions (login, API reads, webhooks)."""
+    patreon = actions or build_actions(config, store)
+    for method in marked_handlers(patreon).values():
+        registry.add(_handler(method))
+    return patreon

@@ -18,8 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from worker.patreon_http import PatreonHttp, PatreonResponse, upstream_error
-from worker.protocol import ActionError, Document
+from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
+from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST, PATREON_FORBIDDEN
+from wire.protocol import ActionError, Document
 from worker.tokens import REAUTH_REQUIRED, Token, TokenStore, label
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,14 @@ def error_for(response: PatreonResponse) -> ActionError:
             message = "Patreon refused access to this resource" + (
                 f": {_detail(response)}" if _detail(response) else ""
             )
-        return ActionError("PATREON_FORBIDDEN", message, status=403)
+        return ActionError(PATREON_FORBIDDEN, message, status=403)
     if status in (404, 410):
         return ActionError(
-            "NOT_FOUND", "Patreon has no such resource (or it is not visible to this login)", status=404
+            NOT_FOUND, "Patreon has no such resource (or it is not visible to this login)", status=404
         )
     if status == 400:
         return ActionError(
-            "PATREON_BAD_REQUEST",
+            PATREON_BAD_REQUEST,
             f"Patreon rejected the request: {_detail(response) or 'bad request'}",
             status=400,
         )

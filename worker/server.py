@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
-from worker import protocol
+from wire import protocol
 
 log = logging.getLogger(__name__)
 

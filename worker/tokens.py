@@ -1,4 +1,4 @@
-"""Patreon tokens, per principal: the owner of the ``tokens`` table.
+"""Patreon tokens, per principal: the owner of the ``tokens`` table (``store/tokens.py``).
 
 A principal is ``session:<web session id>`` (a user who logged in through that
 session; never shared with another session) or ``creator`` (the creator's token,
@@ -38,28 +38,25 @@ import time
 import weakref
 from collections.abc import Callable
 
-from worker.oauth import Grant, InvalidGrant, OAuthClient
-from worker.protocol import ActionError
-from worker.store import Store
+from patreon_client.oauth import Grant, InvalidGrant, OAuthClient
+from store.database import Store
+from store.tokens import CREATOR, forget
+from wire.codes import (
+    CREATOR_TOKEN_NOT_CONFIGURED,
+    MISSING_REFRESH_TOKEN,
+    PATREON_AUTH_REQUIRED,
+    PATREON_REAUTH_REQUIRED,
+    PATREON_UPSTREAM_ERROR,
+)
+from wire.protocol import ActionError
 
 log = logging.getLogger(__name__)
 
-CREATOR = "creator"
-SESSION_PREFIX = "session:"
 REFRESH_MARGIN_S = 300.0
 
-REAUTH_REQUIRED = "PATREON_REAUTH_REQUIRED"
-AUTH_REQUIRED = "PATREON_AUTH_REQUIRED"
-MISSING_REFRESH_TOKEN = "MISSING_REFRESH_TOKEN"
-CREATOR_NOT_CONFIGURED = "CREATOR_TOKEN_NOT_CONFIGURED"
-
-# The table is migration 2 in worker/store.py. expires_at: epoch seconds, NULL when
-# unknown (a creator pair from the environment). seed: for the creator, a fingerprint of the environment pair the row descends from.
-# access_token '' marks a creator pair Patreon refused (invalid_grant).
-
-
-def session_principal(session_id: str) -> str:
-    return SESSION_PREFIX + session_id
+REAUTH_REQUIRED = PATREON_REAUTH_REQUIRED
+AUTH_REQUIRED = PATREON_AUTH_REQUIRED
+CREATOR_NOT_CONFIGURED = CREATOR_TOKEN_NOT_CONFIGURED
 
 
 def label(principal: str) -> str:
@@ -67,12 +64,6 @@ def label(principal: str) -> str:
     if principal == CREATOR:
         return CREATOR
     return "session#" + hashlib.sha256(principal.encode()).hexdigest()[:10]
-
-
-def forget(store: Store, principal: str) -> bool:
-    """Drop a principal's tokens (logout, an expired session). True if there were any."""
-    with store.transaction() as conn:
-        return conn.execute("DELETE FROM tokens WHERE principal = ?", (principal,)).rowcount > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +254,7 @@ class TokenStore:
         holder = self._lock_for(principal)  # a strong reference while we use it
         if not holder.lock.acquire(timeout=max(0.0, deadline - self._monotonic())):
             raise ActionError(
-                "PATREON_UPSTREAM_ERROR",
+                PATREON_UPSTREAM_ERROR,
                 "A token refresh did not finish within this call's deadline",
                 status=502,
             )

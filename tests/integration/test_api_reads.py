@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.stack import Stack, body
 from tests.browser import Browser
-from tests.stack import Stack, body
 
 KEY = "integration-reads-bridge-key-0001"
 SERVER = {"Authorization": f"Bearer {KEY}"}

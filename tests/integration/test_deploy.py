@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import REPO, body, free_port, wait_for
+from harness.stack import CODE, REPO, body, free_port, wait_for
 from tests.webhook_deliveries import PATH as WEBHOOK_PATH
 from tests.webhook_deliveries import encode, member_document, signed_headers
 
@@ -67,7 +67,7 @@ def seconds(value: str) -> float:
 def install_root():
     """A temp folder shaped like /opt/patreon-bridge: code, supervisord.conf, var/, venv/bin."""
     root = Path(tempfile.mkdtemp(prefix="pb-deploy-"))
-    for entry in ("supervisord.conf", "web", "worker", "sandbox"):
+    for entry in CODE:
         (root / entry).symlink_to(REPO / entry)
     (root / "var" / "log").mkdir(parents=True)
     # A real venv, as an operator's install has: a symlinked interpreter would lose the

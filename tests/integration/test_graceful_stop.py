@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from tests.stack import Stack, body, wait_for
+from harness.stack import Stack, body, wait_for
 
 SLOW_MS = 3000
 

@@ -20,8 +20,8 @@ import sqlite3
 import pytest
 import requests
 
+from harness.stack import Stack, body, wait_for
 from tests.browser import Browser, query_of
-from tests.stack import Stack, body, wait_for
 from tests.webhook_deliveries import PATH as WEBHOOK_PATH
 from tests.webhook_deliveries import encode, member_document, signed_headers
 

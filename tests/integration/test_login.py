@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.stack import Stack, body
 from tests.browser import Browser, query_of
-from tests.stack import Stack, body
 
 KEY = "integration-login-bridge-key-0001"
 SERVER = {"Authorization": f"Bearer {KEY}"}

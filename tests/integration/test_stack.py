@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.stack import Stack, body, wait_for
+from harness.stack import Stack, body, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.stack import Stack, body, wait_for
+from harness.stack import Stack, body, wait_for
 
 CRASH_LIMIT = 3
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from tests.stack import REPO
+from harness.stack import REPO
 
 
 def test_a_taken_port_is_one_clear_line_and_exit_69(tmp_path):
@@ -27,7 +27,7 @@ def test_a_taken_port_is_one_clear_line_and_exit_69(tmp_path):
 def test_sigint_stops_web_like_sigterm(tmp_path):
     import signal
 
-    from tests.stack import free_port, wait_for
+    from harness.stack import free_port, wait_for
 
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path)}

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import requests
 
-from tests.stack import Stack, body, free_port, wait_for
+from harness.stack import Stack, body, free_port, wait_for
 
 KEY = "integration-webhooks-bridge-key-0001"
 SERVER = {"Authorization": f"Bearer {KEY}"}

@@ -27,8 +27,8 @@ import pytest
 import requests
 import socketio
 
+from harness.stack import Stack, body, wait_for
 from tests.browser import Browser
-from tests.stack import Stack, body, wait_for
 from tests.webhook_deliveries import EMAIL_DOMAIN, PATH, encode, member_document, signed_headers
 
 KEY = "integration-bridge-key"

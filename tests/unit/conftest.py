@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.store import Store
+from store.database import Store
 
 
 @pytest.fixture

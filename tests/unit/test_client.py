@@ -13,8 +13,8 @@ import threading
 import pytest
 import zmq
 
-from worker import protocol
-from worker.client import (
+from wire import protocol
+from wire.client import (
     Liveness,
     WorkerCallError,
     WorkerClient,
@@ -252,7 +252,7 @@ class PingWorker(threading.Thread):
 
 
 def run_heartbeat(context, bad_reply, liveness=None, bad: int = 1) -> tuple[Liveness, int]:
-    from worker.client import Heartbeat
+    from wire.client import Heartbeat
 
     endpoint = f"inproc://ping-worker-{next(_endpoints)}"
     worker = PingWorker(context, endpoint, bad_reply, bad)

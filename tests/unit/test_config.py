@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.config import EXIT_CONFIG, ConfigError, load_config
+from settings.config import EXIT_CONFIG, ConfigError, load_config
 
 NO_DOTENV = Path("/nonexistent/.env")
 

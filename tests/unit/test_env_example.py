@@ -7,12 +7,16 @@ import re
 from pathlib import Path
 
 from sandbox.settings import SandboxSettings, read_dotenv
-from worker.config import load_config
+from settings.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = REPO / ".env.example"
 NO_ENV_FILE = Path("/nonexistent/.env")
-CONFIG_MODULES = (REPO / "worker" / "config.py", REPO / "sandbox" / "settings.py")
+CONFIG_MODULES = (
+    REPO / "settings" / "config.py",
+    REPO / "settings" / "environment.py",
+    REPO / "sandbox" / "settings.py",
+)
 
 
 def variables_read_by(path: Path) -> set[str]:

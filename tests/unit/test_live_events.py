@@ -12,8 +12,11 @@ import falcon
 import falcon.testing
 import pytest
 
+from settings.config import ConfigError, load_config
+from store import webhook_events
+from tests.fake_worker import FakeWorker
 from tests.webhook_deliveries import encode, member_document
-from web import errors
+from web.app import create_app
 from web.events import (
     SERVER,
     EventStream,
@@ -21,12 +24,9 @@ from web.events import (
     Subscriber,
     SubscriberAuth,
     SubscriberRefused,
-    add_routes,
 )
 from web.live import SERVER_ROOM, LiveEvents, LongPollGate, alias_event
 from web.sessions import Session
-from worker import webhook_events
-from worker.config import ConfigError, load_config
 
 KEY = "unit-bridge-key"
 SESSION_COOKIE = "bridge_session"
@@ -70,10 +70,9 @@ def gate():
 
 @pytest.fixture
 def client(store, auth, gate):
-    app = falcon.App()
-    errors.install(app)
-    add_routes(app, store, gate, auth)
-    return falcon.testing.TestClient(app)
+    return falcon.testing.TestClient(
+        create_app(auth.config, FakeWorker(), store, streams=gate, subscribers=auth)
+    )
 
 
 def accept_many(store, count: int, campaign_of=lambda n: "1001") -> None:
@@ -503,9 +502,7 @@ def test_a_creator_sse_stream_ends_after_logout(store, gate):
 
 def test_the_sse_resource_rechecks_the_session(store, gate):
     sessions, session, auth, cookie = creator_login(store)
-    app = falcon.App()
-    errors.install(app)
-    add_routes(app, store, gate, auth)
+    app = create_app(auth.config, FakeWorker(), store, streams=gate, subscribers=auth)
     _started, body = open_sse(falcon.testing.TestClient(app), headers={"Cookie": cookie})
     assert body._still_authorized() is True
     sessions.end(session.id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from store import member_state, webhook_events
 from tests.webhook_deliveries import EMAIL_DOMAIN, encode, member_document
-from worker import member_state, protocol, webhook_events
+from wire import protocol
+from worker.actions import state_action
 
 MEMBER = "0b3f7a4e-1111-4c2a-9d7e-000000000001"
 
@@ -125,7 +127,7 @@ def test_no_email_or_name_is_kept(store):
 
 
 def test_the_members_state_action(store):
-    action = member_state.state_action(store)
+    action = state_action(store)
     ctx = protocol.CallContext(msg_id="m", action="members.state", request_id=None, deadline=0)
     with pytest.raises(protocol.ActionError) as missing:
         action({"member_id": MEMBER}, ctx)

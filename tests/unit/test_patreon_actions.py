@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from worker import protocol, webhook_secrets
-from worker.config import load_config
-from worker.oauth import OAuthClient
+from patreon_client.http import PatreonResponse
+from patreon_client.oauth import OAuthClient
+from settings.config import load_config
+from store import webhook_secrets
+from store.tokens import CREATOR, session_principal
+from wire import protocol
+from wire.protocol import ActionError
 from worker.patreon_actions import PatreonActions, attach
 from worker.patreon_api import PatreonApi
-from worker.patreon_http import PatreonResponse
-from worker.protocol import ActionError
-from worker.tokens import CREATOR, TokenStore, session_principal
+from worker.tokens import TokenStore
 
 NO_DOTENV = Path("/nonexistent/.env")
 SESSION_ID = "S" * 43

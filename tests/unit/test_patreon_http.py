@@ -15,11 +15,12 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from worker.config import load_config
-from worker.logs import request_id_var
-from worker.patreon_http import BACKOFF_S, CONNECT_TIMEOUT_S, PatreonHttp, build_session, retry_after_s
-from worker.protocol import ActionError
-from worker.ratelimit import RateLimiter
+from patreon_client.errors import PatreonError
+from patreon_client.http import BACKOFF_S, CONNECT_TIMEOUT_S, PatreonHttp, build_session, retry_after_s
+from patreon_client.ratelimit import RateLimiter
+from settings.config import load_config
+from settings.logs import request_id_var
+from worker.errors import wire_error
 
 NO_DOTENV = Path("/nonexistent/.env")
 TOKEN = "secret-access-token-xyz"
@@ -145,33 +146,33 @@ def test_get_is_retried_with_backoff_on_5xx_and_timeouts(time_):
 
 def test_get_gives_up_after_three_attempts_with_502(time_):
     http, adapter, _ = make_http(time_, [response(500), response(502), response(504)])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 30)
-    assert (caught.value.status, caught.value.code) == (502, "PATREON_UPSTREAM_ERROR")
+    assert (wire_error(caught.value).status, wire_error(caught.value).code) == (502, "PATREON_UPSTREAM_ERROR")
     assert len(adapter.requests) == 3
 
 
 def test_no_retry_when_the_deadline_has_no_room_for_it(time_):
     http, adapter, _ = make_http(time_, [response(503), response(200, {})])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 0.6)
-    assert caught.value.code == "PATREON_UPSTREAM_ERROR"
+    assert wire_error(caught.value).code == "PATREON_UPSTREAM_ERROR"
     assert len(adapter.requests) == 1
 
 
 def test_writes_are_never_retried(time_):
     http, adapter, _ = make_http(time_, [response(503), response(201, {"data": {}})])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("POST", "/api/oauth2/v2/webhooks", deadline=time_.now + 30, json_body={"data": {}})
-    assert caught.value.status == 502
+    assert wire_error(caught.value).status == 502
     assert len(adapter.requests) == 1
 
 
 def test_a_lost_connection_on_a_write_is_502_not_retried(time_):
     http, adapter, _ = make_http(time_, [requests.ConnectionError("reset"), response(204)])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("DELETE", "/api/oauth2/v2/webhooks/1", deadline=time_.now + 30)
-    assert caught.value.code == "PATREON_UPSTREAM_ERROR"
+    assert wire_error(caught.value).code == "PATREON_UPSTREAM_ERROR"
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     assert len(adapter.requests) == 1
 
@@ -189,27 +190,27 @@ def test_a_4xx_is_returned_once_never_retried(time_, status):
 def test_429_honours_retry_after_header_and_pauses_that_token(time_):
     body = {"errors": [{"code_name": "RequestThrottled", "retry_after_seconds": 99}]}
     http, adapter, limiter = make_http(time_, [response(429, body, {"Retry-After": "7"})])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 30, token=TOKEN, rate_key="alice")
-    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (429, "RATE_LIMITED", 7)
+    assert (wire_error(caught.value).status, wire_error(caught.value).code, wire_error(caught.value).retry_after) == (429, "RATE_LIMITED", 7)
     assert len(adapter.requests) == 1  # a 429 is not retried blindly
-    with pytest.raises(ActionError) as held:
+    with pytest.raises(PatreonError) as held:
         limiter.acquire("alice", time_.now + 3)  # the token is held back for 7 s
-    assert held.value.retry_after == 7
+    assert wire_error(held.value).retry_after == 7
     limiter.acquire("bob", time_.now + 3)
 
 
 def test_429_without_header_uses_retry_after_seconds_from_the_body(time_):
     body = {"errors": [{"code_name": "RequestThrottled", "retry_after_seconds": 12}]}
     http, _, _ = make_http(time_, [response(429, body)])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 30)
-    assert caught.value.retry_after == 12
+    assert wire_error(caught.value).retry_after == 12
 
 
 def test_retry_after_parsing():
     def parsed(headers, body=None):
-        from worker.patreon_http import PatreonResponse
+        from patreon_client.http import PatreonResponse
 
         return retry_after_s(PatreonResponse(429, CaseInsensitiveDict(headers), body, None), now_epoch=0)
 
@@ -220,7 +221,7 @@ def test_retry_after_parsing():
 
 
 def test_an_unreadable_retry_after_falls_back_to_the_body():
-    from worker.patreon_http import PatreonResponse
+    from patreon_client.http import PatreonResponse
 
     def parsed(value, body=None):
         response_ = PatreonResponse(429, CaseInsensitiveDict({"Retry-After": value}), body, None)
@@ -234,7 +235,7 @@ def test_an_unreadable_retry_after_falls_back_to_the_body():
 def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch):
     import time
 
-    from worker.patreon_http import PatreonResponse
+    from patreon_client.http import PatreonResponse
 
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
@@ -249,23 +250,23 @@ def test_a_retry_after_date_without_a_zone_is_utc(monkeypatch):
 def test_a_429_with_an_unreadable_retry_after_is_still_a_429(time_):
     body = {"errors": [{"code_name": "RequestThrottled", "retry_after_seconds": 4}]}
     http, _, _ = make_http(time_, [response(429, body, {"Retry-After": "soon"})])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 10, rate_key="creator")
-    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (429, "RATE_LIMITED", 4)
+    assert (wire_error(caught.value).status, wire_error(caught.value).code, wire_error(caught.value).retry_after) == (429, "RATE_LIMITED", 4)
 
 
 def test_a_2xx_that_is_not_json_is_an_upstream_error(time_):
     http, _, _ = make_http(time_, [response(200, raw=b"<html>maintenance</html>")])
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         http.request("GET", "/x", deadline=time_.now + 30)
-    assert caught.value.code == "PATREON_UPSTREAM_ERROR"
+    assert wire_error(caught.value).code == "PATREON_UPSTREAM_ERROR"
 
 
 def test_the_log_has_path_status_and_patreon_uuid_but_no_token_or_query(time_, caplog):
     http, _, _ = make_http(time_, [response(200, {"data": []}, {"x-patreon-uuid": "uuid-1234"})])
     token = request_id_var.set("req-abc")
     try:
-        with caplog.at_level(logging.INFO, logger="worker.patreon_http"):
+        with caplog.at_level(logging.INFO, logger="patreon_client.http"):
             http.request(
                 "GET",
                 "/api/oauth2/v2/identity",
@@ -284,7 +285,7 @@ def test_the_log_has_path_status_and_patreon_uuid_but_no_token_or_query(time_, c
 def test_connection_errors_are_logged_without_their_text(time_, caplog):
     secret_url = "http://x/api/oauth2/token?code=THE-CODE"
     http, _, _ = make_http(time_, [requests.ConnectionError(f"failed for {secret_url}")])
-    with caplog.at_level(logging.INFO), pytest.raises(ActionError):
+    with caplog.at_level(logging.INFO), pytest.raises(PatreonError):
         http.request("POST", "/api/oauth2/token", deadline=time_.now + 5, form={"code": "THE-CODE"})
     assert "THE-CODE" not in caplog.text
     assert "ConnectionError" in caplog.text

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from worker import protocol
+from wire import protocol
 
 
 def registry_with_echo() -> protocol.ActionRegistry:

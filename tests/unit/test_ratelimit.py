@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from worker.protocol import ActionError
-from worker.ratelimit import BUSY_POLL_S, RateLimiter
+from patreon_client.errors import PatreonError
+from patreon_client.ratelimit import BUSY_POLL_S, RateLimiter
+from worker.errors import wire_error
 
 
 class FakeTime:
@@ -64,11 +65,11 @@ def test_a_wait_beyond_the_deadline_fails_at_once_with_retry_after(time_):
     lim = limiter(time_)
     for key in "abc":
         use(lim, key, time_.now + 10)
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         use(lim, "d", time_.now + 1.0)
-    assert caught.value.code == "RATE_LIMITED"
-    assert caught.value.status == 429
-    assert caught.value.retry_after == 2
+    assert wire_error(caught.value).code == "RATE_LIMITED"
+    assert wire_error(caught.value).status == 429
+    assert wire_error(caught.value).retry_after == 2
     assert time_.slept == []
 
 
@@ -77,9 +78,9 @@ def test_per_token_minute_window_is_per_token(time_):
     use(lim, "alice", time_.now + 5)
     use(lim, "alice", time_.now + 5)
     use(lim, "bob", time_.now + 5)  # another token: its own window
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         use(lim, "alice", time_.now + 5)
-    assert caught.value.retry_after == 60
+    assert wire_error(caught.value).retry_after == 60
     use(lim, "alice", time_.now + 61)  # fits a longer deadline: waits the minute out
     assert time_.slept == [pytest.approx(60.0)]
 
@@ -89,7 +90,7 @@ def test_token_endpoint_calls_count_against_the_client_window_only(time_):
     use(lim, None, time_.now + 5)
     use(lim, None, time_.now + 5)
     use(lim, "alice", time_.now + 5)  # the token window is untouched by the two above
-    with pytest.raises(ActionError):
+    with pytest.raises(PatreonError):
         use(lim, None, time_.now + 1)  # but the client window is full
 
 
@@ -98,9 +99,9 @@ def test_slots_in_flight_keep_the_window_full_until_answered(time_):
     lim.acquire("a", time_.now + 10)
     lim.acquire("b", time_.now + 10)
     time_.now += 5  # long after: still in flight, still counted
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         lim.acquire("c", time_.now + 0.2)
-    assert caught.value.code == "RATE_LIMITED"
+    assert wire_error(caught.value).code == "RATE_LIMITED"
     # It polled (nobody can say when an unanswered slot frees up), then gave up at the deadline.
     assert all(0 < s <= BUSY_POLL_S + 1e-9 for s in time_.slept)
     assert sum(time_.slept) == pytest.approx(0.2)
@@ -122,9 +123,9 @@ def test_a_slot_ages_from_its_answer_not_from_its_request(time_):
 def test_pause_after_patreon_429_holds_the_token_back(time_):
     lim = limiter(time_, per_2_seconds=100, per_minute=100)
     lim.pause("alice", 7)
-    with pytest.raises(ActionError) as caught:
+    with pytest.raises(PatreonError) as caught:
         use(lim, "alice", time_.now + 3)
-    assert caught.value.retry_after == 7
+    assert wire_error(caught.value).retry_after == 7
     use(lim, "bob", time_.now + 3)  # others go on
     use(lim, "alice", time_.now + 10)
     assert time_.slept == [pytest.approx(7.0)]
@@ -139,7 +140,7 @@ def test_exactly_the_limit_gets_through_when_many_threads_race(time_):
         barrier.wait()
         try:
             lim.acquire("creator", deadline=time_.now)  # no time to wait
-        except ActionError:
+        except PatreonError:
             refused.append(1)
         else:
             granted.append(1)

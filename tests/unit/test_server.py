@@ -12,8 +12,8 @@ import threading
 import pytest
 import zmq
 
+from wire import protocol
 from worker import __main__ as entry
-from worker import protocol
 from worker.server import WorkerServer
 
 _endpoints = itertools.count()

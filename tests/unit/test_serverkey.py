@@ -8,9 +8,9 @@ import falcon
 import falcon.testing
 import pytest
 
+from settings.config import load_config
 from web.errors import ApiError
 from web.serverkey import is_server_request, key_matches
-from worker.config import load_config
 
 
 def config_with(key: str | None):

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from worker.config import load_config
-from worker.oauth import Grant, OAuthClient
+from patreon_client.http import PatreonResponse
+from patreon_client.oauth import Grant, OAuthClient
+from settings.config import load_config
+from store.database import Store
+from store.tokens import CREATOR, session_principal
+from wire.protocol import ActionError
 from worker.patreon_api import PatreonApi
-from worker.patreon_http import PatreonResponse
-from worker.protocol import ActionError
-from worker.store import Store
-from worker.tokens import CREATOR, TokenStore, label, session_principal
+from worker.tokens import TokenStore, label
 
 NO_DOTENV = Path("/nonexistent/.env")
 SESSION = session_principal("s" * 43)

@@ -16,12 +16,13 @@ import falcon.testing
 import pytest
 import zmq
 
+from settings.config import ConfigError, load_config
+from watchdog_listener import listener as watchdog
+from watchdog_listener.listener import Pinger, Watchdog
+from watchdog_listener.report import read_state
 from web.app import create_app
-from worker import protocol, watchdog
-from worker.client import Liveness, WorkerClient
-from worker.config import ConfigError, load_config
-from worker.watchdog import Pinger, Watchdog
-from worker.watchdog_report import read_state
+from wire import protocol
+from wire.client import Liveness, WorkerClient
 
 PROGRAM = "patreon:worker"
 NO_ENV_FILE = Path("/nonexistent/.env")

@@ -11,14 +11,13 @@ import falcon
 import falcon.testing
 import pytest
 
+from settings.config import load_config
+from store import tokens
+from store.database import Store
 from tests.fake_worker import FakeWorker, call_error
-from web import auth, errors
-from web.requestid import RequestIdMiddleware
+from web.app import create_app
 from web.sessions import COOKIE_NAME, MAX_PENDING_STATES, STATE_TTL_S, SessionStore
-from worker import tokens
-from worker.client import WorkerTimeout, WorkerUnavailable
-from worker.config import load_config
-from worker.store import Store
+from wire.client import WorkerTimeout, WorkerUnavailable
 
 NO_DOTENV = Path("/nonexistent/.env")
 USER = {"type": "user", "id": "7", "attributes": {"full_name": "Ada Lovelace", "email": "ada@example.com"}}
@@ -46,9 +45,7 @@ class Env:
         self.sessions = SessionStore(self.store, cookie_secure=self.config.cookie_secure, clock=self.clock)
         self.worker = FakeWorker()
         self.worker.answer("oauth.exchange", EXCHANGED)
-        app = falcon.App(middleware=[RequestIdMiddleware()])
-        errors.install(app)
-        auth.add_routes(app, self.config, self.worker, self.store, self.sessions)
+        app = create_app(self.config, self.worker, self.store, sessions=self.sessions)
         self.client = falcon.testing.TestClient(app)
 
     def start(self, cookie: str | None = None, scopes: str | None = None):

@@ -9,14 +9,14 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from settings.config import load_config
+from store.database import Store
 from tests.fake_worker import FakeWorker, call_error
 from web.app import create_app
 from web.errors import ApiError
 from web.patreon_api import with_success
 from web.sessions import COOKIE_NAME, SessionStore
-from worker.client import WorkerTimeout, WorkerUnavailable
-from worker.config import load_config
-from worker.store import Store
+from wire.client import WorkerTimeout, WorkerUnavailable
 
 NO_DOTENV = Path("/nonexistent/.env")
 KEY = "unit-bridge-key-0123456789"

@@ -7,9 +7,9 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from settings.config import load_config
 from web.app import create_app
-from worker.client import Liveness, WorkerClient
-from worker.config import load_config
+from wire.client import Liveness, WorkerClient
 
 
 @pytest.fixture

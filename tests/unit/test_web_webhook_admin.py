@@ -8,10 +8,10 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from settings.config import load_config
+from store.database import Store
 from tests.fake_worker import FakeWorker, call_error
 from web.app import create_app
-from worker.config import load_config
-from worker.store import Store
 
 NO_DOTENV = Path("/nonexistent/.env")
 KEY = "unit-bridge-key-0123456789"

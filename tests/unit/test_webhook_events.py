@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
+from store import member_state, webhook_events
+from store.database import MIGRATIONS, Store
 from tests.webhook_deliveries import encode, member_document
-from worker import member_state, webhook_events
 from worker.event_consumer import EventConsumer
-from worker.store import MIGRATIONS, Store
 
 
 def accept(store, event="members:update", **kw):
@@ -151,7 +151,7 @@ def test_migrations_apply_in_version_order_whatever_the_list_order(tmp_path, mon
     used = {version for version, _owner, _sql in MIGRATIONS}
     late = min(v for v in range(1, max(used)) if v not in used)
     monkeypatch.setattr(
-        "worker.store.MIGRATIONS",
+        "store.database.MIGRATIONS",
         [*MIGRATIONS, (late, "tests", "CREATE TABLE late_arrival (x INTEGER)")],
     )
     store = Store(tmp_path / "late.sqlite3")

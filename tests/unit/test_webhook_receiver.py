@@ -10,13 +10,13 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from settings.config import load_config
+from store import webhook_events, webhook_secrets
+from store.database import Store
 from tests.webhook_deliveries import EMAIL_DOMAIN, PATH, encode, member_document, sign, signed_headers
 from web.app import create_app
 from web.webhooks import MAX_BODY_BYTES
-from worker import webhook_events, webhook_secrets
-from worker.client import Liveness, WorkerClient
-from worker.config import load_config
-from worker.store import Store
+from wire.client import Liveness, WorkerClient
 
 SECRET = "unit-webhook-secret"
 NO_DOTENV = Path("/nonexistent/.env")

@@ -26,7 +26,7 @@ BUSY_TIMEOUT_MS = 5000
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
-        "worker.store",
+        "store.database",
         """
         CREATE TABLE IF NOT EXISTS kv (
             key TEXT PRIMARY KEY,
@@ -37,7 +37,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # Login and API reads.
     (
         2,
-        "worker.tokens",
+        "store.tokens",
         """
         CREATE TABLE IF NOT EXISTS tokens (
             principal TEXT PRIMARY KEY,
@@ -54,7 +54,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         3,
-        "worker.webhook_secrets",
+        "store.webhook_secrets",
         """
         CREATE TABLE IF NOT EXISTS webhook_secrets (
             webhook_id TEXT PRIMARY KEY,
@@ -89,7 +89,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # Webhooks.
     (
         10,
-        "worker.webhook_events",
+        "store.webhook_events",
         """
         CREATE TABLE IF NOT EXISTS webhook_events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,7 +109,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         11,
-        "worker.member_state",
+        "store.member_state",
         """
         CREATE TABLE IF NOT EXISTS member_state (
             member_id TEXT PRIMARY KEY,
@@ -127,6 +127,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS member_state_campaign ON member_state (campaign_id);
+        """,
+    ),
+    # The layout (issue 10): migration 1's kv table was never read or written.
+    (
+        100,
+        "store.database",
+        """
+        DROP TABLE IF EXISTS kv;
         """,
     ),
 ]

@@ -5,6 +5,9 @@ socket (ZeroMQ sockets are not thread-safe), LINGER 0, a per-action timeout from
 ``protocol.ACTIONS``, and after a timeout the socket is thrown away and a fresh one
 connected. Only idempotent actions are retried.
 
+``Pinger`` is the one-shot, blocking ping the watchdog uses (the web client's
+``Heartbeat`` pings without blocking, next to its connection monitor).
+
 ``Liveness`` is the shared up/down state. Two signals mark the worker down:
 
 * a crash closes its end of the connection: the ``Heartbeat`` thread watches a
@@ -35,7 +38,9 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from worker import protocol
+from wire import protocol
+from wire.actions import Payload
+from wire.codes import PATREON_SERVICE_TIMEOUT, PATREON_SERVICE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ RETRY_AFTER_S = 2  # what a 503 tells the HTTP client
 
 
 class WorkerError(Exception):
-    code = "PATREON_SERVICE_UNAVAILABLE"
+    code = PATREON_SERVICE_UNAVAILABLE
     status = 503
     retry_after: float | None = RETRY_AFTER_S
 
@@ -60,7 +65,7 @@ class WorkerUnavailable(WorkerError):
 
 
 class WorkerTimeout(WorkerError):
-    code = "PATREON_SERVICE_TIMEOUT"
+    code = PATREON_SERVICE_TIMEOUT
     status = 504
 
     def __init__(self, action: str, timeout_s: float):
@@ -200,6 +205,15 @@ class WorkerClient:
         if sock is not None:
             sock.close(linger=0)
             self._local.sock = None
+
+    def send(self, request: Payload, **options: Any) -> dict[str, Any]:
+        """Send one typed request (``wire.actions``) and return its reply data; the
+        options are ``call``'s (timeout_s, request_id, retry)."""
+        return self.call(request.spec.name, request.data(), **options)
+
+    def send_document(self, request: Payload, **options: Any) -> bytes:
+        """Like ``send``, but the answer as undecoded JSON bytes (see ``call_document``)."""
+        return self.call_document(request.spec.name, request.data(), **options)
 
     def call(
         self,
@@ -405,3 +419,36 @@ class Heartbeat(threading.Thread):
             interval = self._interval_s if self.liveness.up else DOWN_PROBE_INTERVAL_S
             self._next_beat = pending[1] - self._timeout_s + interval
             self._pending = None
+
+
+class Pinger:
+    """Pings the worker on one REQ socket, renewed after every miss (a REQ socket that
+    missed its reply cannot send again)."""
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None):
+        self.endpoint = endpoint
+        self._context = context or zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    def __call__(self, timeout_s: float) -> dict[str, Any] | None:
+        """The worker's pong data, or None when no valid reply came within ``timeout_s``."""
+        if self._sock is None:
+            self._sock = self._context.socket(zmq.REQ)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.connect(self.endpoint)
+        msg_id, frame = protocol.encode_request("ping", {}, max(1, int(timeout_s * 1000)))
+        try:
+            self._sock.send(frame, zmq.NOBLOCK)
+            if self._sock.poll(timeout_s * 1000, zmq.POLLIN):
+                reply = protocol.decode_reply(self._sock.recv())
+                if reply.ok and reply.msg_id == msg_id:
+                    return reply.data
+        except (zmq.ZMQError, protocol.ProtocolError) as ex:
+            log.warning("ping failed: %s", ex)
+        self.close()
+        return None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None

@@ -14,7 +14,7 @@ our response times always contains every request Patreon still counts: no latenc
 skew can push Patreon over its limit while we think we are under ours.
 
 ``acquire`` waits for a slot when one frees up before the call's deadline; when it
-cannot, it fails at once with ``ActionError`` 429 ``RATE_LIMITED`` and the number of
+cannot, it fails at once with ``RateLimited`` and the number of
 seconds after which a retry would fit. A 429 from Patreon itself ``pause``s the
 token's window until its ``Retry-After``. Clock and sleep are injected for tests.
 """
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
-from worker.protocol import ActionError
+from patreon_client.errors import RateLimited
 
 CLIENT_WINDOW_S = 2.0
 TOKEN_WINDOW_S = 60.0
@@ -37,7 +37,6 @@ BUSY_POLL_S = 0.05
 # Forget idle per-token windows once there are this many (one per logged-in user).
 MAX_IDLE_WINDOWS = 1000
 
-RATE_LIMITED = "RATE_LIMITED"
 
 _IN_FLIGHT = math.inf
 
@@ -165,11 +164,6 @@ class RateLimiter:
             window.paused_until = max(window.paused_until, self._clock() + seconds)
 
 
-def rate_limited(wait_s: float) -> ActionError:
+def rate_limited(wait_s: float) -> RateLimited:
     seconds = max(1, math.ceil(wait_s))
-    return ActionError(
-        RATE_LIMITED,
-        f"Patreon's rate limit is reached; retry in {seconds} s",
-        status=429,
-        retry_after=seconds,
-    )
+    return RateLimited(f"Patreon's rate limit is reached; retry in {seconds} s", retry_after=seconds)

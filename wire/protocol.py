@@ -16,8 +16,9 @@ answer, passed through) returns ``Document(raw)``: the reply is then two frames,
 envelope with ``"body": "document"`` and the raw bytes. Neither process decodes and
 re-encodes a document that only passes through it.
 
-Every action is declared once in ``ACTIONS`` (its timeout and whether a retry is
-safe); the worker attaches handlers to those names with an ``ActionRegistry``.
+Every action is declared once in ``wire.actions`` (``ACTIONS``: its payload, timeout
+and whether a retry is safe); the worker marks each handler with ``@handles(Payload)``
+and adds it to an ``ActionRegistry``.
 ``ActionRegistry.dispatch`` turns any frame into a reply frame and never raises:
 garbage (including JSON nested too deep to parse), a wrong version, an unknown
 action, a ``deadline_ms`` above ``MAX_DEADLINE_MS``, a request whose deadline passed
@@ -46,63 +47,29 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from wire.actions import ACTIONS, ActionSpec, Payload
+from wire.codes import (
+    BAD_FRAME,
+    DEADLINE_EXCEEDED,
+    INVALID_DATA,
+    UNKNOWN_ACTION,
+    UNSUPPORTED_VERSION,
+    WORKER_INTERNAL_ERROR,
+    WORKER_SHUTTING_DOWN,
+    status_of,
+)
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
 
-# Error codes produced by the protocol itself; handlers add domain codes.
-BAD_FRAME = "BAD_FRAME"
-UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
-UNKNOWN_ACTION = "UNKNOWN_ACTION"
-INVALID_DATA = "INVALID_DATA"
-INTERNAL_ERROR = "WORKER_INTERNAL_ERROR"
-DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-SHUTTING_DOWN = "WORKER_SHUTTING_DOWN"
+# The protocol's own codes (wire/codes.py), under the names handlers and tests use.
+INTERNAL_ERROR = WORKER_INTERNAL_ERROR
+SHUTTING_DOWN = WORKER_SHUTTING_DOWN
 
 # Above every action's timeout: a longer deadline is a broken or hostile frame (and
 # 10**400 ms would overflow float arithmetic and lock timeouts).
 MAX_DEADLINE_MS = 600_000
-
-
-@dataclasses.dataclass(frozen=True)
-class ActionSpec:
-    """The contract of one action, known to both sides."""
-
-    name: str
-    timeout_s: float
-    idempotent: bool
-    test_only: bool = False
-
-
-def _specs(*specs: ActionSpec) -> dict[str, ActionSpec]:
-    return {spec.name: spec for spec in specs}
-
-
-# The one table of actions. Timeouts cover the worker's own retries and rate-limit
-# waits, so they sit above the Patreon HTTP timeouts.
-ACTIONS: dict[str, ActionSpec] = _specs(
-    ActionSpec("ping", timeout_s=1.0, idempotent=True),
-    ActionSpec("debug.sleep", timeout_s=30.0, idempotent=False, test_only=True),
-    ActionSpec("debug.crash", timeout_s=2.0, idempotent=False, test_only=True),
-    # Webhooks: the per-member state the worker keeps from consumed events.
-    ActionSpec("members.state", timeout_s=2.0, idempotent=True),
-    # Login and API reads. Timeouts cover rate-limit waits and GET retries;
-    # members/posts.list cover all=true (10,000 members = 10 pages); web passes a
-    # shorter timeout for a single page. Token grants and webhook writes are never retried.
-    ActionSpec("oauth.exchange", timeout_s=30.0, idempotent=False),
-    ActionSpec("oauth.refresh", timeout_s=20.0, idempotent=False),
-    ActionSpec("oauth.forget", timeout_s=5.0, idempotent=True),
-    ActionSpec("identity.get", timeout_s=30.0, idempotent=True),
-    ActionSpec("campaigns.list", timeout_s=30.0, idempotent=True),
-    ActionSpec("members.list", timeout_s=120.0, idempotent=True),
-    ActionSpec("members.get", timeout_s=30.0, idempotent=True),
-    ActionSpec("posts.list", timeout_s=120.0, idempotent=True),
-    ActionSpec("posts.get", timeout_s=30.0, idempotent=True),
-    ActionSpec("webhooks.list", timeout_s=30.0, idempotent=True),
-    ActionSpec("webhooks.create", timeout_s=30.0, idempotent=False),
-    ActionSpec("webhooks.update", timeout_s=30.0, idempotent=False),
-    ActionSpec("webhooks.delete", timeout_s=30.0, idempotent=False),
-)
 
 
 class ProtocolError(Exception):
@@ -116,11 +83,11 @@ class ProtocolError(Exception):
 class ActionError(Exception):
     """A handler's answer that the call failed, with what the HTTP caller should see."""
 
-    def __init__(self, code: str, message: str, status: int = 400, retry_after: float | None = None):
+    def __init__(self, code: str, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+        self.status = status_of(code) if status is None else status
         self.retry_after = retry_after
 
     def as_dict(self) -> dict[str, Any]:
@@ -281,6 +248,47 @@ class CallContext:
 
 Handler = Callable[[dict[str, Any], CallContext], "dict[str, Any] | Document"]
 
+# Re-exported: the action table the registry checks names against, and the codes.
+__all__ = [
+    "ACTIONS",
+    "BAD_FRAME",
+    "DEADLINE_EXCEEDED",
+    "INTERNAL_ERROR",
+    "INVALID_DATA",
+    "SHUTTING_DOWN",
+    "UNKNOWN_ACTION",
+    "UNSUPPORTED_VERSION",
+    "ActionSpec",
+]
+
+
+def handles(payload: type[Payload]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a handler as the one for ``payload``'s action (see ``ActionRegistry.add``)."""
+
+    def mark(handler: Callable[..., Any]) -> Callable[..., Any]:
+        handler.handles_action = payload.spec.name  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def handled_action(handler: Callable[..., Any]) -> str | None:
+    """The action a ``@handles`` handler (or a bound method of one) serves."""
+    return getattr(handler, "handles_action", None)
+
+
+def marked_handlers(owner: object) -> dict[str, Callable[..., Any]]:
+    """Every ``@handles`` function or method of a module or object, by action name."""
+    found: dict[str, Callable[..., Any]] = {}
+    for attribute in dir(owner):
+        value = getattr(owner, attribute)
+        name = handled_action(value) if callable(value) else None
+        if name is not None:
+            if name in found:
+                raise ValueError(f"two handlers for {name!r}")
+            found[name] = value
+    return found
+
 
 class ActionRegistry:
     """Action name -> handler, for names declared in ``ACTIONS``."""
@@ -306,6 +314,13 @@ class ActionRegistry:
 
     def register(self, name: str, handler: Handler) -> None:
         self.action(name)(handler)
+
+    def add(self, handler: Handler) -> None:
+        """Register a handler marked with ``@handles`` under its action's name."""
+        name = handled_action(handler)
+        if name is None:
+            raise ValueError(f"{handler!r} is not marked with @handles")
+        self.register(name, handler)
 
     def __contains__(self, name: str) -> bool:
         return name in self._handlers

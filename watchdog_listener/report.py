@@ -1,7 +1,7 @@
 """The watchdog's report file, ``DATA_DIR/watchdog.json``: written by the watchdog,
 read by web for ``/api/patreon/status``.
 
-Kept apart from ``worker.watchdog`` so that web reads it without importing ZeroMQ
+Kept apart from ``watchdog_listener.listener`` so that web reads it without importing ZeroMQ
 sockets and supervisor's listener machinery it never uses.
 """
 

@@ -1,6 +1,7 @@
 """Per-member state, kept current from consumed webhook events.
 
-Owns the table ``member_state`` (migration 11 in ``worker.store``): one row per
+Owns the table ``member_state`` (migration 11 in ``store.database``; written by the
+worker's event consumer, read through the worker's ``members.state`` action): one row per
 Patreon member id with what entitlement checks need (patron status, last charge
 status, entitled tiers, amounts), the campaign and user it belongs to, and the last
 event applied. No email or name is kept: the store holds no more personal data than
@@ -24,9 +25,9 @@ import json
 import sqlite3
 from typing import Any
 
-from worker import protocol
-from worker.store import Store
-from worker.webhook_events import StoredEvent, utc_now_iso
+from store.database import Store
+from store.timestamps import utc_now_iso
+from store.webhook_events import StoredEvent
 
 APPLIED = "applied"
 STALE = "stale"  # an event not newer than the one the row already reflects
@@ -190,20 +191,3 @@ def get(store: Store, member_id: str) -> MemberState | None:
         last_event_at=row["last_event_at"],
         updated_at=row["updated_at"],
     )
-
-
-def state_action(store: Store) -> protocol.Handler:
-    """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``."""
-
-    def members_state(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
-        member_id = data.get("member_id")
-        if not isinstance(member_id, str) or not member_id or len(member_id) > MAX_ID_CHARS:
-            raise protocol.ActionError(protocol.INVALID_DATA, "member_id must be a member id string")
-        state = get(store, member_id)
-        if state is None:
-            raise protocol.ActionError(
-                "MEMBER_STATE_NOT_FOUND", "No webhook event has been applied for this member yet", status=404
-            )
-        return {"member": state.as_dict()}
-
-    return members_state

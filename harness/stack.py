@@ -27,7 +27,18 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-LINKED = ("supervisord.conf", "web", "worker", "sandbox")
+# What an install holds: supervisord.conf and every top-level package the programs import.
+CODE = (
+    "supervisord.conf",
+    "web",
+    "worker",
+    "watchdog_listener",
+    "wire",
+    "store",
+    "patreon_client",
+    "settings",
+    "sandbox",
+)
 START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
@@ -61,7 +72,7 @@ def wait_for(
 class Stack:
     def __init__(self, env: dict[str, str] | None = None, *, name: str = "pb"):
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        for entry in LINKED:
+        for entry in CODE:
             (self.dir / entry).symlink_to(REPO / entry)
         (self.dir / "var" / "log").mkdir(parents=True)
         self.conf = self.dir / "supervisord.conf"

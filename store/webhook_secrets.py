@@ -4,14 +4,14 @@ Patreon signs each delivery with the secret of the webhook it belongs to, and sh
 that secret when the webhook is created. ``webhooks.create`` saves it here;
 ``webhooks.delete`` removes it; the receiver in web verifies deliveries against
 ``all_secrets(store)`` (plus ``PATREON_WEBHOOK_SECRET``). Secrets are never logged.
-The table is migration 3 in worker/store.py.
+The table is migration 3 in store/database.py.
 """
 
 from __future__ import annotations
 
 import time
 
-from worker.store import Store
+from store.database import Store
 
 
 def save(store: Store, webhook_id: str, secret: str, *, now: float | None = None) -> None:

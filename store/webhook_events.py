@@ -1,6 +1,6 @@
 """The webhook event log: every accepted Patreon delivery, in the order it was accepted.
 
-Owns the table ``webhook_events`` (created by migration 10 in ``worker.store``). Its
+Owns the table ``webhook_events`` (created by migration 10 in ``store.database``). Its
 ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT) is the event's sequence number: the SSE
 ``id:``, the Socket.IO replay cursor and the back-fill cursor. Writers are serialized (``BEGIN IMMEDIATE``), so ids become visible
 in order: a reader that sees event N has seen every event before it, which is what
@@ -26,11 +26,11 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from worker.patreon_schema import LEGACY_TRIGGERS, V2_TRIGGERS
-from worker.store import Store
+from store.database import Store
+from store.timestamps import utc_now_iso
+from wire.patreon_schema import LEGACY_TRIGGERS, V2_TRIGGERS
 
 # Every trigger a delivery may carry: v2's, and the v1 ones still sent on old webhooks.
 TRIGGERS = frozenset(V2_TRIGGERS + LEGACY_TRIGGERS)
@@ -40,10 +40,6 @@ MAX_ERROR_CHARS = 500
 
 
 _COLUMNS = "id, event, body, campaign_id, received_at, processed_at, attempts, last_error"
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclasses.dataclass(frozen=True)

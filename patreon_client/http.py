@@ -4,7 +4,7 @@ It owns the transport policy:
 
 * one ``requests.Session`` (the transport seam: tests inject a session whose adapter
   answers in memory), its connection pool sized for the worker's threads;
-* a rate-limiter slot per request (``worker.ratelimit``), held until the response
+* a rate-limiter slot per request (``patreon_client.ratelimit``), held until the response
   is in; retries take their own slots;
 * finite timeouts: a connect timeout of at most ``CONNECT_TIMEOUT_S`` and a read
   timeout of at most ``READ_TIMEOUT_S``, which together fit in the time left before
@@ -18,15 +18,15 @@ It owns the transport policy:
   and only while the deadline allows. A 4xx is never retried here (many 4xx in a short
   time get a client blocked at Patreon's edge). A 429 pauses the token's window
   for its ``Retry-After`` (header first, then ``retry_after_seconds`` in the body)
-  and fails the call with 429 ``RATE_LIMITED``;
+  and fails the call with ``RateLimited``;
 * one log line per request: method, path (never the query: it can carry a cursor,
   and never a body: it can carry a code or a token), status, time, attempt and
-  Patreon's ``x-patreon-uuid``; the request id comes from ``worker.logs``.
+  Patreon's ``x-patreon-uuid``; the request id comes from ``settings.logs``.
 
-Errors (all ``ActionError``, for the web caller)::
+Errors (``patreon_client.errors``)::
 
-    RATE_LIMITED            429  our own limiter could not fit the call, or Patreon said 429
-    PATREON_UPSTREAM_ERROR  502  5xx after retries, timeout, lost connection, a 2xx without JSON
+    RateLimited     our own limiter could not fit the call, or Patreon said 429
+    UpstreamError   5xx after retries, timeout, lost connection, a 2xx without JSON
 
 Any other status is returned to the caller as a ``PatreonResponse``: what a 401 or
 a 404 means depends on the call.
@@ -48,9 +48,9 @@ from urllib.parse import quote, urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from worker.config import Config
-from worker.protocol import ActionError
-from worker.ratelimit import RateLimiter
+from patreon_client.errors import RateLimited, UpstreamError
+from patreon_client.ratelimit import RateLimiter
+from settings.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,6 @@ BACKOFF_S = (0.25, 0.75)  # before the 2nd and the 3rd attempt
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 3600.0
-
-UPSTREAM_ERROR = "PATREON_UPSTREAM_ERROR"
-
 
 @dataclasses.dataclass(frozen=True)
 class PatreonResponse:
@@ -79,8 +76,8 @@ class PatreonResponse:
         return 200 <= self.status < 300
 
 
-def upstream_error(message: str) -> ActionError:
-    return ActionError(UPSTREAM_ERROR, message, status=502)
+def upstream_error(message: str) -> UpstreamError:
+    return UpstreamError(message)
 
 
 def build_session(pool_size: int, base_url: str) -> requests.Session:
@@ -170,7 +167,7 @@ class PatreonHttp:
         """Send one request (GETs may be retried) and return Patreon's answer.
 
         ``rate_key`` names the per-token window (None: the client window only, as for
-        the token endpoint). Raises ``ActionError`` as the module docstring says.
+        the token endpoint). Raises a ``PatreonError`` as the module docstring says.
         """
         url = self.base + path
         if params:
@@ -191,17 +188,15 @@ class PatreonHttp:
             last = attempt == attempts
             try:
                 response = self._send(method, url, path, headers, data, deadline, rate_key, attempt)
-            except ActionError as ex:
-                if ex.code != UPSTREAM_ERROR or last or not self._may_retry(attempt, deadline):
+            except UpstreamError:
+                if last or not self._may_retry(attempt, deadline):
                     raise
                 continue
             if response.status == 429:
                 wait = retry_after_s(response)
                 self.limiter.pause(rate_key, wait)
-                raise ActionError(
-                    "RATE_LIMITED",
+                raise RateLimited(
                     f"Patreon is rate limiting these requests; retry in {max(1, math.ceil(wait))} s",
-                    status=429,
                     retry_after=max(1, math.ceil(wait)),
                 )
             if response.status >= 500:

@@ -1,6 +1,6 @@
 """The watchdog: a supervisord event listener that restarts a hung worker and stops a
 crash-looping one (run by supervisord as ``[eventlistener:watchdog]``:
-``python -m worker.watchdog``).
+``python -m watchdog_listener.listener``).
 
 supervisord restarts a worker that *exits*, but it cannot see one that *hangs*, and its
 ``startretries`` only ends crash loops during start-up: a worker that dies after
@@ -45,17 +45,16 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import zmq
 from supervisor import childutils
 
-from worker import protocol
-from worker.config import EXIT_CONFIG, ConfigError, load_config
-from worker.logs import configure_logging
-from worker.watchdog_report import read_state, state_path, write_state
+from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.logs import configure_logging
+from store.timestamps import utc_now_iso
+from watchdog_listener.report import read_state, state_path, write_state
+from wire.client import Pinger
 
 log = logging.getLogger("watchdog")
 
@@ -79,43 +78,6 @@ DELIBERATE_START_FROM = frozenset({"STOPPED", "FATAL"})
 RpcFailure = (xmlrpc.client.Fault, xmlrpc.client.ProtocolError, http.client.HTTPException, OSError)
 
 Ping = Callable[[float], "dict[str, Any] | None"]
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Pinger:
-    """Pings the worker on one REQ socket, renewed after every miss (a REQ socket that
-    missed its reply cannot send again)."""
-
-    def __init__(self, endpoint: str, context: zmq.Context | None = None):
-        self.endpoint = endpoint
-        self._context = context or zmq.Context.instance()
-        self._sock: zmq.Socket | None = None
-
-    def __call__(self, timeout_s: float) -> dict[str, Any] | None:
-        """The worker's pong data, or None when no valid reply came within ``timeout_s``."""
-        if self._sock is None:
-            self._sock = self._context.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
-        msg_id, frame = protocol.encode_request("ping", {}, max(1, int(timeout_s * 1000)))
-        try:
-            self._sock.send(frame, zmq.NOBLOCK)
-            if self._sock.poll(timeout_s * 1000, zmq.POLLIN):
-                reply = protocol.decode_reply(self._sock.recv())
-                if reply.ok and reply.msg_id == msg_id:
-                    return reply.data
-        except (zmq.ZMQError, protocol.ProtocolError) as ex:
-            log.warning("ping failed: %s", ex)
-        self.close()
-        return None
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
 
 
 class Watchdog:

@@ -12,6 +12,18 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from wire.codes import (
+    INVALID_CURSOR,
+    INVALID_FIELDS,
+    INVALID_INCLUDE,
+    INVALID_PAGE_COUNT,
+    INVALID_PARAMETER,
+    INVALID_SORT,
+    INVALID_TRIGGERS,
+    INVALID_URI,
+    UNKNOWN_PARAMETER,
+)
+
 RESOURCE_TYPES = frozenset(
     {
         "address",
@@ -101,40 +113,40 @@ def normalize_query(params: Mapping[str, Any], allowed: Iterable[str]) -> dict[s
     normalized: dict[str, str] = {}
     for key, value in params.items():
         if not isinstance(key, str):
-            raise ParamError("UNKNOWN_PARAMETER", "parameter names must be text")
+            raise ParamError(UNKNOWN_PARAMETER, "parameter names must be text")
         if isinstance(value, list | tuple):
-            raise ParamError("INVALID_PARAMETER", f"{key[:60]}: give it once, not {len(value)} times")
+            raise ParamError(INVALID_PARAMETER, f"{key[:60]}: give it once, not {len(value)} times")
         if not isinstance(value, str):
-            raise ParamError("INVALID_PARAMETER", f"{key[:60]}: must be text")
+            raise ParamError(INVALID_PARAMETER, f"{key[:60]}: must be text")
         fields = _FIELDS_KEY.fullmatch(key)
         if fields and "fields" in allowed:
             if fields.group(1) not in RESOURCE_TYPES:
                 raise ParamError(
-                    "INVALID_FIELDS", f"{key}: {fields.group(1)!r} is not a Patreon resource type"
+                    INVALID_FIELDS, f"{key}: {fields.group(1)!r} is not a Patreon resource type"
                 )
-            normalized[key] = ",".join(_comma_list(key, value, _NAME, "INVALID_FIELDS", "attribute name"))
+            normalized[key] = ",".join(_comma_list(key, value, _NAME, INVALID_FIELDS, "attribute name"))
         elif key == "include" and key in allowed:
             normalized[key] = ",".join(
-                _comma_list(key, value, _INCLUDE_PATH, "INVALID_INCLUDE", "include path")
+                _comma_list(key, value, _INCLUDE_PATH, INVALID_INCLUDE, "include path")
             )
         elif key == "sort" and key in allowed:
-            normalized[key] = ",".join(_comma_list(key, value, _SORT_ITEM, "INVALID_SORT", "sort key"))
+            normalized[key] = ",".join(_comma_list(key, value, _SORT_ITEM, INVALID_SORT, "sort key"))
         elif key == "page[count]" and key in allowed:
             if not _PAGE_COUNT.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE_COUNT:
                 raise ParamError(
-                    "INVALID_PAGE_COUNT", f"page[count] must be a whole number from 1 to {MAX_PAGE_COUNT}"
+                    INVALID_PAGE_COUNT, f"page[count] must be a whole number from 1 to {MAX_PAGE_COUNT}"
                 )
             normalized[key] = str(int(value))
         elif key == "page[cursor]" and key in allowed:
             if not value or len(value) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(value):
                 raise ParamError(
-                    "INVALID_CURSOR",
+                    INVALID_CURSOR,
                     f"page[cursor] must be a cursor from meta.pagination.cursors.next (up to {MAX_CURSOR_CHARS} chars)",
                 )
             normalized[key] = value
         else:
             shown = key if len(key) <= 60 else key[:60] + "..."
-            raise ParamError("UNKNOWN_PARAMETER", f"unknown query parameter {shown!r}")
+            raise ParamError(UNKNOWN_PARAMETER, f"unknown query parameter {shown!r}")
     return normalized
 
 
@@ -146,13 +158,13 @@ def check_id(value: Any, pattern: re.Pattern, code: str, what: str) -> str:
 
 def check_triggers(value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise ParamError("INVALID_TRIGGERS", "triggers must be a non-empty list")
+        raise ParamError(INVALID_TRIGGERS, "triggers must be a non-empty list")
     if not all(isinstance(t, str) for t in value):
-        raise ParamError("INVALID_TRIGGERS", "triggers must be text")
+        raise ParamError(INVALID_TRIGGERS, "triggers must be text")
     unknown = [t for t in value if t not in V2_TRIGGERS]
     if unknown:
         raise ParamError(
-            "INVALID_TRIGGERS",
+            INVALID_TRIGGERS,
             f"unknown trigger {unknown[0][:60]!r}; Patreon's are: {', '.join(V2_TRIGGERS)}",
         )
     return list(dict.fromkeys(value))
@@ -160,5 +172,5 @@ def check_triggers(value: Any) -> list[str]:
 
 def check_uri(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_URI_CHARS or not _URI.fullmatch(value):
-        raise ParamError("INVALID_URI", "uri must be an absolute http(s) URL without spaces")
+        raise ParamError(INVALID_URI, "uri must be an absolute http(s) URL without spaces")
     return value

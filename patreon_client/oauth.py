@@ -9,11 +9,10 @@ Errors::
 
     InvalidGrant            the code or refresh token is dead (``invalid_grant``):
                             the caller decides (a failed login, or a session to end)
-    ActionError 401 PATREON_AUTH_FAILED     a code exchange Patreon refused otherwise
-    ActionError 502 PATREON_UPSTREAM_ERROR  a refresh Patreon refused otherwise
-                                            (``invalid_client``: our configuration),
-                                            or a grant without the fields it needs
-    (and what ``PatreonHttp`` raises: RATE_LIMITED, PATREON_UPSTREAM_ERROR)
+    AuthorizationRefused    a code exchange Patreon refused otherwise
+    UpstreamError           a refresh Patreon refused otherwise (``invalid_client``:
+                            our configuration), or a grant without the fields it needs
+    (and what ``PatreonHttp`` raises: RateLimited, UpstreamError)
 """
 
 from __future__ import annotations
@@ -22,14 +21,13 @@ import dataclasses
 import logging
 from typing import Any
 
-from worker.config import Config
-from worker.patreon_http import PatreonHttp, PatreonResponse, upstream_error
-from worker.protocol import ActionError
+from patreon_client.errors import AuthorizationRefused, InvalidGrant
+from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
+from settings.config import Config
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/api/oauth2/token"
-AUTH_FAILED = "PATREON_AUTH_FAILED"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +41,6 @@ class Grant:
     def public(self) -> dict[str, Any]:
         """What a web caller may see of a grant: never a token."""
         return {"expires_in": self.expires_in, "scope": self.scope, "token_type": self.token_type}
-
-
-class InvalidGrant(Exception):
-    """Patreon said ``invalid_grant``: the code or refresh token can never work again."""
 
 
 def oauth_error_name(response: PatreonResponse) -> str:
@@ -93,7 +87,7 @@ class OAuthClient:
         log.info("code exchange refused by Patreon: %s", error)
         if error == "invalid_grant":
             raise InvalidGrant(error)
-        raise ActionError(AUTH_FAILED, f"Patreon refused the authorization code ({error})", status=401)
+        raise AuthorizationRefused(f"Patreon refused the authorization code ({error})")
 
     def refresh(self, refresh_token: str, deadline: float) -> Grant:
         response = self._post({"grant_type": "refresh_token", "refresh_token": refresh_token}, deadline)

@@ -1,7 +1,9 @@
-"""The one place configuration is read: environment first, then ``.env``, then defaults.
+"""The one place configuration is validated: environment first, then ``.env``, then
+defaults (``settings.environment`` reads them and holds the live-mode rule).
 
-Both processes (web and worker) build a ``Config`` once in their entry point and pass
-it down; business code never reads ``os.environ``.
+Each process (web, worker, watchdog) builds a ``Config`` once in its entry point
+with ``load_config(process=...)`` and passes it down; a bad variable that only
+another process reads does not stop it. Business code never reads ``os.environ``.
 
 With no Patreon credentials at all the stack runs in *sandbox mode*: the worker talks
 to the bundled sandbox (``python -m sandbox``) with the sandbox's own client and
@@ -12,18 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
-
-# supervisord runs every program in the folder of supervisord.conf (directory=%(here)s),
-# so the working directory is the project folder: .env and var/ are found there.
-PROJECT_DIR = Path.cwd()
-
-# sysexits.h EX_CONFIG: supervisord shows it, and tests tell it from a crash.
-EXIT_CONFIG = 78
+from settings.environment import EXIT_CONFIG as EXIT_CONFIG  # re-exported for the entry points
+from settings.environment import PROJECT_DIR, live_mode, read_environment
 
 V2_SCOPES = (
     "identity",
@@ -37,14 +32,7 @@ V2_SCOPES = (
     "campaigns.posts",
 )
 
-# The credentials whose presence decides live mode. Any of them set -> live mode,
-# and then the ones live mode needs must all be set.
-_LIVE_CREDENTIALS = (
-    "PATREON_CLIENT_ID",
-    "PATREON_CLIENT_SECRET",
-    "PATREON_CREATOR_ACCESS_TOKEN",
-    "PATREON_CREATOR_REFRESH_TOKEN",
-)
+# In live mode (settings.environment.live_mode) these must all be set.
 _LIVE_REQUIRED = ("PATREON_CLIENT_ID", "PATREON_CLIENT_SECRET", "PATREON_REDIRECT_URI")
 
 # The sandbox's own defaults (sandbox/settings.py reads the same SANDBOX_* variables).
@@ -77,6 +65,9 @@ WEB_ONLY = frozenset(
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
+# Accepted and ignored, so that existing .env files keep working. SESSION_SECRET was
+# reserved for signing sessions; sessions are random ids kept server-side instead.
+DEPRECATED = ("SESSION_SECRET",)
 WATCHDOG_ONLY = frozenset(
     {"WATCHDOG_MAX_MISSES", "WATCHDOG_PING_TIMEOUT_S", "WATCHDOG_CRASH_LIMIT", "WATCHDOG_CRASH_WINDOW_S"}
 )
@@ -111,7 +102,6 @@ class Config:
     rate_limit_per_2_seconds: int
     app_name: str
     user_agent: str
-    session_secret: str | None = dataclasses.field(repr=False)
     # Server keys for the site's backend: the first is current, the rest still accepted
     # while a rotation is under way. Empty: server-to-server mode is off.
     bridge_api_keys: tuple[str, ...] = dataclasses.field(repr=False)
@@ -146,12 +136,7 @@ def load_config(
     ``process`` ("web" or "worker") ignores problems with the other process's own
     variables; ``None`` checks everything.
     """
-    environ = os.environ if environ is None else environ
-    dotenv_path = PROJECT_DIR / ".env" if dotenv_path is None else dotenv_path
-    from_file = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
-    values = {k: v for k, v in from_file.items() if v is not None}
-    values.update(environ)
-    return _Reader(values, process).build()
+    return _Reader(read_environment(environ, dotenv_path), process).build()
 
 
 class _Reader:
@@ -235,7 +220,7 @@ class _Reader:
             # libzmq limits ipc paths to the size of sockaddr_un.sun_path.
             self.problems.append(("PATREON_WORKER_ENDPOINT", "ipc path is too long (over 100 chars)"))
 
-        live = any(self.text(name) for name in _LIVE_CREDENTIALS)
+        live = live_mode(self.values)
         default_redirect = f"http://{host}:{port}/auth/patreon/callback"
         if live:
             mode = "live"
@@ -306,7 +291,6 @@ class _Reader:
             user_agent=self.text(
                 "PATREON_USER_AGENT", f"{self.text('PATREON_APP_NAME', 'Patreon Bridge')} (python-requests)"
             ),
-            session_secret=self.text("SESSION_SECRET"),
             bridge_api_keys=tuple(
                 k.strip() for k in (self.text("BRIDGE_API_KEY") or "").split(",") if k.strip()
             ),

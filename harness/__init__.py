@@ -1,0 +1,2 @@
+"""Test and benchmark harness: real stacks under supervisord, shared by tests/ and bench/
+(neither owns it)."""

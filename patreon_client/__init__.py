@@ -1,0 +1,1 @@
+"""The Patreon API client: HTTP with retries (``http``), the rate limiter, OAuth."""

@@ -1,0 +1,48 @@
+"""The layout keeps the programs apart: web never loads the Patreon client, requests
+or the worker program, so its memory and its failure modes are web's alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness.stack import REPO
+
+FORBIDDEN = ("requests", "worker", "patreon_client")
+
+
+def modules_loaded_by(module: str) -> list[str]:
+    probe = (
+        f"import {module}, sys; "
+        f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.split()
+
+
+def test_web_loads_no_patreon_client_no_requests_and_no_worker():
+    assert modules_loaded_by("web.app") == []
+
+
+def test_web_process_loads_no_patreon_client_and_no_worker():
+    # The whole web process (web.live brings python-socketio, whose package also
+    # imports its own client, and that one imports requests if installed): still no
+    # code of ours that talks to Patreon.
+    assert [name for name in modules_loaded_by("web.__main__") if not name.startswith("requests")] == []
+
+
+def test_the_probe_sees_what_the_worker_loads():
+    # The same probe on the worker finds all three: it is not blind.
+    loaded = {name.split(".")[0] for name in modules_loaded_by("worker.actions")}
+    assert loaded == set(FORBIDDEN)
+
+
+def test_the_unused_kv_table_is_dropped(tmp_path):
+    from store.database import Store
+
+    store = Store(tmp_path / "s.sqlite3")
+    store.migrate()
+    tables = {row["name"] for row in store.connection().execute("SELECT name FROM sqlite_master")}
+    assert "kv" not in tables and "tokens" in tables

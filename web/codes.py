@@ -1,0 +1,58 @@
+"""Every stable error ``code`` web answers by itself, defined once with its HTTP
+status and meaning. Codes that come from the worker are in ``wire/codes.py``;
+docs/api.md lists both (``tests/unit/test_error_codes.py``)."""
+
+from __future__ import annotations
+
+from wire.codes import Code, define
+
+CODES: dict[str, Code] = {}
+
+
+def _code(name: str, status: int, meaning: str) -> str:
+    return define(CODES, name, status, meaning)
+
+
+# -- requests ---------------------------------------------------------------------------------
+INVALID_BODY = _code("INVALID_BODY", 400, "the body is not the JSON object this endpoint takes")
+PAYLOAD_TOO_LARGE = _code("PAYLOAD_TOO_LARGE", 413, "the body is above this endpoint's limit")
+UNKNOWN_FIELD = _code("UNKNOWN_FIELD", 400, "the body has a field this endpoint does not take")
+CONFLICTING_CAMPAIGN_ID = _code("CONFLICTING_CAMPAIGN_ID", 400, "campaign_id and campaignId differ")
+INVALID_LIMIT = _code("INVALID_LIMIT", 400, "limit is not a whole number in range")
+INVALID_SINCE = _code("INVALID_SINCE", 400, "since is not an event id")
+INVALID_LAST_EVENT_ID = _code("INVALID_LAST_EVENT_ID", 400, "Last-Event-ID is not an event id")
+
+# -- who is asking ----------------------------------------------------------------------------
+API_KEY_REQUIRED = _code("API_KEY_REQUIRED", 401, "this endpoint needs the server key")
+INVALID_API_KEY = _code("INVALID_API_KEY", 401, "the server key given is wrong")
+SERVER_KEY_NOT_CONFIGURED = _code("SERVER_KEY_NOT_CONFIGURED", 403, "BRIDGE_API_KEY is not set")
+UNAUTHORIZED = _code("UNAUTHORIZED", 401, "neither a logged-in session nor the server key")
+
+# -- login ------------------------------------------------------------------------------------
+INVALID_SCOPE = _code("INVALID_SCOPE", 400, "a scope that is unknown or not allowed")
+INVALID_STATE = _code("INVALID_STATE", 400, "the OAuth state is unknown, used or expired; start again")
+PATREON_AUTHORIZATION_ERROR = _code(
+    "PATREON_AUTHORIZATION_ERROR", 400, "Patreon sent the user back with an error"
+)
+
+# -- webhook deliveries -----------------------------------------------------------------------
+MISSING_SIGNATURE = _code("MISSING_SIGNATURE", 400, "no X-Patreon-Signature")
+INVALID_SIGNATURE = _code("INVALID_SIGNATURE", 401, "the signature matches no webhook secret")
+INVALID_PAYLOAD = _code("INVALID_PAYLOAD", 400, "the delivery is not a JSON:API document")
+UNKNOWN_EVENT = _code("UNKNOWN_EVENT", 400, "X-Patreon-Event is not a known trigger")
+WEBHOOKS_NOT_CONFIGURED = _code("WEBHOOKS_NOT_CONFIGURED", 503, "no webhook secret is configured or stored")
+
+# -- capacity ---------------------------------------------------------------------------------
+STORE_UNAVAILABLE = _code("STORE_UNAVAILABLE", 503, "the SQLite store cannot be used right now; retry")
+STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open; retry later")
+
+# -- what Falcon's own errors become, by status (web/errors.py); 404, 429 and 502 use
+# wire's NOT_FOUND, RATE_LIMITED and PATREON_UPSTREAM_ERROR ----------------------------------
+BAD_REQUEST = _code("BAD_REQUEST", 400, "a request Falcon could not read (e.g. a malformed header)")
+FORBIDDEN = _code("FORBIDDEN", 403, "forbidden")
+METHOD_NOT_ALLOWED = _code("METHOD_NOT_ALLOWED", 405, "the route takes other methods (see Allow)")
+CONFLICT = _code("CONFLICT", 409, "conflict")
+LENGTH_REQUIRED = _code("LENGTH_REQUIRED", 411, "a body without Content-Length")
+UNSUPPORTED_MEDIA_TYPE = _code("UNSUPPORTED_MEDIA_TYPE", 415, "the body is not application/json")
+INTERNAL_ERROR = _code("INTERNAL_ERROR", 500, "web failed; web.log has the traceback")
+SERVICE_UNAVAILABLE = _code("SERVICE_UNAVAILABLE", 503, "web cannot serve this now; retry")
