@@ -76,13 +76,36 @@ def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# A captured real webhook body (maael/patreon-herald web/docs/patreon_api.md) and the
+# docs' sample (Patreon/platform-documentation source/includes/_webhooks_v2.md): the
+# included user carries none of these, and `campaign`/`user` carry `links.related`.
+WEBHOOK_HIDDEN_USER_ATTRIBUTES = ("email", "is_email_verified", "can_see_nsfw")
+
+
+def _webhook_query(include: dict[str, dict]) -> Query:
+    everything = Query.everything(SCHEMA, include)
+    fields = dict(everything.fields)
+    fields["user"] = tuple(a for a in fields["user"] if a not in WEBHOOK_HIDDEN_USER_ATTRIBUTES)
+    return Query(fields, include)
+
+
+def _related_links(resource: dict[str, Any], base_url: str) -> None:
+    """`links.related` on the to-one `campaign` and `user`, in the docs' sample's form."""
+    paths = {"campaign": "campaigns", "user": "user"}
+    for name, relationship in resource.get("relationships", {}).items():
+        target = relationship.get("data")
+        if name in paths and isinstance(target, dict):
+            relationship["links"] = {"related": f"{base_url}/api/{paths[name]}/{target['id']}"}
+
+
 def member_payload(world: World, member: Member, base_url: str) -> bytes:
     """Member with all attributes, its relationships, campaign/user/tiers included."""
     include = {"address": {}, "campaign": {}, "currently_entitled_tiers": {}, "user": {}}
     with world.lock:
-        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        serializer = Serializer(SCHEMA, world, _webhook_query(include), lambda *_: True)
         document = serializer.document(member, "member", many=False)
     document["included"] = [r for r in document.get("included", []) if r["type"] != "address"]
+    _related_links(document["data"], base_url)
     document["links"] = {"self": self_link("member", member.id, base_url)}
     return _encode(document)
 
@@ -90,8 +113,9 @@ def member_payload(world: World, member: Member, base_url: str) -> bytes:
 def post_payload(world: World, post: Post, base_url: str) -> bytes:
     include = {"campaign": {}, "user": {}}
     with world.lock:
-        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        serializer = Serializer(SCHEMA, world, _webhook_query(include), lambda *_: True)
         document = serializer.document(post, "post", many=False)
+    _related_links(document["data"], base_url)
     document["links"] = {"self": self_link("post", post.id, base_url)}
     return _encode(document)
 
@@ -305,8 +329,9 @@ class WebhookRegistry:
                     hook.num_consecutive_times_failed = 0
                 else:
                     hook.num_consecutive_times_failed += 1
-                    hook.next_attempt_at = now + self.settings.webhook_retry_s
-                    if hook.num_consecutive_times_failed >= self.settings.webhook_pause_after:
+                    failures = hook.num_consecutive_times_failed
+                    hook.next_attempt_at = now + self.settings.retry_delay_s(failures)
+                    if failures >= self.settings.pause_after:
                         hook.paused = True
                 entry["num_consecutive_times_failed"] = hook.num_consecutive_times_failed
                 entry["paused"] = hook.paused
