@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.seed,
         time.perf_counter() - started,
     )
-    if settings.webhook_uri:
+    if sandbox.restored:
+        log.info("state restored from %s", settings.state_file)
+    elif settings.webhook_uri:
         log.info("seeded webhook 1 on campaign 1001 with every v2 trigger")
     try:
         waitress.serve(

@@ -19,6 +19,7 @@ import itertools
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -283,6 +284,7 @@ class World:
         self._next_post = 2001
         self._stats_version = -1
         self._stats: tuple[int, int, dict[str, int]] = (0, 0, {})
+        self.on_change: Callable[[], None] = lambda: None  # persistence hook
 
     # ---------------------------------------------------------------- generation
 
@@ -629,6 +631,7 @@ class World:
 
     def _changed(self) -> None:
         self.version += 1
+        self.on_change()
 
     def add_member(
         self,

@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# The project folder is the working directory (supervisord.conf's `directory=`), as
+# for `.env` and as the worker decides it: DATA_DIR defaults to its var/.
+PROJECT_DIR = Path.cwd()
 STATE_FILE_NAME = "sandbox-state.json"
 
 HOUR = 3600.0
@@ -277,8 +279,9 @@ def _parse_seconds_list(raw: str) -> tuple[float, ...]:
 
 
 def _state_file(reader: _Reader) -> Path | None:
-    """SANDBOX_STATE_FILE, else DATA_DIR/sandbox-state.json (DATA_DIR defaults to the
-    project's var/, as for the worker); SANDBOX_STATE_FILE=off keeps state in memory."""
+    """SANDBOX_STATE_FILE, else DATA_DIR/sandbox-state.json (DATA_DIR defaults to var/
+    in the working directory, as for the worker); SANDBOX_STATE_FILE=off keeps state
+    in memory only."""
     raw = reader._raw("SANDBOX_STATE_FILE")
     if raw is not None:
         return None if raw.lower() in ("off", "none", "memory") else Path(raw).resolve()
