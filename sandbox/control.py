@@ -523,7 +523,9 @@ class Edge:
         `block_s` (Patreon: about 2,000 in 600 s)."""
         body = _body(req)
         threshold = _optional_int(body, "threshold_4xx", None, 1, 10_000_000)
-        self.sandbox.edge.configure(threshold, _optional_seconds(body, "window_s"), _optional_seconds(body, "block_s"))
+        self.sandbox.edge.configure(
+            threshold, _optional_seconds(body, "window_s"), _optional_seconds(body, "block_s")
+        )
         resp.media = self.sandbox.edge.describe()
 
     def on_delete(self, req, resp):

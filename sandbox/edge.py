@@ -30,7 +30,9 @@ BLOCK_DETAIL = "This client made too many failed requests; access is blocked for
 
 
 class EdgeGuard:
-    def __init__(self, settings: SandboxSettings, counters: Counters, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, settings: SandboxSettings, counters: Counters, clock: Callable[[], float] = time.monotonic
+    ):
         self.counters = counters
         self.clock = clock
         self._lock = threading.Lock()
@@ -117,7 +119,9 @@ class EdgeMiddleware:
             self.guard.counters.incr("edge_refused")
             raise EdgeError(403, BLOCK_DETAIL)
 
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool
+    ) -> None:
         if is_control(req.path) or getattr(req.context, "edge_blocked", False):
             return
         if 400 <= resp.status_code < 500:

@@ -214,7 +214,9 @@ class StateFile:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as ex:
-            log.warning("sandbox state %s unreadable (%s): starting from the seed", self.path, type(ex).__name__)
+            log.warning(
+                "sandbox state %s unreadable (%s): starting from the seed", self.path, type(ex).__name__
+            )
             return None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             log.warning("sandbox state %s has an unknown format: starting from the seed", self.path)
