@@ -113,9 +113,16 @@ def test_stale_retry_resends_an_old_body_after_a_newer_change(client, sandbox, t
     control(client, "POST", f"/members/{member}/decline", {})  # B
     sandbox.webhooks.run_due()
     updates = [(tiers, status) for trigger, tiers, status in sent(transport) if trigger == "members:update"]
-    assert updates == [(["3003"], "active_patron"), (["3003"], "declined_patron"), (["3003"], "active_patron")]
+    assert updates == [
+        (["3003"], "active_patron"),
+        (["3003"], "declined_patron"),
+        (["3003"], "active_patron"),
+    ]
     first, stale = [c for c in transport.calls if c.headers["X-Patreon-Event"] == "members:update"][::2]
-    assert stale.body == first.body and stale.headers["X-Patreon-Signature"] == first.headers["X-Patreon-Signature"]
+    assert (
+        stale.body == first.body
+        and stale.headers["X-Patreon-Signature"] == first.headers["X-Patreon-Signature"]
+    )
 
 
 def test_clearing_faults_releases_held_events(client, sandbox, transport, hook):

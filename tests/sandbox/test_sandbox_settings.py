@@ -30,7 +30,15 @@ def test_defaults_match_the_documented_values():
     assert settings.webhook_timeout_s == 10.0
     assert (settings.webhook_retry_s, settings.webhook_pause_after) == (None, None)
     assert [settings.retry_delay_s(n) for n in range(1, 10)] == [
-        3600, 10800, 86400, 259200, 604800, 604800, 604800, 604800, 604800
+        3600,
+        10800,
+        86400,
+        259200,
+        604800,
+        604800,
+        604800,
+        604800,
+        604800,
     ]
     assert settings.pause_after == 9 and settings.time_scale == 1.0
     assert settings.webhook_uri is None
