@@ -42,7 +42,7 @@ def build(
 ) -> Sandbox:
     """Everything, wired but with webhook delivery not started.
 
-    With `settings.state_file` the state saved by the last run is restored (if it was
+    With `settings.state_dir` the state saved by the last run is restored (if it was
     made with the same settings) and every change is saved from then on.
     """
     counters = Counters()
@@ -52,8 +52,8 @@ def build(
     webhooks = WebhookRegistry(settings, counters, clock, wall_clock, transport)
     state_file = None
     saved = None
-    if settings.state_file is not None:
-        state_file = StateFile(settings.state_file, settings, world, tokens, webhooks, clock, wall_clock)
+    if settings.state_dir is not None:
+        state_file = StateFile(settings.state_dir, settings, world, tokens, webhooks, clock, wall_clock)
         saved = state_file.read()
     if saved is not None:
         state_file.restore(saved)
@@ -69,7 +69,6 @@ def build(
             )
     if state_file is not None:
         state_file.attach()
-        state_file.save()
     faults = FaultInjector()
     edge = EdgeGuard(settings, counters, clock)
     sandbox = Sandbox(settings, world, tokens, webhooks, faults, counters, wall_clock, limiter, edge)

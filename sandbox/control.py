@@ -171,7 +171,7 @@ class Sandbox:
                 ],
             }
         return world | {
-            "state_file": str(self.state_file.path) if self.state_file else None,
+            "state_dir": str(self.state_file.folder) if self.state_file else None,
             "restored": self.restored,
             "webhooks": len(self.webhooks.all()),
             "faults_active": len(self.faults.list()),

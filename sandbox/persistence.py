@@ -1,4 +1,4 @@
-"""The sandbox's state across its own restart: one JSON file, written atomically.
+"""The sandbox's state across its own restart: three JSON files, each written atomically.
 
 Kept: the world (users, members, tiers, posts, ... and the seeded generator's
 position, so new ids never repeat), every token (access and refresh, with their
@@ -7,15 +7,21 @@ restart), every webhook with its queue, held events and failure count (queued
 deliveries survive). Not kept: pending authorization codes (they live 10 minutes),
 counters, the delivery log, injected faults, the edge block's counts.
 
-The file belongs to the configuration that made it: if the seed, member count,
-client, creator pair or seeded webhook differ, it is ignored (logged) and the sandbox
-starts from the seed. Every change is saved at once (a token refresh is on disk
-before its answer leaves) by writing a temporary file in the same folder, fsyncing it
-and renaming it over the old one, so a crash leaves the old or the new file, never a
-half-written one. Times on the monotonic clock are stored as wall-clock times.
+In the state folder: `tokens.json` (small, saved on every grant, refresh, expiry or
+revocation, before the answer leaves), `world.json` (saved on every control-API
+change; large with many members, rarely written) and `webhooks.json` (saved on
+every webhook change and delivery; with the scheduler running, at most every
+FLUSH_INTERVAL_S and once more at stop, so a burst of deliveries is one write).
+Each file is written to a temporary file in the same folder, fsynced and renamed over
+the old one: a crash leaves the old or the new file, never a half-written one.
 
-Lock order: the world's lock, then this module's, then the token store's and the
-webhook registry's (taken briefly to copy their state).
+The files belong to the configuration that made them: if the seed, member count,
+client, creator pair or seeded webhook differ (or a file is missing or unreadable),
+they are ignored (logged) and the sandbox starts from the seed. Times on the
+monotonic clock are stored as wall-clock times.
+
+Each part is copied under its own lock (the world's, the token store's, the webhook
+registry's), then written under this module's per-file lock.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from sandbox.webhooks import QueuedEvent, Webhook, WebhookRegistry
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+FILES = ("world", "tokens", "webhooks")
+FLUSH_INTERVAL_S = 0.25
 TABLES: dict[str, type] = {
     "users": User,
     "campaigns": Campaign,
@@ -86,9 +94,11 @@ def fingerprint(settings: SandboxSettings) -> dict[str, Any]:
 
 
 class StateFile:
+    """The state folder: reads it at start, writes each part when it changes."""
+
     def __init__(
         self,
-        path: Path,
+        folder: Path,
         settings: SandboxSettings,
         world: World,
         tokens: TokenStore,
@@ -96,16 +106,21 @@ class StateFile:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
     ):
-        self.path = path
+        self.folder = folder
         self.settings = settings
         self.world = world
         self.tokens = tokens
         self.webhooks = webhooks
         self.clock = clock
         self.wall_clock = wall_clock
-        self._lock = threading.Lock()
-        self._world_json: tuple[int, str] | None = None  # (world version, its JSON)
-        self.saves = 0
+        self._locks = {name: threading.Lock() for name in FILES}
+        self._webhooks_dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.saves = dict.fromkeys(FILES, 0)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
 
     # ------------------------------------------------------------ time
 
@@ -118,44 +133,82 @@ class StateFile:
     # ------------------------------------------------------------ saving
 
     def attach(self) -> None:
-        """Save on every change from now on."""
-        self.world.on_change = self.save
-        self.tokens.on_change = self.save
-        self.webhooks.on_change = self.save
+        """Save on every change from now on (and write every part once now)."""
+        self.world.on_change = self.save_world
+        self.tokens.on_change = self.save_tokens
+        self.webhooks.on_change = self.webhooks_changed
+        self.save_world()
+        self.save_tokens()
+        self.save_webhooks()
 
-    def save(self) -> None:
-        with self.world.lock, self._lock:
-            text = self._render()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+    def start(self) -> None:
+        """Batch webhook saves in a background thread from now on."""
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="state-flusher", daemon=True)
+            self._flusher.start()
+
+    def stop(self) -> None:
+        """Write what is still pending (the entry point calls it at shutdown)."""
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join(5)
+        self.save_webhooks()
+
+    def webhooks_changed(self) -> None:
+        if self._flusher is None:
+            self.save_webhooks()
+        else:
+            self._webhooks_dirty.set()
+
+    def _flush_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._webhooks_dirty.wait(0.5):
+                self._webhooks_dirty.clear()
+                try:
+                    self.save_webhooks()
+                except Exception:  # never let the flusher die; the next change retries
+                    log.exception("saving the webhooks' state failed")
+                    self._webhooks_dirty.set()
+                self._stopping.wait(FLUSH_INTERVAL_S)
+
+    def save_world(self) -> None:
+        with self.world.lock:
+            state = self._world_state()
+        self._write("world", state)
+
+    def save_tokens(self) -> None:
+        self._write("tokens", self._token_state())
+
+    def save_webhooks(self) -> None:
+        self._write("webhooks", self._webhook_state())
+
+    def _write(self, name: str, state: dict[str, Any]) -> None:
+        document = {"format": FORMAT, "fingerprint": fingerprint(self.settings), name: state}
+        text = json.dumps(document, separators=(",", ":"))
+        path = self.path(name)
+        with self._locks[name]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
+                os.replace(tmp, path)
             except BaseException:
                 try:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
                 raise
-            self.saves += 1
-
-    def _render(self) -> str:
-        world = self.world
-        if self._world_json is None or self._world_json[0] != world.version:
-            self._world_json = (world.version, json.dumps(self._world_state(), separators=(",", ":")))
-        tokens = json.dumps(self._token_state(), separators=(",", ":"))
-        webhooks = json.dumps(self._webhook_state(), separators=(",", ":"))
-        head = json.dumps({"format": FORMAT, "fingerprint": fingerprint(self.settings)})
-        return f'{head[:-1]},"world":{self._world_json[1]},"tokens":{tokens},"webhooks":{webhooks}}}\n'
+            self.saves[name] += 1
 
     def _world_state(self) -> dict[str, Any]:
         world = self.world
-        state: dict[str, Any] = {
-            name: [dataclasses.asdict(obj) for obj in getattr(world, name).values()] for name in TABLES
-        }
+        state: dict[str, Any] = {}
+        for name, cls in TABLES.items():
+            names = [f.name for f in dataclasses.fields(cls)]
+            state[name] = [{n: getattr(obj, n) for n in names} for obj in getattr(world, name).values()]
         state["counters"] = {name: getattr(world, name) for name in WORLD_COUNTERS}
         state["rng"] = world.rng.getstate()
         return state
@@ -163,7 +216,7 @@ class StateFile:
     def _token_state(self) -> dict[str, Any]:
         tokens = self.tokens
         with tokens._lock:
-            grants = list(tokens._by_access.values())
+            grants = [dataclasses.replace(grant) for grant in tokens._by_access.values()]
         return {
             "early_expiry_s": tokens.early_expiry_s,
             "grants": [
@@ -208,23 +261,27 @@ class StateFile:
     # ------------------------------------------------------------ loading
 
     def read(self) -> dict[str, Any] | None:
-        """The saved state if there is one for these settings, else None (logged)."""
-        try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as ex:
-            log.warning(
-                "sandbox state %s unreadable (%s): starting from the seed", self.path, type(ex).__name__
-            )
-            return None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            log.warning("sandbox state %s has an unknown format: starting from the seed", self.path)
-            return None
-        if state.get("fingerprint") != fingerprint(self.settings):
-            log.warning("sandbox state %s was made with other settings: starting from the seed", self.path)
-            return None
-        return state
+        """The saved parts if all are there for these settings, else None (logged)."""
+        parts: dict[str, Any] = {}
+        for name in FILES:
+            path = self.path(name)
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                if parts:
+                    log.warning("sandbox state %s is missing: starting from the seed", path)
+                return None
+            except (OSError, ValueError) as ex:
+                log.warning("sandbox state %s unreadable (%s): starting from the seed", path, type(ex).__name__)
+                return None
+            if not isinstance(document, dict) or document.get("format") != FORMAT or name not in document:
+                log.warning("sandbox state %s has an unknown format: starting from the seed", path)
+                return None
+            if document.get("fingerprint") != fingerprint(self.settings):
+                log.warning("sandbox state in %s was made with other settings: starting from the seed", self.folder)
+                return None
+            parts[name] = document[name]
+        return parts
 
     def restore(self, state: dict[str, Any]) -> None:
         self._restore_world(state["world"])

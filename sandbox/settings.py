@@ -23,7 +23,7 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
 # The project folder is the working directory (supervisord.conf's `directory=`), as
 # for `.env` and as the worker decides it: DATA_DIR defaults to its var/.
 PROJECT_DIR = Path.cwd()
-STATE_FILE_NAME = "sandbox-state.json"
+STATE_DIR_NAME = "sandbox-state"
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -122,8 +122,8 @@ class SandboxSettings:
     edge_block_4xx: int = 2000
     edge_block_window_s: float = 600.0
     edge_block_s: float = 600.0
-    # Where the sandbox keeps its state across restarts; None keeps it in memory only.
-    state_file: Path | None = None
+    # The folder where the sandbox keeps its state across restarts; None: memory only.
+    state_dir: Path | None = None
 
     def real_seconds(self, patreon_seconds: float) -> float:
         """A Patreon duration in real seconds, after the time scale."""
@@ -198,7 +198,7 @@ class SandboxSettings:
                 "SANDBOX_EDGE_BLOCK_WINDOW_S", defaults.edge_block_window_s, positive=True
             ),
             "edge_block_s": reader.seconds("SANDBOX_EDGE_BLOCK_S", defaults.edge_block_s, positive=True),
-            "state_file": _state_file(reader),
+            "state_dir": _state_dir(reader),
         }
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -278,15 +278,15 @@ def _parse_seconds_list(raw: str) -> tuple[float, ...]:
     return values
 
 
-def _state_file(reader: _Reader) -> Path | None:
-    """SANDBOX_STATE_FILE, else DATA_DIR/sandbox-state.json (DATA_DIR defaults to var/
-    in the working directory, as for the worker); SANDBOX_STATE_FILE=off keeps state
-    in memory only."""
-    raw = reader._raw("SANDBOX_STATE_FILE")
+def _state_dir(reader: _Reader) -> Path | None:
+    """SANDBOX_STATE_DIR, else DATA_DIR/sandbox-state (DATA_DIR defaults to var/ in the
+    working directory, as for the worker); SANDBOX_STATE_DIR=off keeps state in
+    memory only."""
+    raw = reader._raw("SANDBOX_STATE_DIR")
     if raw is not None:
         return None if raw.lower() in ("off", "none", "memory") else Path(raw).resolve()
     data_dir = Path(reader.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
-    return data_dir / STATE_FILE_NAME
+    return data_dir / STATE_DIR_NAME
 
 
 def _parse_uri_list(raw: str) -> tuple[str, ...]:

@@ -69,7 +69,7 @@ class SandboxProcess:
             | (env or {})
         )
         self.process: subprocess.Popen | None = None
-        self.state_file = folder / "var" / "sandbox-state.json"
+        self.state_dir = folder / "var" / "sandbox-state"
 
     def start(self) -> SandboxProcess:
         log = self.log_path.open("ab")

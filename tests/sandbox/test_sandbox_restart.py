@@ -1,5 +1,5 @@
 """Issue 14: the sandbox keeps its state across its own restart (DATA_DIR's
-sandbox-state.json), so a restart never strands the bridge's sessions or its rotated
+sandbox-state/), so a restart never strands the bridge's sessions or its rotated
 creator pair. Real processes: start, change things, stop (SIGTERM, and SIGKILL to
 show every change is already on disk), start again on the same state."""
 
@@ -62,8 +62,9 @@ def test_rotated_creator_pair_and_session_token_survive_a_restart(sandbox, stop_
     # New ids continue, never repeat.
     newer = sandbox.control("POST", "/members", {})
     assert int(newer["user_id"]) > int(member["user_id"])
-    assert not list(sandbox.state_file.parent.glob(".sandbox-state.json.*"))  # no temp file left
-    json.loads(sandbox.state_file.read_text())  # whole JSON
+    assert sorted(p.name for p in sandbox.state_dir.iterdir()) == ["tokens.json", "webhooks.json", "world.json"]
+    for path in sandbox.state_dir.iterdir():
+        json.loads(path.read_text())  # whole JSON, no temp file left
 
 
 class Receiver:
@@ -108,7 +109,7 @@ def test_queued_deliveries_and_the_failure_count_survive_a_restart(tmp_path):
             "two failed attempts",
         )
         sandbox.stop()
-        hook = json.loads(sandbox.state_file.read_text())["webhooks"]["hooks"][0]
+        hook = json.loads((sandbox.state_dir / "webhooks.json").read_text())["webhooks"]["hooks"][0]
         assert len(hook["queue"]) == 2 and hook["num_consecutive_times_failed"] >= 2
         receiver.status = 200
         sandbox.start()
@@ -141,8 +142,8 @@ def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     from sandbox.app import build
     from sandbox.settings import SandboxSettings
 
-    path = tmp_path / "state.json"
-    sandbox = build(SandboxSettings(members=5, state_file=path))
+    sandbox = build(SandboxSettings(members=5, state_dir=tmp_path))
+    path = tmp_path / "world.json"
     saved = path.read_bytes()
     json.loads(saved)
 
@@ -153,4 +154,4 @@ def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         sandbox.world.add_member(sandbox.now())
     assert path.read_bytes() == saved
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "webhooks.json", "world.json"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.settings import EXIT_CONFIG, PROJECT_DIR, STATE_FILE_NAME, SandboxSettings, SettingsError
+from sandbox.settings import EXIT_CONFIG, PROJECT_DIR, STATE_DIR_NAME, SandboxSettings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_defaults_match_the_documented_values():
     settings = SandboxSettings.from_env({})
     # Built from the environment, the sandbox keeps its state under the project's var/.
-    assert settings == SandboxSettings(state_file=PROJECT_DIR / "var" / STATE_FILE_NAME)
+    assert settings == SandboxSettings(state_dir=PROJECT_DIR / "var" / STATE_DIR_NAME)
     assert (settings.host, settings.port, settings.threads) == ("127.0.0.1", 6970, 48)
     assert (settings.seed, settings.members) == (1, 120)
     assert settings.client_id == "sandbox-client-id"
@@ -79,7 +79,7 @@ def test_every_variable_is_read():
             "SANDBOX_WEBHOOK_PAUSE_AFTER": "2",
             "SANDBOX_WEBHOOK_URI": "http://127.0.0.1:6969/webhooks/patreon",
             "SANDBOX_WEBHOOK_SECRET": "whsec",
-            "SANDBOX_STATE_FILE": "off",
+            "SANDBOX_STATE_DIR": "off",
         }
     )
     assert settings == SandboxSettings(
@@ -105,7 +105,7 @@ def test_every_variable_is_read():
     )
 
 
-def test_time_scale_edge_block_schedule_and_state_file_settings(tmp_path):
+def test_time_scale_edge_block_schedule_and_state_dir_settings(tmp_path):
     settings = SandboxSettings.from_env(
         {
             "SANDBOX_TIME_SCALE": "3600",
@@ -120,9 +120,9 @@ def test_time_scale_edge_block_schedule_and_state_file_settings(tmp_path):
     assert [settings.retry_delay_s(n) for n in (1, 2, 3)] == [1.0, 2.0, 2.0]
     assert settings.pause_after == 3
     assert (settings.edge_block_4xx, settings.edge_block_window_s, settings.edge_block_s) == (5, 60, 30)
-    assert settings.state_file == tmp_path.resolve() / STATE_FILE_NAME
-    explicit = SandboxSettings.from_env({"SANDBOX_STATE_FILE": str(tmp_path / "s.json")})
-    assert explicit.state_file == (tmp_path / "s.json").resolve()
+    assert settings.state_dir == tmp_path.resolve() / STATE_DIR_NAME
+    explicit = SandboxSettings.from_env({"SANDBOX_STATE_DIR": str(tmp_path / "kept")})
+    assert explicit.state_dir == (tmp_path / "kept").resolve()
     with pytest.raises(SettingsError) as caught:
         SandboxSettings.from_env({"SANDBOX_TIME_SCALE": "0", "SANDBOX_WEBHOOK_RETRY_SCHEDULE_S": "1,x"})
     assert len(caught.value.problems) == 2
