@@ -272,13 +272,17 @@ class StateFile:
                     log.warning("sandbox state %s is missing: starting from the seed", path)
                 return None
             except (OSError, ValueError) as ex:
-                log.warning("sandbox state %s unreadable (%s): starting from the seed", path, type(ex).__name__)
+                log.warning(
+                    "sandbox state %s unreadable (%s): starting from the seed", path, type(ex).__name__
+                )
                 return None
             if not isinstance(document, dict) or document.get("format") != FORMAT or name not in document:
                 log.warning("sandbox state %s has an unknown format: starting from the seed", path)
                 return None
             if document.get("fingerprint") != fingerprint(self.settings):
-                log.warning("sandbox state in %s was made with other settings: starting from the seed", self.folder)
+                log.warning(
+                    "sandbox state in %s was made with other settings: starting from the seed", self.folder
+                )
                 return None
             parts[name] = document[name]
         return parts

@@ -62,7 +62,11 @@ def test_rotated_creator_pair_and_session_token_survive_a_restart(sandbox, stop_
     # New ids continue, never repeat.
     newer = sandbox.control("POST", "/members", {})
     assert int(newer["user_id"]) > int(member["user_id"])
-    assert sorted(p.name for p in sandbox.state_dir.iterdir()) == ["tokens.json", "webhooks.json", "world.json"]
+    assert sorted(p.name for p in sandbox.state_dir.iterdir()) == [
+        "tokens.json",
+        "webhooks.json",
+        "world.json",
+    ]
     for path in sandbox.state_dir.iterdir():
         json.loads(path.read_text())  # whole JSON, no temp file left
 
