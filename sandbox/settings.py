@@ -116,7 +116,8 @@ class SandboxSettings:
     webhook_uri: str | None = None
     webhook_secret: str = "sandbox-webhook-secret"
     # Patreon-time seconds per real second: 3600 makes Patreon's 1 h retry take 1 s.
-    # Scales the retry schedule, the edge block's window and length, early revocation.
+    # Scales the retry schedule and the edge block's window and length (control-API
+    # values, e.g. /_sandbox/tokens/early-expiry, are real seconds).
     time_scale: float = 1.0
     # Patreon's edge (Cloudflare) blocks a client that makes about 2,000 4xx in 600 s.
     edge_block_4xx: int = 2000

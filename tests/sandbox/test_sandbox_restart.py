@@ -159,3 +159,41 @@ def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch):
         sandbox.world.add_member(sandbox.now())
     assert path.read_bytes() == saved
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "webhooks.json", "world.json"]
+
+
+def test_a_rebuild_restores_queues_held_events_pauses_and_token_times(tmp_path, clock, transport):
+    """In process, on a fake clock: what a restart keeps, exactly."""
+    from sandbox.app import build
+    from sandbox.settings import SandboxSettings
+
+    def start():
+        return build(
+            SandboxSettings(members=5, state_dir=tmp_path, webhook_retry_s=60.0),
+            clock=clock,
+            wall_clock=lambda: 1_750_000_000.0 + clock(),
+            transport=transport,
+        )
+
+    first = start()
+    hook = first.webhooks.create("sandbox-client-id", "1001", "http://127.0.0.1:9/h", ["members:update"])
+    first.webhooks.add_fault("reorder", trigger="members:update")
+    first.webhooks.publish("members:update", "1001", b'{"n":1}')  # held
+    transport.default = 500
+    first.webhooks.publish("members:update", "1001", b'{"n":2}')  # queued, then fails once
+    first.webhooks.run_due()
+    first.tokens.early_expiry_s = 120.0
+    grant = first.tokens.refresh("sandbox-creator-refresh-token", "sandbox-client-id")
+    clock.advance(30)
+
+    second = start()
+    assert second.restored
+    kept = second.webhooks.get(hook.id)
+    assert [e.body for e in kept.queue] == [b'{"n":2}', b'{"n":1}']  # released after n=2
+    assert kept.num_consecutive_times_failed == 1
+    assert kept.next_attempt_at - clock() == pytest.approx(30.0)  # 60 s retry, 30 s gone
+    restored = second.tokens.lookup(grant.access_token)
+    assert restored is not None and second.tokens.is_valid(restored)
+    assert second.tokens.early_expiry_s == 120.0
+    assert restored.issued_at == pytest.approx(clock() - 30)
+    clock.advance(90)
+    assert not second.tokens.is_valid(restored)  # early expiry counted from the first life
