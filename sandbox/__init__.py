@@ -1,6 +1,6 @@
 """A local stand-in for patreon.com: OAuth, API v2, rate limits and signed webhooks.
 
-Run it with `python -m sandbox`; see "Sandbox mode" in README.md. Modules, one job each:
+Run it with `python -m sandbox`; see docs/sandbox.md. Modules, one job each:
 
     settings    configuration dataclass (read from the environment by __main__ only)
     data        the seeded world and every change to it
@@ -11,8 +11,11 @@ Run it with `python -m sandbox`; see "Sandbox mode" in README.md. Modules, one j
     ratelimit   sliding-window limits per client and per token
     gate        User-Agent, bearer token and rate limits in front of /api/
     api         API v2 resources
-    webhooks    webhook registry, signed payloads, queued delivery with retries
-    faults      injected latency, errors and 429s
+    webhooks    webhook registry, signed payloads, queued delivery with retries,
+                delivery faults (drop, delay, reorder, stale retry)
+    faults      injected latency, errors (JSON or the edge's HTML) and 429s
+    edge        the edge block after too many 4xx
+    persistence the state kept across restarts (atomic JSON files)
     control     the /_sandbox/ control API
     counters    what was served, for /_sandbox/state
     accesslog   one log line per request, never a query string

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sandbox = build(settings)
     sandbox.webhooks.start()
+    if sandbox.state_file is not None:
+        sandbox.state_file.start()
     log.warning(
         "PATREON SANDBOX: a fake patreon.com on http://%s:%d (%d members, seed %d, built in %.2fs)",
         settings.host,
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.seed,
         time.perf_counter() - started,
     )
-    if settings.webhook_uri:
+    if sandbox.restored:
+        log.info("state restored from %s", settings.state_dir)
+    elif settings.webhook_uri:
         log.info("seeded webhook 1 on campaign 1001 with every v2 trigger")
     try:
         waitress.serve(
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         sandbox.webhooks.stop()
+        if sandbox.state_file is not None:
+            sandbox.state_file.stop()
         log.info("sandbox stopped")
     return 0
 

@@ -117,20 +117,27 @@ class Api:
         )
         doc = self.document(grant, query, result.items, type_name, many=True)
         doc["meta"] = {"pagination": {"cursors": {"next": result.next_cursor}, "total": result.total}}
+        # Every page carries `links` (the last one without `next`): the official client's
+        # paging loop (`API.extract_cursor(doc, "links.next")`) raises when `links` is
+        # absent and stops when `next` is missing, so that is what Patreon must send.
+        doc["links"] = {"self": page_url(req, req.get_param("page[cursor]"))}
         if result.next_cursor:
-            doc["links"] = {"next": next_url(req, result.next_cursor)}
+            doc["links"]["next"] = page_url(req, result.next_cursor)
         return doc
 
 
-def next_url(req: falcon.Request, cursor: str) -> str:
+def page_url(req: falcon.Request, cursor: str | None) -> str:
+    """This request's URL with `page[cursor]` set to `cursor` (left out when None)."""
     pairs: list[tuple[str, str]] = []
     for key, value in req.params.items():
         if key == "page[cursor]":
             continue
         for item in value if isinstance(value, list) else [value]:
             pairs.append((key, item))
-    pairs.append(("page[cursor]", cursor))
-    return f"{req.prefix}{req.path}?{urlencode(pairs)}"
+    if cursor:
+        pairs.append(("page[cursor]", cursor))
+    query = urlencode(pairs)
+    return f"{req.prefix}{req.path}?{query}" if query else f"{req.prefix}{req.path}"
 
 
 class Identity:
@@ -356,6 +363,13 @@ class Webhooks(_WebhookBase):
 
 
 class WebhookResource(_WebhookBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, hook_id: str) -> None:
+        """One webhook: the official v2 client's `API.get_webhooks_by_id` calls this."""
+        grant: Grant = req.context.grant
+        require(grant, "w:campaigns.webhook")
+        query = self.api.query(req, grant, "webhook")
+        self._respond(req, resp, grant, query, hook_id)
+
     def on_patch(self, req: falcon.Request, resp: falcon.Response, hook_id: str) -> None:
         grant: Grant = req.context.grant
         require(grant, "w:campaigns.webhook")

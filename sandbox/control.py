@@ -16,12 +16,14 @@ import falcon
 
 from sandbox.counters import Counters
 from sandbox.data import CAMPAIGN_ID, CREATOR_ID, Member, MemberConflict, Post, World
+from sandbox.edge import EdgeGuard
 from sandbox.errors import CONTROL_PREFIX, ControlError, is_control
 from sandbox.faults import FaultInjector
 from sandbox.oauth import TokenStore
 from sandbox.ratelimit import RateLimiter
 from sandbox.settings import SandboxSettings
 from sandbox.webhooks import (
+    DELIVERY_FAULT_KINDS,
     MEMBER_TRIGGERS,
     POST_TRIGGERS,
     WebhookRegistry,
@@ -63,6 +65,15 @@ def _optional_int(body: dict[str, Any], name: str, default: int | None, low: int
     return value
 
 
+def _optional_seconds(body: dict[str, Any], name: str, high: float = 10 * 365 * 86400) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+        raise ControlError(400, f"bad_{name}", f"'{name}' must be a number of seconds > 0.")
+    return float(value)
+
+
 def _optional_bool(body: dict[str, Any], name: str, default: bool) -> bool:
     value = body.get(name, default)
     if not isinstance(value, bool):
@@ -83,8 +94,12 @@ class Sandbox:
         counters: Counters,
         wall_clock: Callable[[], float],
         limiter: RateLimiter,
+        edge: EdgeGuard,
     ):
         self.app: falcon.App | None = None  # set by app.build once the app exists
+        self.state_file = None  # set by app.build: a persistence.StateFile, or None
+        self.restored = False  # True when build() restored a saved state
+        self.edge = edge
         self.limiter = limiter
         self.settings = settings
         self.world = world
@@ -156,6 +171,8 @@ class Sandbox:
                 ],
             }
         return world | {
+            "state_dir": str(self.state_file.folder) if self.state_file else None,
+            "restored": self.restored,
             "webhooks": len(self.webhooks.all()),
             "faults_active": len(self.faults.list()),
             "tokens_issued": counters["tokens_issued"],
@@ -166,6 +183,8 @@ class Sandbox:
             "throttled": counters["throttled"],
             "injected": counters["injected"],
             "delayed": counters["delayed"],
+            "edge": {"blocks": counters["edge_blocks"], "refused": counters["edge_refused"]},
+            "deliveries_dropped": counters["deliveries_dropped"],
             "deliveries": {
                 "attempted": counters["deliveries_attempted"],
                 "succeeded": counters["deliveries_succeeded"],
@@ -372,8 +391,9 @@ class Faults:
 
     def on_post(self, req, resp):
         """{path, match?: prefix|exact, method?, latency_ms?, status?, count?: n|null,
-        retry_after?, body?}: delay and/or fail the next `count` matching requests
-        (default 1; null = until cleared)."""
+        retry_after?, body?, html?}: delay and/or fail the next `count` matching
+        requests (default 1; null = until cleared); html: true answers with the edge's
+        HTML page (Cloudflare-like) instead of JSON, e.g. an HTML 503 or 401."""
         body = _body(req)
         path = body.get("path")
         if not isinstance(path, str) or not path.startswith("/") or is_control(path):
@@ -389,9 +409,12 @@ class Faults:
         # Absent: the next request only. null: every matching request until cleared.
         until_cleared = "count" in body and body["count"] is None
         count = None if until_cleared else _optional_int(body, "count", 1, 1, 1_000_000)
-        retry_after = _optional_int(body, "retry_after", 1, 0, 86_400)
+        retry_after = _optional_int(body, "retry_after", None, 0, 86_400)
+        html = _optional_bool(body, "html", False)
         if not latency_ms and status is None:
             raise ControlError(400, "empty_fault", "Give 'latency_ms', 'status' or both.")
+        if html and (status is None or body.get("body") is not None):
+            raise ControlError(400, "bad_html", "'html' needs a 'status' and no 'body'.")
         fault = self.sandbox.faults.add(
             path=path,
             match=match,
@@ -401,6 +424,7 @@ class Faults:
             count=count,
             retry_after=retry_after,
             body=body.get("body"),
+            html=html,
         )
         resp.status = falcon.HTTP_201
         resp.media = fault.describe()
@@ -465,6 +489,100 @@ class TokensRevoke:
         resp.media = {"revoked": revoked}
 
 
+class TokensEarlyExpiry:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+
+    def on_get(self, req, resp):
+        """The early-expiry age in force (null: tokens live their full expires_in)."""
+        resp.media = {"after_s": self.sandbox.tokens.early_expiry_s}
+
+    def on_post(self, req, resp):
+        """{after_s: n | null}: every access token (issued before or after) stops
+        working n real seconds after it was issued, whatever expires_in said, as live
+        tokens have been seen failing around day 20 of 31; refresh tokens keep
+        working. null restores full lifetimes."""
+        body = _body(req)
+        if "after_s" not in body:
+            raise ControlError(400, "bad_after_s", "Send {after_s: seconds or null}.")
+        self.sandbox.tokens.early_expiry_s = _optional_seconds(body, "after_s")
+        resp.media = {"after_s": self.sandbox.tokens.early_expiry_s}
+
+
+class Edge:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+
+    def on_get(self, req, resp):
+        """The edge block: thresholds, 4xx counted per client IP, IPs blocked (s left)."""
+        resp.media = self.sandbox.edge.describe()
+
+    def on_post(self, req, resp):
+        """{threshold_4xx?, window_s?, block_s?}: change the block's thresholds (real
+        seconds): `threshold_4xx` 4xx answers within `window_s` block the IP for
+        `block_s` (Patreon: about 2,000 in 600 s)."""
+        body = _body(req)
+        threshold = _optional_int(body, "threshold_4xx", None, 1, 10_000_000)
+        self.sandbox.edge.configure(
+            threshold, _optional_seconds(body, "window_s"), _optional_seconds(body, "block_s")
+        )
+        resp.media = self.sandbox.edge.describe()
+
+    def on_delete(self, req, resp):
+        """Lift every block and forget the counted 4xx."""
+        resp.media = {"lifted": self.sandbox.edge.clear()} | self.sandbox.edge.describe()
+
+
+class EdgeBlock:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+
+    def on_post(self, req, resp):
+        """{ip?, seconds?}: block an IP now (default: the caller's, for block_s)."""
+        body = _body(req)
+        ip = _optional_str(body, "ip") or req.remote_addr or "unknown"
+        self.sandbox.edge.block(ip, _optional_seconds(body, "seconds"))
+        resp.media = self.sandbox.edge.describe()
+
+
+class WebhookFaults:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+
+    def on_get(self, req, resp):
+        """Active delivery faults."""
+        resp.media = {"faults": self.sandbox.webhooks.faults()}
+
+    def on_post(self, req, resp):
+        """{kind: drop|delay|reorder|stale_retry, webhook_id?, trigger?, count?: n|null,
+        delay_s?}: bend the next `count` matching events (default 1; null = until
+        cleared). drop: lost; delay: held delay_s (the queue waits behind it);
+        reorder: sent after the next event with the same trigger; stale_retry: sent,
+        then sent again (same body) after the next event with the same trigger."""
+        body = _body(req)
+        kind = body.get("kind")
+        if kind not in DELIVERY_FAULT_KINDS:
+            raise ControlError(400, "bad_kind", f"'kind' must be one of {', '.join(DELIVERY_FAULT_KINDS)}.")
+        webhook_id = _optional_str(body, "webhook_id")
+        if webhook_id is not None and self.sandbox.webhooks.get(webhook_id) is None:
+            raise ControlError(404, "unknown_webhook", f"No webhook {webhook_id}.")
+        trigger = _optional_str(body, "trigger")
+        if trigger is not None and trigger not in MEMBER_TRIGGERS + POST_TRIGGERS:
+            raise ControlError(400, "bad_trigger", "'trigger' must be a v2 trigger.")
+        until_cleared = "count" in body and body["count"] is None
+        count = None if until_cleared else _optional_int(body, "count", 1, 1, 1_000_000)
+        delay_s = _optional_seconds(body, "delay_s", 86_400)
+        if kind == "delay" and delay_s is None:
+            raise ControlError(400, "bad_delay_s", "A delay fault needs 'delay_s'.")
+        fault = self.sandbox.webhooks.add_fault(kind, webhook_id, trigger, count, delay_s or 0.0)
+        resp.status = falcon.HTTP_201
+        resp.media = fault.describe()
+
+    def on_delete(self, req, resp):
+        """Clear every delivery fault; events held by reorder/stale_retry are queued."""
+        resp.media = self.sandbox.webhooks.clear_faults()
+
+
 class Deliveries:
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
@@ -500,6 +618,7 @@ class Webhooks:
                     "num_consecutive_times_failed": hook.num_consecutive_times_failed,
                     "last_attempted_at": hook.last_attempted_at,
                     "queued": len(hook.queue),
+                    "held": len(hook.held),
                 }
                 for hook in self.sandbox.webhooks.all()
             ]
@@ -521,6 +640,10 @@ def add_routes(app: falcon.App, sandbox: Sandbox) -> None:
         ("/faults/{fault_id}", FaultResource(sandbox)),
         ("/tokens/expire", TokensExpire(sandbox)),
         ("/tokens/revoke", TokensRevoke(sandbox)),
+        ("/tokens/early-expiry", TokensEarlyExpiry(sandbox)),
+        ("/edge", Edge(sandbox)),
+        ("/edge/block", EdgeBlock(sandbox)),
+        ("/webhook-faults", WebhookFaults(sandbox)),
         ("/deliveries", Deliveries(sandbox)),
         ("/webhooks", Webhooks(sandbox)),
     ]

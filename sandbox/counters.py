@@ -6,7 +6,9 @@
 - `throttled`: 429s served by the rate limiter (never by a fault);
 - `injected`: error responses served by a fault; `delayed`: requests a fault slowed;
 - `tokens_issued` and `token_grants` per grant type (successful grants only);
-- `deliveries_attempted|succeeded|failed`: webhook delivery attempts.
+- `deliveries_attempted|succeeded|failed`: webhook delivery attempts;
+  `deliveries_dropped`: events a `drop` delivery fault lost;
+- `edge_blocks`: edge blocks started; `edge_refused`: requests the edge refused.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ NAMES = (
     "deliveries_attempted",
     "deliveries_succeeded",
     "deliveries_failed",
+    "deliveries_dropped",
+    "edge_blocks",
+    "edge_refused",
 )
 GRANT_TYPES = ("authorization_code", "refresh_token")
 

@@ -3,8 +3,9 @@ members, all generated deterministically from `random.Random(seed)`.
 
 Ids are strings, as Patreon returns them: the creator is user "1", the campaign is
 "1001", patron users are numbered from "2", member ids are UUIDs drawn from the seeded
-generator. Dates are stored pre-formatted (UTC ISO 8601, `+00:00`) so serialising a
-page of 1,000 members formats nothing and sorting by a date is a string comparison.
+generator. Dates are stored pre-formatted (UTC ISO 8601 with milliseconds and `+00:00`,
+as Patreon sends them: `2023-03-08T08:24:05.000+00:00`) so serialising a page of 1,000
+members formats nothing and sorting by a date is a string comparison.
 
 All state lives here, behind `World.lock` (re-entrant): readers hold it while they
 build a response, the control API holds it while it mutates. `version` grows on every
@@ -18,6 +19,7 @@ import itertools
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -63,7 +65,7 @@ def _between(rng: random.Random, low: int, high: int) -> int:
 def iso(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="milliseconds")
 
 
 @functools.lru_cache(maxsize=256)
@@ -282,6 +284,7 @@ class World:
         self._next_post = 2001
         self._stats_version = -1
         self._stats: tuple[int, int, dict[str, int]] = (0, 0, {})
+        self.on_change: Callable[[], None] = lambda: None  # persistence hook
 
     # ---------------------------------------------------------------- generation
 
@@ -628,6 +631,7 @@ class World:
 
     def _changed(self) -> None:
         self.version += 1
+        self.on_change()
 
     def add_member(
         self,

@@ -5,6 +5,8 @@
      +-- OAuthError        `{"error": ..., "error_description": ...}` (token endpoint)
      +-- AuthorizePageError  an HTML page (authorize: bad client or redirect URI)
      +-- ControlError      `{"error": ..., "code": ...}` (the /_sandbox control API)
+     +-- EdgeError         an HTML page from Patreon's edge (Cloudflare) in front of
+                           the API: injected HTML 5xx/401, the 4xx edge block
 
 `app.create_app` registers `ErrorRenderer` for all of them, for falcon's own
 HTTPErrors (unknown route, wrong method) and for anything unexpected, so every failure
@@ -161,6 +163,38 @@ class ControlError(Exception):
         self.message = message
 
 
+# Patreon sits behind Cloudflare: its 5xx and edge answers can be HTML, not JSON
+# (patreon-php refuses to parse 5xx bodies for that reason; an HTML 401 has been
+# reported). The page is Cloudflare-like; clients must not expect to parse it.
+_EDGE_TITLES = {
+    401: "401 Unauthorized",
+    403: "Sorry, you have been blocked",
+    500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
+    503: "503 Service Temporarily Unavailable",
+    504: "504 Gateway Time-out",
+}
+
+
+def edge_page(status: int, detail: str) -> str:
+    title = _EDGE_TITLES.get(status, f"{status} Error")
+    return (
+        "<!DOCTYPE html>\n<html><head><title>"
+        f"{html.escape(title)}</title></head>\n<body>\n<center><h1>{html.escape(title)}</h1></center>\n"
+        f"<p>{html.escape(detail)}</p>\n<hr><center>cloudflare</center>\n</body></html>\n"
+    )
+
+
+class EdgeError(Exception):
+    """An HTML answer from the edge in front of Patreon, not from Patreon's API."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
 def is_control(path: str) -> bool:
     return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
 
@@ -176,6 +210,7 @@ class ErrorRenderer:
         app.add_error_handler(OAuthError, self.oauth_error)
         app.add_error_handler(AuthorizePageError, self.authorize_page)
         app.add_error_handler(ControlError, self.control_error)
+        app.add_error_handler(EdgeError, self.edge_error)
 
     @staticmethod
     def api_error(req, resp, ex: ApiError, params) -> None:
@@ -201,6 +236,15 @@ class ErrorRenderer:
             "<p>This page is shown by the Patreon sandbox instead of redirecting you.</p>"
             "</body></html>"
         )
+
+    @staticmethod
+    def edge_error(req, resp, ex: EdgeError, params) -> None:
+        resp.status = ex.status
+        resp.content_type = "text/html; charset=UTF-8"
+        resp.text = edge_page(ex.status, ex.detail)
+        resp.set_header("Server", "cloudflare")
+        for name, value in ex.headers.items():
+            resp.set_header(name, value)
 
     @staticmethod
     def control_error(req, resp, ex: ControlError, params) -> None:

@@ -4,7 +4,10 @@ A fault matches a path (exactly, or as a prefix) and optionally a method, and ap
 to its next `count` matching requests (`count: null` = until cleared). The first
 matching fault wins. It may delay the request by `latency_ms`, and/or answer it with
 `status` instead of serving it: a 429 carries `Retry-After` and Patreon's
-`RequestThrottled` body; other statuses a JSON:API error body (or `body` if given).
+`RequestThrottled` body; other statuses a JSON:API error body (or `body` if given),
+or with `html: true` an HTML page as Patreon's edge (Cloudflare) sends for 5xx and
+for some 401s. `Retry-After` goes on a 429 or 503 (1 s unless `retry_after` says)
+and on any other status when `retry_after` is given.
 Faults never apply to the control API, and their 429s count as `injected`, never as
 `throttled`, so tests can tell them from the real rate limiter's.
 """
@@ -20,7 +23,7 @@ from typing import Any
 import falcon
 
 from sandbox.counters import Counters
-from sandbox.errors import ApiError, is_control, throttled
+from sandbox.errors import ApiError, EdgeError, is_control, throttled
 
 
 @dataclass
@@ -32,8 +35,9 @@ class Fault:
     latency_ms: int = 0
     status: int | None = None
     count: int | None = 1  # None: until cleared
-    retry_after: int = 1
+    retry_after: int | None = None  # None: 1 s on a 429/503, no header otherwise
     body: Any = None
+    html: bool = False
     served: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:
@@ -52,6 +56,7 @@ class Fault:
             "count": self.count,
             "retry_after": self.retry_after,
             "body": self.body,
+            "html": self.html,
             "served": self.served,
         }
 
@@ -124,12 +129,17 @@ class FaultMiddleware:
         if fault.status is None:
             return
         self.counters.incr("injected")
+        retry_after = fault.retry_after
+        if retry_after is None and fault.status in (429, 503):
+            retry_after = 1
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if fault.html:
+            raise EdgeError(fault.status, f"Injected by the sandbox fault {fault.id}.", headers)
         if fault.status == 429:
-            error = throttled(fault.retry_after)
+            error = throttled(retry_after)
             if fault.body is not None:
                 error.body = fault.body
             raise error
-        headers = {"Retry-After": str(fault.retry_after)} if fault.status == 503 else {}
         raise ApiError(
             fault.status,
             f"Injected by the sandbox fault {fault.id}.",

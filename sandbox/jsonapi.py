@@ -6,6 +6,9 @@
 - `included` holds exactly the included resources, once each, each sparse per its own
   `fields[...]`. Dotted include paths (`memberships.campaign`) walk the schema.
 - Unknown types, attributes or include paths are a 400 `ParameterInvalid`.
+- The word `null` stands for an empty list (`include=null`, `fields[member]=null`):
+  Patreon's own generated client sends it for an empty list (`joined_or_null` in the
+  official Python client's `jsonapi/url_util.py`), so Patreon must accept it.
 
 The engine knows nothing of Patreon's resources: `schema.py` describes them.
 """
@@ -70,13 +73,17 @@ class Query:
         return set(self.include)
 
 
+EMPTY_LIST = "null"  # what Patreon's generated clients send for an empty list
+
+
 def split_list(value: Any) -> list[str]:
-    """A comma list; repeated parameters (`a=x&a=y`) count as one list."""
+    """A comma list; repeated parameters (`a=x&a=y`) count as one list; `null` is []."""
     if value is None:
         return []
     if isinstance(value, list | tuple):
         value = ",".join(value)
-    return [item.strip() for item in str(value).split(",") if item.strip()]
+    items = [item.strip() for item in str(value).split(",") if item.strip()]
+    return [] if items == [EMPTY_LIST] else items
 
 
 def parse_query(params: Mapping[str, Any], schema: Schema, primary: str) -> Query:

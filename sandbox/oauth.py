@@ -65,6 +65,7 @@ class Grant:
     family: str
     forced_expired: bool = False
     revoked: bool = False
+    issued_at: float = 0.0  # monotonic clock
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -101,6 +102,11 @@ class TokenStore:
         self._codes: dict[str, AuthCode] = {}
         self._by_access: dict[str, Grant] = {}
         self._by_refresh: dict[str, Grant] = {}
+        # Live tokens have been reported failing around day 20 of a 31-day expires_in:
+        # set, every access token dies this many (real) seconds after it was issued,
+        # whatever its expires_in said. Its refresh token keeps working.
+        self.early_expiry_s: float | None = None
+        self.on_change: Callable[[], None] = lambda: None  # persistence hook
 
     # ------------------------------------------------------------ issuing
 
@@ -116,6 +122,7 @@ class TokenStore:
                 scopes=ALL_SCOPES,
                 expires_at=self.clock() + s.token_ttl_s,
                 family="creator",
+                issued_at=self.clock(),
             )
         )
 
@@ -134,8 +141,10 @@ class TokenStore:
             scopes=tuple(scopes),
             expires_at=self.clock() + self.settings.token_ttl_s,
             family=family,
+            issued_at=self.clock(),
         )
         self._store(grant)
+        self.on_change()
         return grant
 
     def create_code(self, client_id: str, redirect_uri: str, scopes, user_id: str) -> str:
@@ -183,7 +192,10 @@ class TokenStore:
             return self._by_access.get(access_token)
 
     def is_valid(self, grant: Grant) -> bool:
-        return not grant.revoked and not grant.forced_expired and self.clock() < grant.expires_at
+        now = self.clock()
+        if self.early_expiry_s is not None and now >= grant.issued_at + self.early_expiry_s:
+            return False
+        return not grant.revoked and not grant.forced_expired and now < grant.expires_at
 
     # ------------------------------------------------------------ control
 
@@ -193,7 +205,8 @@ class TokenStore:
             grants = self._select(access_token, user_id, everything)
             for grant in grants:
                 grant.forced_expired = True
-            return len(grants)
+        self.on_change()
+        return len(grants)
 
     def revoke(self, token: str | None = None, user_id: str | None = None, everything=False) -> int:
         """Revoke whole families (access and refresh): a refresh is then invalid_grant."""
@@ -209,7 +222,8 @@ class TokenStore:
                 if grant.refresh_token:
                     self._by_refresh.pop(grant.refresh_token, None)
                     grant.refresh_token = None
-            return len(grants)
+        self.on_change()
+        return len(grants)
 
     def _select(self, access_token, user_id, everything) -> list[Grant]:
         if access_token is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
-from sandbox.data import SITE, World
+from sandbox.data import CURRENCY, SITE, World
 from sandbox.jsonapi import Relationship, ResourceType, Schema
 
 
@@ -68,6 +68,7 @@ CAMPAIGN = ResourceType(
         "vanity",
     )
     | {
+        "currency": lambda c, w: CURRENCY,
         "earnings_visibility": _const("public"),
         "google_analytics_id": _const(None),
         "has_rss": _const(False),
@@ -79,6 +80,7 @@ CAMPAIGN = ResourceType(
         "is_nsfw": _const(False),
         "main_video_embed": _const(None),
         "main_video_url": _const(None),
+        "name": lambda c, w: w.users[c.creator_id].full_name,
         "patron_count": lambda c, w: w.patron_count(),
         "pay_per_name": _const("month"),
         "pledge_url": lambda c, w: f"/checkout/{c.vanity}",
@@ -91,8 +93,11 @@ CAMPAIGN = ResourceType(
     },
     {
         "benefits": Relationship("benefit", True, lambda c, w: [w.benefits[i] for i in c.benefit_ids]),
+        "campaign_installations": Relationship("campaign_installation", True, lambda c, w: []),
+        "categories": Relationship("category", True, lambda c, w: []),
         "creator": Relationship("user", False, lambda c, w: w.users.get(c.creator_id)),
-        "goals": Relationship("goal", True, lambda c, w: [w.goals[i] for i in c.goal_ids]),
+        # Deprecated by Patreon: still a valid include, always empty.
+        "goals": Relationship("goal", True, lambda c, w: []),
         "tiers": Relationship("tier", True, lambda c, w: [w.tiers[i] for i in c.tier_ids]),
     },
 )
@@ -146,10 +151,12 @@ BENEFIT = ResourceType(
     | {
         "app_external_id": _const(None),
         "app_meta": _const(None),
+        "is_ended": _const(False),
         "tiers_count": lambda b, w: len(b.tier_ids),
     },
     {
         "campaign": Relationship("campaign", False, lambda b, w: next(iter(w.campaigns.values()), None)),
+        "campaign_installation": Relationship("campaign_installation", False, lambda b, w: None),
         "deliverables": Relationship("deliverable", True, lambda b, w: []),
         "tiers": Relationship("tier", True, lambda b, w: [w.tiers[i] for i in b.tier_ids]),
     },
@@ -186,6 +193,9 @@ MEMBER = ResourceType(
         "email": lambda m, w: w.users[m.user_id].email,
         "full_name": lambda m, w: w.users[m.user_id].full_name,
         "is_follower": _const(False),
+        # Deprecated for campaign_lifetime_support_cents but still served (Patreon's
+        # docs list it; the official client and the WordPress plugin ask for it).
+        "lifetime_support_cents": lambda m, w: m.campaign_lifetime_support_cents,
     },
     {
         "address": Relationship(
@@ -315,6 +325,12 @@ MEDIA = ResourceType(
 )
 
 
+# Relationships Patreon serves that the sandbox has nothing behind (third-party app
+# installations, campaign categories): valid includes, always empty.
+CAMPAIGN_INSTALLATION = ResourceType("campaign_installation", {})
+CATEGORY = ResourceType("category", {})
+
+
 class _ClientRef:
     __slots__ = ("id",)
 
@@ -347,6 +363,8 @@ SCHEMA = Schema(
         CLIENT,
         DELIVERABLE,
         MEDIA,
+        CAMPAIGN_INSTALLATION,
+        CATEGORY,
     ]
 )
 

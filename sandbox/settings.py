@@ -12,6 +12,7 @@ web and worker processes do), so `SANDBOX_*` values and Patreon credentials kept
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
+# The project folder is the working directory (supervisord.conf's `directory=`), as
+# for `.env` and as the worker decides it: DATA_DIR defaults to its var/.
+PROJECT_DIR = Path.cwd()
+STATE_DIR_NAME = "sandbox-state"
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+# Patreon's webhook retries (docs.patreon.com, "Robust Retries", as PATREON.md quotes
+# it): about 1 h, 3 h, 1 d, 3 d, then weekly, then only a manual retry. How many weekly
+# retries come before the pause is not said: the sandbox makes four (about a month).
+PATREON_RETRY_SCHEDULE_S = (HOUR, 3 * HOUR, DAY, 3 * DAY, WEEK, WEEK, WEEK, WEEK)
+# The legacy fixed-interval retry (SANDBOX_WEBHOOK_RETRY_S) pauses after this many.
+LEGACY_PAUSE_AFTER = 3
 
 WEB_DEFAULT_HOST = "127.0.0.1"
 WEB_DEFAULT_PORT = "6969"
@@ -93,10 +108,43 @@ class SandboxSettings:
     token_ttl_s: int = 2678400
     code_ttl_s: int = 600
     webhook_timeout_s: float = 10.0
-    webhook_retry_s: float = 5.0
-    webhook_pause_after: int = 3
+    # None: Patreon's schedule (scaled by time_scale). A number: retry every that many
+    # real seconds (pausing after webhook_pause_after, default 3), for fast tests.
+    webhook_retry_s: float | None = None
+    webhook_pause_after: int | None = None
+    webhook_retry_schedule_s: tuple[float, ...] = PATREON_RETRY_SCHEDULE_S
     webhook_uri: str | None = None
     webhook_secret: str = "sandbox-webhook-secret"
+    # Patreon-time seconds per real second: 3600 makes Patreon's 1 h retry take 1 s.
+    # Scales the retry schedule and the edge block's window and length (control-API
+    # values, e.g. /_sandbox/tokens/early-expiry, are real seconds).
+    time_scale: float = 1.0
+    # Patreon's edge (Cloudflare) blocks a client that makes about 2,000 4xx in 600 s.
+    edge_block_4xx: int = 2000
+    edge_block_window_s: float = 600.0
+    edge_block_s: float = 600.0
+    # The folder where the sandbox keeps its state across restarts; None: memory only.
+    state_dir: Path | None = None
+
+    def real_seconds(self, patreon_seconds: float) -> float:
+        """A Patreon duration in real seconds, after the time scale."""
+        return patreon_seconds / self.time_scale
+
+    def retry_delay_s(self, failures: int) -> float:
+        """Real seconds to wait after the `failures`-th consecutive failure."""
+        if self.webhook_retry_s is not None:
+            return self.webhook_retry_s
+        schedule = self.webhook_retry_schedule_s
+        return self.real_seconds(schedule[min(failures, len(schedule)) - 1])
+
+    @property
+    def pause_after(self) -> int:
+        """Consecutive failures after which a webhook is paused (manual retry only)."""
+        if self.webhook_pause_after is not None:
+            return self.webhook_pause_after
+        if self.webhook_retry_s is not None:
+            return LEGACY_PAUSE_AFTER
+        return len(self.webhook_retry_schedule_s) + 1
 
     @property
     def base_url(self) -> str:
@@ -138,12 +186,20 @@ class SandboxSettings:
             "webhook_timeout_s": reader.seconds(
                 "SANDBOX_WEBHOOK_TIMEOUT_S", defaults.webhook_timeout_s, positive=True
             ),
-            "webhook_retry_s": reader.seconds("SANDBOX_WEBHOOK_RETRY_S", defaults.webhook_retry_s),
-            "webhook_pause_after": reader.integer(
-                "SANDBOX_WEBHOOK_PAUSE_AFTER", defaults.webhook_pause_after, 1
+            "webhook_retry_s": reader.seconds("SANDBOX_WEBHOOK_RETRY_S", None),
+            "webhook_pause_after": reader.integer("SANDBOX_WEBHOOK_PAUSE_AFTER", None, 1),
+            "webhook_retry_schedule_s": reader.parsed(
+                "SANDBOX_WEBHOOK_RETRY_SCHEDULE_S", _parse_seconds_list, defaults.webhook_retry_schedule_s
             ),
             "webhook_uri": reader.parsed("SANDBOX_WEBHOOK_URI", _parse_uri, None),
             "webhook_secret": reader.text("SANDBOX_WEBHOOK_SECRET", defaults.webhook_secret),
+            "time_scale": reader.seconds("SANDBOX_TIME_SCALE", defaults.time_scale, positive=True),
+            "edge_block_4xx": reader.integer("SANDBOX_EDGE_BLOCK_4XX", defaults.edge_block_4xx, 1),
+            "edge_block_window_s": reader.seconds(
+                "SANDBOX_EDGE_BLOCK_WINDOW_S", defaults.edge_block_window_s, positive=True
+            ),
+            "edge_block_s": reader.seconds("SANDBOX_EDGE_BLOCK_S", defaults.edge_block_s, positive=True),
+            "state_dir": _state_dir(reader),
         }
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -211,6 +267,27 @@ def _parse_uri(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{raw!r} is not an absolute http(s) URL")
     return raw
+
+
+def _parse_seconds_list(raw: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(item) for item in raw.split(",") if item.strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a comma-separated list of seconds") from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"{raw!r} must list at least one number of seconds >= 0")
+    return values
+
+
+def _state_dir(reader: _Reader) -> Path | None:
+    """SANDBOX_STATE_DIR, else DATA_DIR/sandbox-state (DATA_DIR defaults to var/ in the
+    working directory, as for the worker); SANDBOX_STATE_DIR=off keeps state in
+    memory only."""
+    raw = reader._raw("SANDBOX_STATE_DIR")
+    if raw is not None:
+        return None if raw.lower() in ("off", "none", "memory") else Path(raw).resolve()
+    data_dir = Path(reader.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
+    return data_dir / STATE_DIR_NAME
 
 
 def _parse_uri_list(raw: str) -> tuple[str, ...]:

@@ -6,10 +6,17 @@ Delivery follows PATREON.md:
   hex HMAC-MD5 of the raw body keyed with the webhook's own secret;
 - every webhook has its own FIFO queue; a 2xx pops the head and resets the failure
   count; anything else (or no answer within `webhook_timeout_s`) keeps the event
-  queued, increments `num_consecutive_times_failed`, and retries after
-  `webhook_retry_s`; after `webhook_pause_after` consecutive failures the webhook is
+  queued, increments `num_consecutive_times_failed`, and retries on Patreon's
+  schedule (`SandboxSettings.retry_delay_s`: 1 h, 3 h, 1 d, 3 d, weekly, scaled by
+  SANDBOX_TIME_SCALE); after `pause_after` consecutive failures the webhook is
   `paused` and nothing is retried until `PATCH paused=false`, which resets the count
   and resends the queue at once, in order.
+- delivery faults (the control API's `/_sandbox/webhook-faults`) bend that, as real
+  deliveries get bent: `drop` loses an event (Patreon thinks it sent it), `delay`
+  holds it (and the queue behind it) for `delay_s`, `reorder` holds it back until
+  the next event with the same trigger has been queued and sends it after that one,
+  `stale_retry` sends it and, after the next event with the same trigger, sends the
+  same old body again (a retry of an older state arriving after a newer one).
 
 A scheduler thread hands each due webhook to a short-lived delivery thread (one at a
 time per webhook, so order holds; a slow receiver delays only its own webhook). Both
@@ -76,13 +83,36 @@ def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# A captured real webhook body (maael/patreon-herald web/docs/patreon_api.md) and the
+# docs' sample (Patreon/platform-documentation source/includes/_webhooks_v2.md): the
+# included user carries none of these, and `campaign`/`user` carry `links.related`.
+WEBHOOK_HIDDEN_USER_ATTRIBUTES = ("email", "is_email_verified", "can_see_nsfw")
+
+
+def _webhook_query(include: dict[str, dict]) -> Query:
+    everything = Query.everything(SCHEMA, include)
+    fields = dict(everything.fields)
+    fields["user"] = tuple(a for a in fields["user"] if a not in WEBHOOK_HIDDEN_USER_ATTRIBUTES)
+    return Query(fields, include)
+
+
+def _related_links(resource: dict[str, Any], base_url: str) -> None:
+    """`links.related` on the to-one `campaign` and `user`, in the docs' sample's form."""
+    paths = {"campaign": "campaigns", "user": "user"}
+    for name, relationship in resource.get("relationships", {}).items():
+        target = relationship.get("data")
+        if name in paths and isinstance(target, dict):
+            relationship["links"] = {"related": f"{base_url}/api/{paths[name]}/{target['id']}"}
+
+
 def member_payload(world: World, member: Member, base_url: str) -> bytes:
     """Member with all attributes, its relationships, campaign/user/tiers included."""
     include = {"address": {}, "campaign": {}, "currently_entitled_tiers": {}, "user": {}}
     with world.lock:
-        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        serializer = Serializer(SCHEMA, world, _webhook_query(include), lambda *_: True)
         document = serializer.document(member, "member", many=False)
     document["included"] = [r for r in document.get("included", []) if r["type"] != "address"]
+    _related_links(document["data"], base_url)
     document["links"] = {"self": self_link("member", member.id, base_url)}
     return _encode(document)
 
@@ -90,16 +120,47 @@ def member_payload(world: World, member: Member, base_url: str) -> bytes:
 def post_payload(world: World, post: Post, base_url: str) -> bytes:
     include = {"campaign": {}, "user": {}}
     with world.lock:
-        serializer = Serializer(SCHEMA, world, Query.everything(SCHEMA, include), lambda *_: True)
+        serializer = Serializer(SCHEMA, world, _webhook_query(include), lambda *_: True)
         document = serializer.document(post, "post", many=False)
+    _related_links(document["data"], base_url)
     document["links"] = {"self": self_link("post", post.id, base_url)}
     return _encode(document)
+
+
+DELIVERY_FAULT_KINDS = ("drop", "delay", "reorder", "stale_retry")
 
 
 @dataclass
 class QueuedEvent:
     trigger: str
     body: bytes
+    not_before: float = 0.0  # monotonic clock; a `delay` fault sets it
+    fault: str | None = None  # the delivery fault that bent this event, if any
+
+
+@dataclass
+class DeliveryFault:
+    id: str
+    kind: str  # one of DELIVERY_FAULT_KINDS
+    webhook_id: str | None = None  # None: every webhook
+    trigger: str | None = None  # None: every trigger
+    count: int | None = 1  # events still to bend; None: until cleared
+    delay_s: float = 0.0
+    applied: int = 0
+
+    def matches(self, hook_id: str, trigger: str) -> bool:
+        return self.webhook_id in (None, hook_id) and self.trigger in (None, trigger)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "webhook_id": self.webhook_id,
+            "trigger": self.trigger,
+            "count": self.count,
+            "delay_s": self.delay_s,
+            "applied": self.applied,
+        }
 
 
 @dataclass
@@ -114,6 +175,7 @@ class Webhook:
     num_consecutive_times_failed: int = 0
     last_attempted_at: str | None = None
     queue: deque[QueuedEvent] = field(default_factory=deque)
+    held: list[QueuedEvent] = field(default_factory=list)  # reorder/stale_retry, waiting
     next_attempt_at: float = 0.0  # monotonic clock
     in_flight: bool = False
 
@@ -138,6 +200,9 @@ class WebhookRegistry:
         self._log: deque[dict[str, Any]] = deque(maxlen=DELIVERY_LOG_SIZE)
         self._stopping = threading.Event()
         self._scheduler: threading.Thread | None = None
+        self._faults: list[DeliveryFault] = []
+        self._next_fault = 1
+        self.on_change: Callable[[], None] = lambda: None  # persistence hook
 
     # ------------------------------------------------------------ registry
 
@@ -160,7 +225,8 @@ class WebhookRegistry:
             )
             self._next_id += 1
             self._hooks[hook.id] = hook
-            return hook
+        self.on_change()
+        return hook
 
     def get(self, hook_id: str) -> Webhook | None:
         with self._cond:
@@ -193,11 +259,14 @@ class WebhookRegistry:
                 hook.num_consecutive_times_failed = 0
                 hook.next_attempt_at = 0.0
                 self._cond.notify_all()
-            return hook
+        self.on_change()
+        return hook
 
     def delete(self, hook_id: str) -> bool:
         with self._cond:
-            return self._hooks.pop(hook_id, None) is not None
+            deleted = self._hooks.pop(hook_id, None) is not None
+        self.on_change()
+        return deleted
 
     def publish(self, trigger: str, campaign_id: str, body: bytes) -> int:
         """Queue one event on every webhook of the campaign listening for `trigger`."""
@@ -205,11 +274,94 @@ class WebhookRegistry:
         with self._cond:
             for hook in self._hooks.values():
                 if hook.campaign_id == campaign_id and trigger in hook.triggers:
-                    hook.queue.append(QueuedEvent(trigger, body))
+                    self._enqueue(hook, QueuedEvent(trigger, body))
                     queued += 1
             if queued:
                 self._cond.notify_all()
+        if queued:
+            self.on_change()
         return queued
+
+    def _enqueue(self, hook: Webhook, event: QueuedEvent) -> None:
+        """Queue `event`, bent by the first matching delivery fault (lock held)."""
+        fault = self._take_fault(hook.id, event.trigger)
+        kind = fault.kind if fault else None
+        event.fault = kind
+        if kind == "drop":
+            self._log.append(
+                {
+                    "webhook_id": hook.id,
+                    "trigger": event.trigger,
+                    "status": None,
+                    "error": None,
+                    "ok": None,
+                    "fault": "drop",
+                    "attempted_at": self._wall_iso(),
+                }
+            )
+            self.counters.incr("deliveries_dropped")
+            return
+        if kind == "reorder":
+            hook.held.append(event)  # goes out after the next event with this trigger
+            return
+        if kind == "delay":
+            event.not_before = self.clock() + fault.delay_s
+        hook.queue.append(event)
+        # Events held back for this trigger go out right after this newer one.
+        waiting = [e for e in hook.held if e.trigger == event.trigger]
+        if waiting:
+            hook.held = [e for e in hook.held if e.trigger != event.trigger]
+            hook.queue.extend(waiting)
+        if kind == "stale_retry":
+            hook.held.append(QueuedEvent(event.trigger, event.body, fault="stale_retry"))
+
+    def _take_fault(self, hook_id: str, trigger: str) -> DeliveryFault | None:
+        for fault in self._faults:
+            if fault.matches(hook_id, trigger):
+                fault.applied += 1
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                return fault
+        return None
+
+    # ------------------------------------------------------------ delivery faults
+
+    def add_fault(
+        self,
+        kind: str,
+        webhook_id: str | None = None,
+        trigger: str | None = None,
+        count: int | None = 1,
+        delay_s: float = 0.0,
+    ) -> DeliveryFault:
+        with self._cond:
+            fault = DeliveryFault(f"d{self._next_fault}", kind, webhook_id, trigger, count, delay_s)
+            self._next_fault += 1
+            self._faults.append(fault)
+            return fault
+
+    def faults(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [fault.describe() for fault in self._faults]
+
+    def clear_faults(self) -> dict[str, int]:
+        """Remove every delivery fault and release every held event into its queue."""
+        with self._cond:
+            cleared = len(self._faults)
+            self._faults = []
+            released = 0
+            for hook in self._hooks.values():
+                released += len(hook.held)
+                hook.queue.extend(hook.held)
+                hook.held = []
+            self._cond.notify_all()
+        self.on_change()
+        return {"cleared": cleared, "released": released}
+
+    def _wall_iso(self) -> str:
+        return datetime.fromtimestamp(self.wall_clock(), UTC).isoformat(timespec="milliseconds")
 
     def deliveries(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._cond:
@@ -229,10 +381,11 @@ class WebhookRegistry:
         for hook in self._hooks.values():
             if hook.paused or hook.in_flight or not hook.queue:
                 continue
-            if hook.next_attempt_at <= now:
+            ready_at = max(hook.next_attempt_at, hook.queue[0].not_before)
+            if ready_at <= now:
                 due.append(hook.id)
             else:
-                remaining = hook.next_attempt_at - now
+                remaining = ready_at - now
                 wait = remaining if wait is None else min(wait, remaining)
         return due, wait
 
@@ -253,6 +406,8 @@ class WebhookRegistry:
                     hook = self._hooks.get(hook_id)
                     if hook is None or hook.paused or not hook.queue:
                         return attempts
+                    if hook.queue[0].not_before > self.clock():
+                        return attempts  # a delayed event holds the queue
                     event, uri, secret = hook.queue[0], hook.uri, hook.secret
                 attempts += 1
                 if not self._send(hook_id, event, uri, secret):
@@ -283,7 +438,7 @@ class WebhookRegistry:
             error = type(ex).__name__
         ok = status is not None and 200 <= status < 300
         now = self.clock()
-        attempted_at = datetime.fromtimestamp(self.wall_clock(), UTC).isoformat(timespec="seconds")
+        attempted_at = self._wall_iso()
         self.counters.incr("deliveries_attempted")
         self.counters.incr("deliveries_succeeded" if ok else "deliveries_failed")
         with self._cond:
@@ -297,6 +452,8 @@ class WebhookRegistry:
                 "attempted_at": attempted_at,
                 "duration_ms": round((now - started) * 1000, 1),
             }
+            if event.fault:
+                entry["fault"] = event.fault
             if hook is not None:
                 hook.last_attempted_at = attempted_at
                 if ok:
@@ -305,8 +462,9 @@ class WebhookRegistry:
                     hook.num_consecutive_times_failed = 0
                 else:
                     hook.num_consecutive_times_failed += 1
-                    hook.next_attempt_at = now + self.settings.webhook_retry_s
-                    if hook.num_consecutive_times_failed >= self.settings.webhook_pause_after:
+                    failures = hook.num_consecutive_times_failed
+                    hook.next_attempt_at = now + self.settings.retry_delay_s(failures)
+                    if failures >= self.settings.pause_after:
                         hook.paused = True
                 entry["num_consecutive_times_failed"] = hook.num_consecutive_times_failed
                 entry["paused"] = hook.paused
@@ -318,6 +476,7 @@ class WebhookRegistry:
             status if status is not None else error,
             "" if ok else f" (failed {entry.get('num_consecutive_times_failed')}x)",
         )
+        self.on_change()
         return ok
 
     def start(self) -> None:

@@ -98,7 +98,7 @@ class LiveSandbox:
         scrubbed = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("SANDBOX_", "PATREON_")) and k not in ("HOST", "PORT")
+            if not k.startswith(("SANDBOX_", "PATREON_")) and k not in ("HOST", "PORT", "DATA_DIR")
         }
         env = scrubbed | {
             "PYTHONPATH": str(ROOT),

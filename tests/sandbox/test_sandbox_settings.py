@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.settings import EXIT_CONFIG, SandboxSettings, SettingsError
+from sandbox.settings import EXIT_CONFIG, PROJECT_DIR, STATE_DIR_NAME, SandboxSettings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_match_the_documented_values():
     settings = SandboxSettings.from_env({})
-    assert settings == SandboxSettings()
+    # Built from the environment, the sandbox keeps its state under the project's var/.
+    assert settings == SandboxSettings(state_dir=PROJECT_DIR / "var" / STATE_DIR_NAME)
     assert (settings.host, settings.port, settings.threads) == ("127.0.0.1", 6970, 48)
     assert (settings.seed, settings.members) == (1, 120)
     assert settings.client_id == "sandbox-client-id"
@@ -24,8 +25,22 @@ def test_defaults_match_the_documented_values():
     assert settings.creator_refresh_token == "sandbox-creator-refresh-token"
     assert (settings.rate_limit_per_2_seconds, settings.rate_limit_per_minute) == (100, 100)
     assert (settings.token_ttl_s, settings.code_ttl_s) == (2678400, 600)
-    assert (settings.webhook_timeout_s, settings.webhook_retry_s) == (10.0, 5.0)
-    assert settings.webhook_pause_after == 3
+    # Issue 15 item 1: Patreon's retry schedule (1 h, 3 h, 1 d, 3 d, weekly, then
+    # paused) replaced the fixed 5 s retry paused after 3 failures.
+    assert settings.webhook_timeout_s == 10.0
+    assert (settings.webhook_retry_s, settings.webhook_pause_after) == (None, None)
+    assert [settings.retry_delay_s(n) for n in range(1, 10)] == [
+        3600,
+        10800,
+        86400,
+        259200,
+        604800,
+        604800,
+        604800,
+        604800,
+        604800,
+    ]
+    assert settings.pause_after == 9 and settings.time_scale == 1.0
     assert settings.webhook_uri is None
     assert settings.webhook_secret == "sandbox-webhook-secret"
     assert settings.redirect_uris == (
@@ -64,6 +79,7 @@ def test_every_variable_is_read():
             "SANDBOX_WEBHOOK_PAUSE_AFTER": "2",
             "SANDBOX_WEBHOOK_URI": "http://127.0.0.1:6969/webhooks/patreon",
             "SANDBOX_WEBHOOK_SECRET": "whsec",
+            "SANDBOX_STATE_DIR": "off",
         }
     )
     assert settings == SandboxSettings(
@@ -87,6 +103,29 @@ def test_every_variable_is_read():
         webhook_uri="http://127.0.0.1:6969/webhooks/patreon",
         webhook_secret="whsec",
     )
+
+
+def test_time_scale_edge_block_schedule_and_state_dir_settings(tmp_path):
+    settings = SandboxSettings.from_env(
+        {
+            "SANDBOX_TIME_SCALE": "3600",
+            "SANDBOX_WEBHOOK_RETRY_SCHEDULE_S": "3600,7200",
+            "SANDBOX_EDGE_BLOCK_4XX": "5",
+            "SANDBOX_EDGE_BLOCK_WINDOW_S": "60",
+            "SANDBOX_EDGE_BLOCK_S": "30",
+            "DATA_DIR": str(tmp_path),
+        }
+    )
+    assert settings.time_scale == 3600.0
+    assert [settings.retry_delay_s(n) for n in (1, 2, 3)] == [1.0, 2.0, 2.0]
+    assert settings.pause_after == 3
+    assert (settings.edge_block_4xx, settings.edge_block_window_s, settings.edge_block_s) == (5, 60, 30)
+    assert settings.state_dir == tmp_path.resolve() / STATE_DIR_NAME
+    explicit = SandboxSettings.from_env({"SANDBOX_STATE_DIR": str(tmp_path / "kept")})
+    assert explicit.state_dir == (tmp_path / "kept").resolve()
+    with pytest.raises(SettingsError) as caught:
+        SandboxSettings.from_env({"SANDBOX_TIME_SCALE": "0", "SANDBOX_WEBHOOK_RETRY_SCHEDULE_S": "1,x"})
+    assert len(caught.value.problems) == 2
 
 
 def test_bad_values_are_reported_one_line_per_variable():
