@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import falcon
 
-from web import auth, errors, patreon_api, webhook_admin, webhooks
+from web import auth, demo, errors, patreon_api, webhook_admin, webhooks
 from web.events import StreamGate
 from web.requestid import RequestIdMiddleware
 from web.sessions import SessionStore
@@ -37,4 +37,6 @@ def create_app(
         auth.add_routes(app, config, worker, store, sessions)
         patreon_api.add_routes(app, config, worker, store, sessions)
         webhook_admin.add_routes(app, config, worker, store)
+    if config.demo_page:
+        demo.add_routes(app)  # /demo: sandbox mode, or DEMO_PAGE=true
     return app
