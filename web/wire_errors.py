@@ -51,7 +51,10 @@ WAITRESS_CODES = {
 }
 # waitress answers a Transfer-Encoding it does not know (anything but chunked) with 501;
 # it is the client's request that is wrong, so it is a 400 here: no 5xx for bad input.
-UNSUPPORTED_TRANSFER_ENCODING = ("UNSUPPORTED_TRANSFER_ENCODING", "Only Transfer-Encoding: chunked is supported")
+UNSUPPORTED_TRANSFER_ENCODING = (
+    "UNSUPPORTED_TRANSFER_ENCODING",
+    "Only Transfer-Encoding: chunked is supported",
+)
 # engine.io's refusals, by the text it answers with.
 ENGINEIO_CODES = {
     "Not an accepted origin.": "ORIGIN_NOT_ALLOWED",

@@ -102,7 +102,9 @@ def test_a_start_prints_only_the_documented_crit_lines(stack):
     # guard nothing the file mode does not, and user= would break a user install.
     sock = stack.dir / "var" / "supervisor.sock"
     assert stat.S_IMODE(sock.stat().st_mode) == 0o700
-    crit = [line.split(" CRIT ", 1)[1] for line in stack.log_text("supervisord").splitlines() if " CRIT " in line]
+    crit = [
+        line.split(" CRIT ", 1)[1] for line in stack.log_text("supervisord").splitlines() if " CRIT " in line
+    ]
     expected = ["Server 'unix_http_server' running without any HTTP authentication checking"]
     if os.geteuid() == 0:
         expected.insert(0, "Supervisor is running as root.")

@@ -81,7 +81,9 @@ def test_log_in_see_memberships_then_a_live_event_as_the_creator(stack: Stack):
             "[...document.querySelectorAll('#memberships tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
         )
         # Campaign, status, tiers, pledge, since: the sandbox's own data, with a tier.
-        assert any(row[1] == "active_patron" and row[2] != "none" and row[3].startswith("$") for row in rows), rows
+        assert any(
+            row[1] == "active_patron" and row[2] != "none" and row[3].startswith("$") for row in rows
+        ), rows
         browser.wait_for(shown("not-creator"), what="the note that live events are the creator's")
         assert browser.evaluate(shown("creator")) is False
         patron_shot = browser.screenshot(ARTIFACTS / "demo-patron.png")

@@ -162,13 +162,19 @@ def test_every_route_with_garbage_bodies_and_bad_content_length(stack, answers):
                 what = f"{method} {path} {content_type or 'untyped'} garbage"
                 answers.check(what, *exchange(stack, request(method, path, headers, garbage), method=method))
             for length in BAD_CONTENT_LENGTHS:
-                raw = request(method, path, SERVER + "Content-Type: application/json\r\n", b"{}", length=length)
-                answers.check(f"{method} {path} Content-Length {length!r}", *exchange(stack, raw, method=method))
+                raw = request(
+                    method, path, SERVER + "Content-Type: application/json\r\n", b"{}", length=length
+                )
+                answers.check(
+                    f"{method} {path} Content-Length {length!r}", *exchange(stack, raw, method=method)
+                )
             conflicting = (
                 f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
                 "Connection: close\r\n\r\n{}"
             ).encode()
-            answers.check(f"{method} {path} two Content-Lengths", *exchange(stack, conflicting, method=method))
+            answers.check(
+                f"{method} {path} two Content-Lengths", *exchange(stack, conflicting, method=method)
+            )
     assert not answers.bad, "\n".join(answers.bad[:30])
 
 
@@ -225,10 +231,28 @@ def test_an_oversized_body_sent_whole_gets_a_readable_json_413(stack, answers, p
     assert resp.getheader("Connection") == "close"
 
 
+def test_an_oversized_chunked_body_sent_whole_gets_a_readable_json_413(stack, answers):
+    # No Content-Length to refuse it by: waitress counts the chunks and stops past the cap.
+    chunk = b"x" * 65536
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(MAX_BODY // len(chunk) + 16))
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(request("POST", "/api/patreon/auth/token", "Transfer-Encoding: chunked\r\n"))
+        sender = send_in_background(sock, chunks + b"0\r\n\r\n")
+        sender.join(TIMEOUT_S)
+        assert not sender.is_alive(), "the server stopped reading the body: the client cannot finish sending"
+        resp = http.client.HTTPResponse(sock, method="POST")
+        resp.begin()
+        body = resp.read()
+    answers.check("POST chunked over the cap", resp.status, resp.msg, body)
+    assert resp.status == 413 and json.loads(body)["code"] == "PAYLOAD_TOO_LARGE", body
+
+
 def test_an_oversized_body_is_refused_before_it_is_sent(stack, answers):
     # As curl does for a large upload: headers with Expect: 100-continue, then wait.
     with socket.create_connection(("127.0.0.1", stack.port), timeout=TIMEOUT_S) as sock:
-        sock.sendall(request("POST", "/api/patreon/auth/token", "Expect: 100-continue\r\n", length="50000000"))
+        sock.sendall(
+            request("POST", "/api/patreon/auth/token", "Expect: 100-continue\r\n", length="50000000")
+        )
         resp = http.client.HTTPResponse(sock, method="POST")
         resp.begin()  # no 100 Continue: the answer comes at once, with no body sent
         body = resp.read()

@@ -91,7 +91,9 @@ def test_the_shipped_socketio_client_is_the_recorded_official_file():
     assert (demo.STATIC_DIR / "socket.io.LICENSE").read_text().startswith("The MIT License")
 
 
-@pytest.mark.parametrize("path", ["/demo/static/missing.js", "/demo/static/..%2fapp.py", "/demo/static/README.md"])
+@pytest.mark.parametrize(
+    "path", ["/demo/static/missing.js", "/demo/static/..%2fapp.py", "/demo/static/README.md"]
+)
 def test_only_the_listed_files_are_served(client, path):
     result = client.simulate_get(path)
     assert result.status_code == 404 and result.json["code"] == "NOT_FOUND"
