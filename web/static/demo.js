@@ -163,7 +163,11 @@ function liveEventSource() {
 
 async function main() {
   const status = await api("/api/patreon/status");
-  if (status.status === 200 && status.body.status) $("mode").textContent = `${status.body.status.mode} mode`;
+  if (status.status === 200 && status.body.status) {
+    const mode = status.body.status.mode;
+    $("mode").textContent = `${mode} mode`;
+    if (mode === "sandbox") for (const el of document.querySelectorAll(".sandbox-only")) el.hidden = false;
+  }
 
   const user = await api("/api/patreon/user");
   if (user.status === 401) {
