@@ -43,7 +43,7 @@ START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
 _SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_")
-_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL"}
+_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"}
 
 
 def free_port() -> int:

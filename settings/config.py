@@ -32,6 +32,10 @@ V2_SCOPES = (
     "campaigns.posts",
 )
 
+# A plain login (GET /auth/patreon): the user, their memberships, and ``campaigns`` so
+# a creator's session knows its campaign and may subscribe to its live events.
+DEFAULT_SCOPES = ("identity", "identity[email]", "identity.memberships", "campaigns")
+
 # In live mode (settings.environment.live_mode) these must all be set.
 _LIVE_REQUIRED = ("PATREON_CLIENT_ID", "PATREON_CLIENT_SECRET", "PATREON_REDIRECT_URI")
 
@@ -61,7 +65,7 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS"}
+    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -107,6 +111,8 @@ class Config:
     bridge_api_keys: tuple[str, ...] = dataclasses.field(repr=False)
     default_scopes: tuple[str, ...]
     post_login_url: str
+    # The demo page at /demo (web.demo): on by default in sandbox mode only.
+    demo_page: bool
     cookie_secure: bool
     web_threads: int
     max_streams: int
@@ -254,7 +260,7 @@ class _Reader:
         scopes = tuple(
             s
             for s in (
-                self.text("PATREON_DEFAULT_SCOPES", "identity identity[email] identity.memberships") or ""
+                self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or ""
             )
             .replace(",", " ")
             .split()
@@ -272,6 +278,7 @@ class _Reader:
                 self.problems.append(("TRUSTED_PROXY", f"must be an IP address, got {trusted_proxy!r}"))
 
         web_threads = self.integer("WEB_THREADS", 32, 4, 1024)
+        demo_page = self.boolean("DEMO_PAGE", mode == "sandbox")
         config = Config(
             mode=mode,
             host=host,
@@ -295,7 +302,9 @@ class _Reader:
                 k.strip() for k in (self.text("BRIDGE_API_KEY") or "").split(",") if k.strip()
             ),
             default_scopes=scopes,
-            post_login_url=self.text("POST_LOGIN_URL", "/"),
+            # After login, the demo page when it is served; the site's root otherwise.
+            post_login_url=self.text("POST_LOGIN_URL", "/demo" if demo_page else "/"),
+            demo_page=demo_page,
             cookie_secure=self.boolean("SESSION_COOKIE_SECURE", False),
             web_threads=web_threads,
             max_streams=self.integer("MAX_STREAMS", max(1, web_threads // 2), 1, 1024),

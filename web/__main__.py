@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 
-from waitress.server import create_server
 from waitress.task import ThreadedTaskDispatcher
 
 from settings.config import EXIT_CONFIG, ConfigError, load_config
@@ -21,13 +20,14 @@ from store.database import Store
 from web.app import create_app
 from web.events import StreamGate
 from web.live import LiveEvents
+from web.server_errors import JsonErrorResponses, create_json_server
 from wire.client import WorkerClient
 
 log = logging.getLogger("web")
 
 # waitress's own ceiling on a request body. The routes enforce their own, smaller limits
-# (1 MiB for webhooks) with a JSON 413; this ceiling sits above them so a client sees
-# that JSON answer, and waitress's plain-text 413 only for absurd bodies.
+# (1 MiB for webhooks) with a JSON 413 of their own; past this ceiling waitress refuses
+# the body from its Content-Length, before reading it, with web.server_errors' JSON 413.
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
 # Open connections waitress accepts before it stops accepting: each live stream holds
 # one, and keep-alive clients hold theirs between requests (waitress's default is 100).
@@ -78,8 +78,9 @@ def main() -> int:
     dispatcher = _GracefulDispatcher()
     dispatcher.set_thread_count(config.web_threads)
     try:
-        server = create_server(
-            live.wsgi_app(app),
+        # JSON errors from waitress's parser and from engine.io too (web.server_errors).
+        server = create_json_server(
+            JsonErrorResponses(live.wsgi_app(app)),
             _dispatcher=dispatcher,
             host=config.host,
             port=config.port,

@@ -13,7 +13,7 @@ import falcon
 
 from settings.config import Config
 from store.database import Store
-from web import auth, errors
+from web import auth, demo, errors
 from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
 from web.memberstate import MemberStateResource
 from web.patreon_api import ReadResource
@@ -52,6 +52,9 @@ def create_app(
     if config.test_actions:
         route("/api/patreon/_test/sleep", SleepResource(worker))
         route("/api/patreon/_test/crash", CrashResource(worker))
+    # -- the demo page: sandbox mode, or DEMO_PAGE=true (static, no store needed) -------------
+    if config.demo_page:
+        demo.add_routes(app)
     if store is None:
         return app
 
@@ -94,4 +97,5 @@ def create_app(
     route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))
     route("/api/patreon/webhooks", WebhooksResource(config, worker))
     route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))
+
     return app

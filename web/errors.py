@@ -75,6 +75,11 @@ class ApiError(falcon.HTTPError):
         self.extra = extra or {}
 
 
+def code_for_status(status: int) -> str:
+    """The code of an error that has no code of its own."""
+    return _CODES_BY_STATUS.get(status, f"HTTP_{status}")
+
+
 def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"success": False, "error": message, "code": code, **extra}
 
@@ -86,7 +91,7 @@ def worker_error_to_api(ex: WorkerError) -> ApiError:
 
 def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
     status = ex.status_code
-    code = ex.code if isinstance(ex.code, str) else _CODES_BY_STATUS.get(status, f"HTTP_{status}")
+    code = ex.code if isinstance(ex.code, str) else code_for_status(status)
     message = ex.description or ex.title
     resp.content_type = falcon.MEDIA_JSON
     resp.media = error_body(message, code, **getattr(ex, "extra", {}))

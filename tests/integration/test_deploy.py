@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
+import json
 import os
 import re
 import shlex
@@ -28,10 +30,12 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import socketio
 
 from harness.stack import CODE, REPO, body, free_port, wait_for
 from tests.webhook_deliveries import PATH as WEBHOOK_PATH
@@ -223,26 +227,84 @@ def test_forwarded_headers_are_the_ones_waitress_trusts():
         assert f'"{header.lower()}"' in web_main, f"web/__main__.py does not trust {header}"
 
 
-def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: Path):
+@contextlib.contextmanager
+def running_nginx(base_url: str, folder: Path, snippet: str | None = None) -> Iterator[str]:
+    """A real nginx with the snippet on a free (non-default) port, proxying ``base_url``;
+    yields its own URL."""
     nginx = nginx_binary()
-    _process, base_url, _unit = unit_stack
     stack_port = base_url.rsplit(":", 1)[1]
     listen = free_port()
-    snippet = NGINX_SNIPPET.read_text()
+    snippet = NGINX_SNIPPET.read_text() if snippet is None else snippet
     assert snippet.count("server 127.0.0.1:6969;") == 1 and snippet.count("listen 80;") == 1
     snippet = snippet.replace("server 127.0.0.1:6969;", f"server 127.0.0.1:{stack_port};")
     snippet = snippet.replace("listen 80;", f"listen 127.0.0.1:{listen};")
-    conf = nginx_conf(tmp_path, snippet, extra="daemon off;\nmaster_process off;\n")
+    conf = nginx_conf(folder, snippet, extra="daemon off;\nmaster_process off;\n")
     proxy = subprocess.Popen(
-        [nginx, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [nginx, "-c", str(conf), "-p", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     front = f"http://127.0.0.1:{listen}"
     try:
         wait_for(
             lambda: requests.get(front + "/api/patreon/health", timeout=2).status_code == 200,
             10,
-            what=f"nginx on {front} (errors in {tmp_path / 'error.log'})",
+            what=f"nginx on {front} (errors in {folder / 'error.log'})",
         )
+        yield front
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def socketio_handshake(front: str) -> requests.Response:
+    """engine.io's first long-poll, as a browser on the page at ``front`` sends it."""
+    return requests.get(
+        front + "/socket.io/",
+        params={"EIO": "4", "transport": "polling"},
+        headers={"Origin": front},
+        timeout=5,
+    )
+
+
+def test_socketio_through_nginx_on_a_non_default_port(unit_stack, tmp_path: Path):
+    _process, base_url, _unit = unit_stack
+    with running_nginx(base_url, tmp_path) as front:
+        # The browser's Origin carries the port; the Host nginx forwards must too.
+        handshake = socketio_handshake(front)
+        assert handshake.status_code == 200, handshake.text
+        assert handshake.text.startswith("0{") and '"sid"' in handshake.text
+        assert handshake.headers["Access-Control-Allow-Origin"] == front
+        # A whole client through nginx hears a webhook the bridge accepts.
+        heard = threading.Event()
+        client = socketio.Client(reconnection=False)
+
+        def on_event(data):
+            if "deploy-sio-check" in json.dumps(data):
+                heard.set()
+
+        client.on("patreon:webhook", on_event)
+        client.connect(front, auth={"key": SERVER_KEY}, headers={"Origin": front}, transports=["polling"])
+        try:
+            time.sleep(0.3)  # seated by the tail thread within a tick
+            payload = encode(member_document(note="deploy-sio-check"))
+            resp = requests.post(
+                front + WEBHOOK_PATH, data=payload, headers=signed_headers(WEBHOOK_SECRET, payload), timeout=5
+            )
+            assert resp.status_code == 200, resp.text
+            assert heard.wait(10), "no Socket.IO event through nginx within 10 s"
+        finally:
+            client.disconnect()
+    # ...and the check can fail: with $host (the port dropped) the same handshake is refused.
+    old = NGINX_SNIPPET.read_text().replace("$http_host;", "$host;")
+    assert "$http_host;" not in old
+    (tmp_path / "old").mkdir()
+    with running_nginx(base_url, tmp_path / "old", snippet=old) as front:
+        refused = socketio_handshake(front)
+        assert refused.status_code == 400 and "Not an accepted origin" in refused.text, refused.text
+
+
+def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: Path):
+    _process, base_url, _unit = unit_stack
+    with running_nginx(base_url, tmp_path) as front:
         assert requests.get(base_url + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 200
         assert requests.get(front + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 404
 
@@ -294,9 +356,6 @@ def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: 
         assert resp.status_code == 200, resp.text
         assert got.wait(5), f"no event through nginx within 5 s: {lines}"
         print(f"\nSSE through nginx: event delivered {time.monotonic() - sent_at:.2f} s after the webhook")
-    finally:
-        proxy.terminate()
-        proxy.wait(10)
 
 
 def test_sigterm_stops_the_units_stack_within_timeout_stop_sec(unit_stack, install_root: Path):

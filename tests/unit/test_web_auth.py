@@ -107,7 +107,7 @@ def test_login_redirect_goes_to_patreon_with_the_default_scopes(env):
     assert result.status_code == 302
     location = result.headers["Location"]
     assert location.startswith(env.config.patreon_api_base + "/oauth2/authorize?")
-    assert "scope=identity%20identity%5Bemail%5D%20identity.memberships" in location
+    assert "scope=identity%20identity%5Bemail%5D%20identity.memberships%20campaigns&" in location
     assert COOKIE_NAME in result.cookies
 
 
