@@ -2,8 +2,11 @@
 
     PatreonError                 message: a call to Patreon failed
     +-- UpstreamError            Patreon failed us: a 5xx after retries, a timeout, a lost
-    |                            connection, no time left before the deadline, or an
-    |                            answer without the JSON it must have
+    |                            connection, no time left before the deadline, an HTML
+    |                            401 from the edge, or an answer without the JSON it must
+    |                            have; retry_after when Patreon sent ``Retry-After``
+    +-- EdgeBlocked              retry_after: Patreon's edge blocked this client (HTML 403
+    |                            after many 4xx); no call leaves until the pause ends
     +-- RateLimited              retry_after (whole seconds): our own limiter could not
     |                            fit the call in time, or Patreon answered 429
     +-- AuthorizationRefused     the token endpoint refused a code exchange (not
@@ -27,7 +30,15 @@ class PatreonError(Exception):
 
 
 class UpstreamError(PatreonError):
-    pass
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EdgeBlocked(PatreonError):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RateLimited(PatreonError):

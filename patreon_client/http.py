@@ -18,7 +18,14 @@ It owns the transport policy:
   and only while the deadline allows. A 4xx is never retried here (many 4xx in a short
   time get a client blocked at Patreon's edge). A 429 pauses the token's window
   for its ``Retry-After`` (header first, then ``retry_after_seconds`` in the body)
-  and fails the call with ``RateLimited``;
+  and fails the call with ``RateLimited``. A 5xx with a ``Retry-After`` over
+  ``MAX_INLINE_WAIT_S`` is not retried: the caller gets it (``UpstreamError.retry_after``);
+  a shorter one is waited out before the retry;
+* Patreon's edge (Cloudflare): its answers are HTML, never JSON. An HTML 403 is the
+  edge block for too many 4xx: ``EdgeBlock`` (``patreon_client.edge``) pauses every
+  call of this process, each failing at once with ``EdgeBlocked``, until the pause
+  ends. An HTML 401 is the edge's too, not a verdict on the token: ``UpstreamError``,
+  no refresh;
 * one log line per request: method, path (never the query: it can carry a cursor,
   and never a body: it can carry a code or a token), status, time, attempt and
   Patreon's ``x-patreon-uuid``; the request id comes from ``settings.logs``.
@@ -26,7 +33,9 @@ It owns the transport policy:
 Errors (``patreon_client.errors``)::
 
     RateLimited     our own limiter could not fit the call, or Patreon said 429
-    UpstreamError   5xx after retries, timeout, lost connection, a 2xx without JSON
+    UpstreamError   5xx after retries, timeout, lost connection, a 2xx without JSON,
+                    an HTML 401 (retry_after: Patreon's Retry-After, when it sent one)
+    EdgeBlocked     the edge's HTML 403, or a call made while its pause lasts
 
 Any other status is returned to the caller as a ``PatreonResponse``: what a 401 or
 a 404 means depends on the call.
@@ -48,7 +57,8 @@ from urllib.parse import quote, urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from patreon_client.errors import RateLimited, UpstreamError
+from patreon_client.edge import EdgeBlock
+from patreon_client.errors import EdgeBlocked, RateLimited, UpstreamError
 from patreon_client.ratelimit import RateLimiter
 from settings.config import Config
 
@@ -62,6 +72,8 @@ BACKOFF_S = (0.25, 0.75)  # before the 2nd and the 3rd attempt
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 3600.0
+MAX_INLINE_WAIT_S = 1.0  # a 5xx's Retry-After up to this is waited out, a longer one passed on
+
 
 @dataclasses.dataclass(frozen=True)
 class PatreonResponse:
@@ -76,8 +88,18 @@ class PatreonResponse:
         return 200 <= self.status < 300
 
 
-def upstream_error(message: str) -> UpstreamError:
-    return UpstreamError(message)
+def upstream_error(message: str, retry_after: int | None = None) -> UpstreamError:
+    return UpstreamError(message, retry_after)
+
+
+def whole_seconds(seconds: float) -> int:
+    """What a client may sleep: whole seconds, at least 1."""
+    return max(1, math.ceil(seconds))
+
+
+def is_edge_page(response: PatreonResponse) -> bool:
+    """An answer from Patreon's edge (Cloudflare) rather than the API: not JSON."""
+    return response.body is None and bool(response.content)
 
 
 def build_session(pool_size: int, base_url: str) -> requests.Session:
@@ -112,18 +134,26 @@ def _http_date(value: str) -> datetime.datetime | None:
     return moment
 
 
+def header_retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> float | None:
+    """Seconds the ``Retry-After`` header asks for (seconds or an HTTP-date), or None."""
+    header = (response.headers.get("Retry-After") or "").strip()
+    if not header:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
+    except ValueError:
+        moment = _http_date(header)
+        if moment is None:
+            return None  # a value we cannot read ("soon")
+        now_epoch = time.time() if now_epoch is None else now_epoch
+        return min(MAX_RETRY_AFTER_S, max(0.0, moment.timestamp() - now_epoch))
+
+
 def retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> float:
     """Seconds to wait after a 429: ``Retry-After`` first, then the JSON body."""
-    header = (response.headers.get("Retry-After") or "").strip()
-    if header:
-        try:
-            return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
-        except ValueError:
-            moment = _http_date(header)
-            if moment is not None:
-                now_epoch = time.time() if now_epoch is None else now_epoch
-                return min(MAX_RETRY_AFTER_S, max(0.0, moment.timestamp() - now_epoch))
-        # A value we cannot read ("soon"): the body may still say how long.
+    from_header = header_retry_after_s(response, now_epoch)
+    if from_header is not None:
+        return from_header
     body = response.body if isinstance(response.body, dict) else {}
     candidates = [body.get("retry_after_seconds")]
     errors = body.get("errors")
@@ -142,11 +172,13 @@ class PatreonHttp:
         limiter: RateLimiter,
         *,
         session: requests.Session | None = None,
+        edge: EdgeBlock | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.base = config.patreon_api_base.rstrip("/")
         self.limiter = limiter
+        self.edge = edge or EdgeBlock(config.patreon_edge_pause_s, clock=clock)
         self.session = session or build_session(config.worker_threads, config.patreon_api_base)
         self._user_agent = config.user_agent
         self._clock = clock
@@ -186,6 +218,12 @@ class PatreonHttp:
         attempts = MAX_ATTEMPTS if retryable else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            blocked_s = self.edge.refuse()
+            if blocked_s > 0:
+                raise EdgeBlocked(
+                    f"Patreon's edge has blocked this client; no calls for {whole_seconds(blocked_s)} s",
+                    retry_after=whole_seconds(blocked_s),
+                )
             try:
                 response = self._send(method, url, path, headers, data, deadline, rate_key, attempt)
             except UpstreamError:
@@ -196,25 +234,42 @@ class PatreonHttp:
                 wait = retry_after_s(response)
                 self.limiter.pause(rate_key, wait)
                 raise RateLimited(
-                    f"Patreon is rate limiting these requests; retry in {max(1, math.ceil(wait))} s",
-                    retry_after=max(1, math.ceil(wait)),
+                    f"Patreon is rate limiting these requests; retry in {whole_seconds(wait)} s",
+                    retry_after=whole_seconds(wait),
+                )
+            if response.status == 403 and is_edge_page(response):
+                pause_s = self.edge.start(header_retry_after_s(response))
+                log.warning("Patreon's edge blocked this client: no calls to Patreon for %.0f s", pause_s)
+                raise EdgeBlocked(
+                    f"Patreon's edge has blocked this client; no calls for {whole_seconds(pause_s)} s",
+                    retry_after=whole_seconds(pause_s),
+                )
+            if response.status == 401 and is_edge_page(response):
+                wait = header_retry_after_s(response)
+                raise upstream_error(
+                    "Patreon's edge answered 401 with an HTML page",
+                    None if wait is None else whole_seconds(wait),
                 )
             if response.status >= 500:
+                wait = header_retry_after_s(response)
                 if (
                     retryable
                     and response.status in RETRYABLE_STATUSES
                     and not last
-                    and self._may_retry(attempt, deadline)
+                    and (wait is None or wait <= MAX_INLINE_WAIT_S)
+                    and self._may_retry(attempt, deadline, wait or 0.0)
                 ):
                     continue
-                raise upstream_error(f"Patreon answered {response.status}")
+                raise upstream_error(
+                    f"Patreon answered {response.status}", None if wait is None else whole_seconds(wait)
+                )
             if response.ok and response.status != 204 and response.body is None:
                 raise upstream_error(f"Patreon answered {response.status} without a JSON body")
             return response
         raise AssertionError("unreachable")
 
-    def _may_retry(self, attempt: int, deadline: float) -> bool:
-        backoff = BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1]
+    def _may_retry(self, attempt: int, deadline: float, wait_s: float = 0.0) -> bool:
+        backoff = max(wait_s, BACKOFF_S[min(attempt, len(BACKOFF_S)) - 1])
         if deadline - self._clock() < backoff + MIN_ATTEMPT_S:
             return False
         self._sleep(backoff)

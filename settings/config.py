@@ -61,6 +61,7 @@ WORKER_ONLY = frozenset(
         "PATREON_CREATOR_REFRESH_TOKEN",
         "PATREON_API_BASE",
         "WORKER_THREADS",
+        "PATREON_EDGE_BLOCK_PAUSE_S",
     }
 )
 WEB_ONLY = frozenset(
@@ -104,6 +105,8 @@ class Config:
     webhook_secrets: tuple[str, ...] = dataclasses.field(repr=False)
     rate_limit_per_minute: int
     rate_limit_per_2_seconds: int
+    # How long the worker stops calling after Patreon's edge blocks it (patreon_client.edge).
+    patreon_edge_pause_s: float
     app_name: str
     user_agent: str
     # Server keys for the site's backend: the first is current, the rest still accepted
@@ -294,6 +297,8 @@ class _Reader:
             webhook_secrets=tuple(s.strip() for s in (webhook_secret or "").split(",") if s.strip()),
             rate_limit_per_minute=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE", 90),
             rate_limit_per_2_seconds=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS", 95),
+            # Patreon's edge counts 4xx over 600 s; how long it blocks is not documented.
+            patreon_edge_pause_s=self.seconds("PATREON_EDGE_BLOCK_PAUSE_S", 600.0, 1.0, 86400.0),
             app_name=self.text("PATREON_APP_NAME", "Patreon Bridge"),
             user_agent=self.text(
                 "PATREON_USER_AGENT", f"{self.text('PATREON_APP_NAME', 'Patreon Bridge')} (python-requests)"

@@ -39,6 +39,10 @@ class StatusResource:
                     "reason": state["reason"],
                 },
                 "version": __version__,
+                # Patreon's edge block (null until the worker's first pong): while
+                # "blocked", the worker makes no call and API reads get 503
+                # PATREON_EDGE_BLOCKED with Retry-After.
+                "patreon_edge": state["patreon_edge"],
                 # The watchdog's last report (None until it runs): a worker it stopped
                 # for crash-looping shows here with the reason.
                 "watchdog": read_watchdog_state(self._config.data_dir),

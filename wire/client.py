@@ -155,6 +155,8 @@ class Liveness:
                 "restarts": self._restarts,
                 "version": self._last_pong.get("version"),
                 "in_flight": self._last_pong.get("in_flight"),
+                # Patreon's edge block as the worker last reported it (patreon_client.edge).
+                "patreon_edge": self._last_pong.get("patreon_edge"),
             }
 
 

@@ -60,6 +60,11 @@ PATREON_SERVICE_TIMEOUT = _code(
 PATREON_UPSTREAM_ERROR = _code(
     "PATREON_UPSTREAM_ERROR", 502, "Patreon failed: 5xx, timeout, unreachable, or an answer without its JSON"
 )
+PATREON_EDGE_BLOCKED = _code(
+    "PATREON_EDGE_BLOCKED",
+    503,
+    "Patreon's edge blocked this client after too many failed requests; no calls until Retry-After",
+)
 RATE_LIMITED = _code(
     "RATE_LIMITED", 429, "Patreon's rate limit (ours or theirs) is reached; retry after retry_after"
 )

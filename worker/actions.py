@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from patreon_client.edge import EdgeBlock
 from settings.config import Config
 from store import member_state
 from store.database import Store
@@ -33,6 +34,11 @@ class PingInfo:
         self._in_flight = in_flight
         self._clock = clock
         self._started = clock()
+        self._edge: EdgeBlock | None = None
+
+    def watch_edge(self, edge: EdgeBlock) -> None:
+        """Report Patreon's edge block with every pong (web's status shows it)."""
+        self._edge = edge
 
     def __call__(self) -> dict[str, Any]:
         return {
@@ -42,6 +48,7 @@ class PingInfo:
             "version": __version__,
             "in_flight": self._in_flight(),
             "mode": self._config.mode,
+            "patreon_edge": None if self._edge is None else self._edge.describe(),
         }
 
 
@@ -99,5 +106,6 @@ def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -
     store = store or Store(config.store_path)
     registry.add(state_action(store))
     # Login, API reads and webhook management (one Patreon client per process).
-    patreon_actions.attach(registry, config, store)
+    patreon = patreon_actions.attach(registry, config, store)
+    ping.watch_edge(patreon.api.http.edge)
     return registry
