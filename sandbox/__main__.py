@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import waitress
 
 from sandbox.app import build
-from sandbox.settings import EXIT_CONFIG, SandboxSettings, SettingsError, live_mode, read_dotenv
+from sandbox.settings import EXIT_CONFIG, SandboxSettings, SettingsError
+from settings.environment import live_mode, read_environment
 
 log = logging.getLogger("sandbox")
 
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run under supervisord: stand aside (exit 0) when Patreon credentials are set",
     )
     args = parser.parse_args(argv)
-    environ = {**read_dotenv(Path.cwd() / ".env"), **os.environ}
+    environ = read_environment()
     signal.signal(signal.SIGTERM, _stop)
 
     if args.supervised and live_mode(environ):

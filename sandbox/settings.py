@@ -4,9 +4,10 @@ Only the entry point (`sandbox.__main__`) calls `SandboxSettings.from_env`; ever
 other module receives the settings object. Invalid values raise `SettingsError`
 carrying one human-readable line per bad variable.
 
-The entry point merges the project's `.env` under the real environment first (as the
-web and worker processes do), so `SANDBOX_*` values and Patreon credentials kept in
-`.env` mean the same thing to every process of the stack.
+The entry point reads its values with `settings.environment.read_environment` (the
+environment over the project's `.env`) and decides live mode with its `live_mode`,
+exactly as web, worker and watchdog do, so `SANDBOX_*` values and Patreon credentials
+kept in `.env` mean the same thing to every process of the stack.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: "configuration error"
-# The project folder is the working directory (supervisord.conf's `directory=`), as
-# for `.env` and as the worker decides it: DATA_DIR defaults to its var/.
-PROJECT_DIR = Path.cwd()
+# One source and one live-mode rule for every process (settings.environment): the
+# sandbox re-exports them for its entry point and tests. EXIT_CONFIG is sysexits.h's
+# EX_CONFIG; PROJECT_DIR is the working directory (supervisord.conf's `directory=`),
+# where `.env` is found and where DATA_DIR defaults to var/.
+from settings.environment import EXIT_CONFIG as EXIT_CONFIG
+from settings.environment import LIVE_CREDENTIALS as LIVE_CREDENTIALS
+from settings.environment import PROJECT_DIR as PROJECT_DIR
+from settings.environment import live_mode as live_mode
+from settings.environment import read_environment as read_environment
+
 STATE_DIR_NAME = "sandbox-state"
 
 HOUR = 3600.0
@@ -38,46 +45,6 @@ LEGACY_PAUSE_AFTER = 3
 WEB_DEFAULT_HOST = "127.0.0.1"
 WEB_DEFAULT_PORT = "6969"
 CALLBACK_PATH = "/auth/patreon/callback"
-
-
-# Any of these set (as the worker decides it) means live mode: under supervisord
-# (`--supervised`) the sandbox then stands aside.
-LIVE_CREDENTIALS = (
-    "PATREON_CLIENT_ID",
-    "PATREON_CLIENT_SECRET",
-    "PATREON_CREATOR_ACCESS_TOKEN",
-    "PATREON_CREATOR_REFRESH_TOKEN",
-)
-
-
-def live_mode(environ: Mapping[str, str]) -> bool:
-    return any((environ.get(name) or "").strip() for name in LIVE_CREDENTIALS)
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """`KEY=VALUE` lines of a .env file (the subset of python-dotenv's syntax that
-    configuration uses: comments, `export `, single or double quotes)."""
-    values: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError):
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            continue
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
 
 
 class SettingsError(Exception):

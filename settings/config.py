@@ -17,6 +17,7 @@ import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.settings import SandboxSettings
 from settings.environment import EXIT_CONFIG as EXIT_CONFIG  # re-exported for the entry points
 from settings.environment import PROJECT_DIR, live_mode, read_environment
 
@@ -39,15 +40,17 @@ DEFAULT_SCOPES = ("identity", "identity[email]", "identity.memberships", "campai
 # In live mode (settings.environment.live_mode) these must all be set.
 _LIVE_REQUIRED = ("PATREON_CLIENT_ID", "PATREON_CLIENT_SECRET", "PATREON_REDIRECT_URI")
 
-# The sandbox's own defaults (sandbox/settings.py reads the same SANDBOX_* variables).
+# The SANDBOX_* variables the bridge reads in sandbox mode, with the sandbox's own
+# defaults (sandbox/settings.py owns them; both sides must agree).
+_SANDBOX = SandboxSettings()
 SANDBOX_DEFAULTS = {
-    "SANDBOX_HOST": "127.0.0.1",
-    "SANDBOX_PORT": "6970",
-    "SANDBOX_CLIENT_ID": "sandbox-client-id",
-    "SANDBOX_CLIENT_SECRET": "sandbox-client-secret",
-    "SANDBOX_CREATOR_ACCESS_TOKEN": "sandbox-creator-access-token",
-    "SANDBOX_CREATOR_REFRESH_TOKEN": "sandbox-creator-refresh-token",
-    "SANDBOX_WEBHOOK_SECRET": "sandbox-webhook-secret",
+    "SANDBOX_HOST": _SANDBOX.host,
+    "SANDBOX_PORT": str(_SANDBOX.port),
+    "SANDBOX_CLIENT_ID": _SANDBOX.client_id,
+    "SANDBOX_CLIENT_SECRET": _SANDBOX.client_secret,
+    "SANDBOX_CREATOR_ACCESS_TOKEN": _SANDBOX.creator_access_token,
+    "SANDBOX_CREATOR_REFRESH_TOKEN": _SANDBOX.creator_refresh_token,
+    "SANDBOX_WEBHOOK_SECRET": _SANDBOX.webhook_secret,
 }
 
 
@@ -251,7 +254,7 @@ class _Reader:
         else:
             mode = "sandbox"
             sandbox = {k: self.text(k, v) for k, v in SANDBOX_DEFAULTS.items()}
-            self.integer("SANDBOX_PORT", 6970, 1, 65535)
+            self.integer("SANDBOX_PORT", _SANDBOX.port, 1, 65535)
             api_base = f"http://{sandbox['SANDBOX_HOST']}:{sandbox['SANDBOX_PORT']}"
             client_id = sandbox["SANDBOX_CLIENT_ID"]
             client_secret = sandbox["SANDBOX_CLIENT_SECRET"]

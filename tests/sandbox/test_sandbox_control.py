@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.settings import SandboxSettings, live_mode, read_dotenv
+from sandbox.settings import SandboxSettings, live_mode, read_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,15 +223,15 @@ def test_state_counts_and_reset(client, oauth):
 # ------------------------------------------------------------------ entry point
 
 
-def test_read_dotenv_and_live_mode(tmp_path):
+def test_read_environment_and_live_mode(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text(
         "# comment\nexport SANDBOX_PORT=7001\nPATREON_CLIENT_ID='abc'\nEMPTY=\nX=\"q v\"\nY=1 # note\n"
     )
-    values = read_dotenv(dotenv)
+    values = read_environment({}, dotenv)
     assert values == {"SANDBOX_PORT": "7001", "PATREON_CLIENT_ID": "abc", "EMPTY": "", "X": "q v", "Y": "1"}
     assert live_mode(values) and not live_mode({"PATREON_CLIENT_ID": " "})
-    assert read_dotenv(tmp_path / "missing") == {}
+    assert read_environment({}, tmp_path / "missing") == {}
     assert SandboxSettings.from_env(values).port == 7001
 
 

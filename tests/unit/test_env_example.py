@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sandbox.settings import SandboxSettings, read_dotenv
+from sandbox.settings import SandboxSettings
 from settings.config import load_config
+from settings.environment import read_environment
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = REPO / ".env.example"
@@ -42,5 +43,5 @@ def test_no_stale_variables_are_documented():
 
 def test_the_values_shown_are_the_defaults():
     assert load_config({}, EXAMPLE) == load_config({}, NO_ENV_FILE)
-    example = read_dotenv(EXAMPLE)
+    example = read_environment({}, EXAMPLE)
     assert SandboxSettings.from_env(example) == SandboxSettings.from_env({})
