@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from settings.environment import LIVE_CREDENTIALS as LIVE_CREDENTIALS
 from settings.environment import PROJECT_DIR as PROJECT_DIR
 from settings.environment import live_mode as live_mode
 from settings.environment import read_environment as read_environment
+from settings.reader import Reader
 
 STATE_DIR_NAME = "sandbox-state"
 
@@ -169,64 +170,41 @@ class SandboxSettings:
             "state_dir": _state_dir(reader),
         }
         if reader.problems:
-            raise SettingsError(reader.problems)
+            raise SettingsError([f"{name}: {problem}" for name, problem in reader.problems])
         return cls(**values)
 
 
-class _Reader:
-    """Reads variables and collects one problem line per bad variable."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def _raw(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def text(self, name: str, default: str) -> str:
-        return self._raw(name) or default
+class _Reader(Reader):
+    """The shared reader (settings.reader), with the sandbox's own phrasing of problems."""
 
     def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
-        raw = self._raw(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         try:
             value = int(raw)
         except ValueError:
-            self.problems.append(f"{name}: expected an integer, got {raw!r}")
+            self.problem(name, f"expected an integer, got {raw!r}")
             return default
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             bounds = f"{minimum if minimum is not None else '-inf'}..{maximum or 'inf'}"
-            self.problems.append(f"{name}: {value} is out of range {bounds}")
+            self.problem(name, f"{value} is out of range {bounds}")
             return default
         return value
 
     def seconds(self, name: str, default: float, positive: bool = False) -> float:
-        raw = self._raw(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         try:
             value = float(raw)
         except ValueError:
-            self.problems.append(f"{name}: expected a number of seconds, got {raw!r}")
+            self.problem(name, f"expected a number of seconds, got {raw!r}")
             return default
         if value < 0 or (positive and value == 0) or value != value:
-            self.problems.append(f"{name}: {raw!r} must be {'> 0' if positive else '>= 0'}")
+            self.problem(name, f"{raw!r} must be {'> 0' if positive else '>= 0'}")
             return default
         return value
-
-    def parsed(self, name: str, parse: Callable[[str], Any], default: Any) -> Any:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as ex:
-            self.problems.append(f"{name}: {ex}")
-            return default
 
 
 def _parse_uri(raw: str) -> str:
@@ -250,7 +228,7 @@ def _state_dir(reader: _Reader) -> Path | None:
     """SANDBOX_STATE_DIR, else DATA_DIR/sandbox-state (DATA_DIR defaults to var/ in the
     working directory, as for the worker); SANDBOX_STATE_DIR=off keeps state in
     memory only."""
-    raw = reader._raw("SANDBOX_STATE_DIR")
+    raw = reader.raw("SANDBOX_STATE_DIR")
     if raw is not None:
         return None if raw.lower() in ("off", "none", "memory") else Path(raw).resolve()
     data_dir = Path(reader.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
@@ -267,7 +245,7 @@ def _parse_uri_list(raw: str) -> tuple[str, ...]:
 def _default_redirect_uris(reader: _Reader) -> tuple[str, ...] | None:
     """The web app's callback: `PATREON_REDIRECT_URI` if set (the worker sends it), and
     the callback on the web app's HOST/PORT, so supervisord's shared env just works."""
-    if reader._raw("SANDBOX_REDIRECT_URIS") is not None:
+    if reader.raw("SANDBOX_REDIRECT_URIS") is not None:
         return None  # not used; avoid judging the web app's variables for nothing
     host = reader.text("HOST", WEB_DEFAULT_HOST)
     port = reader.integer("PORT", int(WEB_DEFAULT_PORT), 1, 65535)

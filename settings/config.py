@@ -20,6 +20,7 @@ from pathlib import Path
 from sandbox.settings import SandboxSettings
 from settings.environment import EXIT_CONFIG as EXIT_CONFIG  # re-exported for the entry points
 from settings.environment import PROJECT_DIR, live_mode, read_environment
+from settings.reader import Reader
 
 V2_SCOPES = (
     "identity",
@@ -151,73 +152,14 @@ def load_config(
     return _Reader(read_environment(environ, dotenv_path), process).build()
 
 
-class _Reader:
+class _Reader(Reader):
     def __init__(self, values: Mapping[str, str], process: str | None):
-        self.values = values
-        self.problems: list[tuple[str, str]] = []
+        super().__init__(values)
         self.ignored = {
             "web": WORKER_ONLY | WATCHDOG_ONLY,
             "worker": WEB_ONLY | WATCHDOG_ONLY,
             "watchdog": WEB_ONLY | WORKER_ONLY,
         }.get(process or "", frozenset())
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.values.get(name, "").strip()
-        return value or default
-
-    def integer(self, name: str, default: int, minimum: int = 1, maximum: int = 10**9) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append((name, f"must be a whole number, got {raw!r}"))
-            return default
-        if not minimum <= value <= maximum:
-            self.problems.append((name, f"must be between {minimum} and {maximum}, got {value}"))
-            return default
-        return value
-
-    def seconds(self, name: str, default: float, minimum: float, maximum: float) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.problems.append((name, f"must be a number of seconds, got {raw!r}"))
-            return default
-        if not minimum <= value <= maximum:  # also rejects nan
-            self.problems.append((name, f"must be between {minimum:g} and {maximum:g}, got {raw}"))
-            return default
-        return value
-
-    def origins(self, name: str) -> tuple[str, ...]:
-        """A comma list of web origins (scheme://host[:port]), or ``*`` for any."""
-        items = tuple(item.strip().rstrip("/") for item in (self.text(name) or "").split(",") if item.strip())
-        bad = [o for o in items if o != "*" and (not o.startswith(("http://", "https://")) or "/" in o[8:])]
-        if bad:
-            self.problems.append((name, f"must be origins like https://example.com or *, got {bad}"))
-            return ()
-        return items
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        self.problems.append((name, f"must be true or false, got {raw!r}"))
-        return default
-
-    def url(self, name: str, default: str | None = None) -> str | None:
-        value = self.text(name, default)
-        if value is not None and not value.startswith(("http://", "https://")):
-            self.problems.append((name, f"must be an http(s) URL, got {value!r}"))
-        return value
 
     def build(self) -> Config:
         host = self.text("HOST", "127.0.0.1")
