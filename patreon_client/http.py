@@ -60,7 +60,7 @@ from requests.adapters import HTTPAdapter
 from patreon_client.edge import EdgeBlock
 from patreon_client.errors import EdgeBlocked, RateLimited, UpstreamError
 from patreon_client.ratelimit import RateLimiter
-from settings.config import Config
+from settings.config import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def retry_after_s(response: PatreonResponse, now_epoch: float | None = None) -> 
 class PatreonHttp:
     def __init__(
         self,
-        config: Config,
+        config: WorkerSettings,
         limiter: RateLimiter,
         *,
         session: requests.Session | None = None,

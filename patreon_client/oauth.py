@@ -23,7 +23,7 @@ from typing import Any
 
 from patreon_client.errors import AuthorizationRefused, InvalidGrant
 from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
-from settings.config import Config
+from settings.config import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def parse_grant(body: Any) -> Grant:
 
 
 class OAuthClient:
-    def __init__(self, config: Config, http: PatreonHttp):
+    def __init__(self, config: WorkerSettings, http: PatreonHttp):
         self._client_id = config.client_id
         self._client_secret = config.client_secret
         self._http = http

@@ -1,9 +1,22 @@
 """The one place configuration is validated: environment first, then ``.env``, then
-defaults (``settings.environment`` reads them and holds the live-mode rule).
+defaults (``settings.environment`` reads them and holds the live-mode rule;
+``settings.reader`` is the typed reader every process shares).
 
-Each process (web, worker, watchdog) builds a ``Config`` once in its entry point
-with ``load_config(process=...)`` and passes it down; a bad variable that only
-another process reads does not stop it. Business code never reads ``os.environ``.
+Settings per process, each read and validated once in its entry point with
+``load_settings(process)``:
+
+    CommonSettings        mode, data_dir, worker_endpoint, test_actions (every process)
+    +-- PatreonAppSettings  patreon_api_base, client_id, redirect_uri
+    |   +-- WebSettings       HTTP, sessions, server keys, webhook secrets, streams
+    |   +-- WorkerSettings    client secret, creator tokens, rate limits, threads
+    +-- WatchdogSettings   hang and crash-loop limits
+    Config                every field at once (tests, bench, ``load_config``)
+
+A process gets only its own fields (web never holds the client secret or the
+creator tokens), and a bad variable that only another process reads does not stop
+it (``WEB_ONLY``, ``WORKER_ONLY``, ``WATCHDOG_ONLY``). The sandbox has its own
+``SandboxSettings`` (``sandbox/settings.py``) over the same reader and live-mode rule.
+Business code never reads ``os.environ``.
 
 With no Patreon credentials at all the stack runs in *sandbox mode*: the worker talks
 to the bundled sandbox (``python -m sandbox``) with the sandbox's own client and
@@ -93,26 +106,37 @@ class ConfigError(Exception):
         return [f"❌ Configuration error: {name} {problem}" for name, problem in self.problems]
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+_settings = dataclasses.dataclass(frozen=True, kw_only=True)
+
+
+@_settings
+class CommonSettings:
+    """What every bridge process knows: the mode, where state lives, the worker's address."""
+
     mode: str  # "sandbox" | "live"
-    host: str
-    port: int
     data_dir: Path
     worker_endpoint: str
+    test_actions: bool
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "bridge.sqlite3"
+
+
+@_settings
+class PatreonAppSettings(CommonSettings):
+    """The Patreon OAuth client, as web (authorize URLs) and worker (token calls) need it."""
+
     patreon_api_base: str
     client_id: str
-    client_secret: str = dataclasses.field(repr=False)
     redirect_uri: str
-    creator_access_token: str | None = dataclasses.field(repr=False)
-    creator_refresh_token: str | None = dataclasses.field(repr=False)
+
+
+@_settings
+class WebSettings(PatreonAppSettings):
+    host: str
+    port: int
     webhook_secrets: tuple[str, ...] = dataclasses.field(repr=False)
-    rate_limit_per_minute: int
-    rate_limit_per_2_seconds: int
-    # How long the worker stops calling after Patreon's edge blocks it (patreon_client.edge).
-    patreon_edge_pause_s: float
-    app_name: str
-    user_agent: str
     # Server keys for the site's backend: the first is current, the rest still accepted
     # while a rotation is under way. Empty: server-to-server mode is off.
     bridge_api_keys: tuple[str, ...] = dataclasses.field(repr=False)
@@ -123,19 +147,52 @@ class Config:
     cookie_secure: bool
     web_threads: int
     max_streams: int
-    worker_threads: int
     trusted_proxy: str | None
-    test_actions: bool
     # Origins allowed to use Socket.IO cross-site; empty = same origin only.
     socketio_cors_origins: tuple[str, ...]
+
+
+@_settings
+class WorkerSettings(PatreonAppSettings):
+    client_secret: str = dataclasses.field(repr=False)
+    creator_access_token: str | None = dataclasses.field(repr=False)
+    creator_refresh_token: str | None = dataclasses.field(repr=False)
+    rate_limit_per_minute: int
+    rate_limit_per_2_seconds: int
+    # How long the worker stops calling after Patreon's edge blocks it (patreon_client.edge).
+    patreon_edge_pause_s: float
+    app_name: str
+    user_agent: str
+    worker_threads: int
+
+
+@_settings
+class WatchdogSettings(CommonSettings):
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
     watchdog_crash_limit: int
     watchdog_crash_window_s: float
 
-    @property
-    def store_path(self) -> Path:
-        return self.data_dir / "bridge.sqlite3"
+
+@_settings
+class Config(WebSettings, WorkerSettings, WatchdogSettings):
+    """Every process's settings at once: what tests, bench and ``load_config`` use."""
+
+
+PROCESS_SETTINGS: dict[str, type[CommonSettings]] = {
+    "web": WebSettings,
+    "worker": WorkerSettings,
+    "watchdog": WatchdogSettings,
+}
+
+
+def load_settings(process: str, environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None):
+    """One process's settings (``WebSettings``, ``WorkerSettings``, ``WatchdogSettings``),
+    read and validated once in its entry point; only that process's variables (and the
+    shared ones) can stop it. Raises ``ConfigError``."""
+    kind = PROCESS_SETTINGS[process]
+    config = load_config(environ, dotenv_path, process=process)
+    return kind(**{field.name: getattr(config, field.name) for field in dataclasses.fields(kind)})
 
 
 def load_config(

@@ -50,7 +50,7 @@ from typing import Any, TextIO
 
 from supervisor import childutils
 
-from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.config import EXIT_CONFIG, ConfigError, load_settings
 from settings.logs import configure_logging
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state, state_path, write_state
@@ -326,7 +326,7 @@ class Watchdog:
 def main() -> int:
     configure_logging("watchdog")
     try:
-        config = load_config(process="watchdog")
+        config = load_settings("watchdog")
     except ConfigError as ex:
         for line in ex.lines():
             log.error(line)

@@ -14,7 +14,7 @@ import sys
 
 from waitress.task import ThreadedTaskDispatcher
 
-from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.config import EXIT_CONFIG, ConfigError, load_settings
 from settings.logs import configure_logging
 from store.database import Store
 from web.app import create_app
@@ -55,7 +55,7 @@ def _stop(signum, _frame):
 def main() -> int:
     configure_logging("web")
     try:
-        config = load_config(process="web")
+        config = load_settings("web")
     except ConfigError as ex:
         for line in ex.lines():
             log.error(line)

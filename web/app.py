@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from store.database import Store
 from web import auth, demo, errors
 from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
@@ -33,7 +33,7 @@ POST_ID = ("post_id", schema.POST_ID, INVALID_POST_ID, "postId (digits)")
 
 
 def create_app(
-    config: Config,
+    config: WebSettings,
     worker: WorkerClient,
     store: Store | None = None,
     *,

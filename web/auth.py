@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 
 import falcon
 
-from settings.config import V2_SCOPES, Config
+from settings.config import V2_SCOPES, WebSettings
 from store import tokens
 from store.database import Store
 from web import sessions as sessions_mod
@@ -86,7 +86,7 @@ def only_params(req: falcon.Request, allowed: set[str]) -> dict[str, str]:
 class Login:
     """What the login endpoints share: sessions, states, the exchange."""
 
-    def __init__(self, config: Config, worker: WorkerClient, store: Store, sessions: SessionStore):
+    def __init__(self, config: WebSettings, worker: WorkerClient, store: Store, sessions: SessionStore):
         self.config = config
         self.worker = worker
         self.store = store

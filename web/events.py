@@ -40,7 +40,7 @@ from typing import Any
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from store import webhook_events
 from store.database import Store
 from web.codes import (
@@ -142,12 +142,12 @@ class SubscriberRefused(Exception):
 class SubscriberAuth:
     """Decides who may subscribe, for HTTP requests and Socket.IO connects alike."""
 
-    def __init__(self, config: Config, sessions: SessionStore | None):
+    def __init__(self, config: WebSettings, sessions: SessionStore | None):
         self._config = config
         self._sessions = sessions
 
     @property
-    def config(self) -> Config:
+    def config(self) -> WebSettings:
         return self._config
 
     def _from_session(self, session: Session | None) -> Subscriber:

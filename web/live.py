@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from settings.config import Config
+from settings.config import WebSettings
 from store import webhook_events
 from store.database import Store
 from web.codes import INVALID_SINCE, STREAMS_FULL
@@ -130,7 +130,7 @@ class LiveEvents:
         self._checked_at = self._clock()
 
     @classmethod
-    def for_config(cls, config: Config, store: Store, gate: StreamGate) -> LiveEvents:
+    def for_config(cls, config: WebSettings, store: Store, gate: StreamGate) -> LiveEvents:
         origins = config.socketio_cors_origins
         # python-socketio: None = same origin only, "*" = any, a list = those.
         allowed = None if not origins else "*" if "*" in origins else list(origins)

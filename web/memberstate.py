@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from web.errors import ApiError
 from web.policy import require_server_key
 from wire import actions
@@ -17,7 +17,7 @@ MAX_MEMBER_ID_CHARS = 128
 
 @falcon.before(require_server_key)
 class MemberStateResource:
-    def __init__(self, config: Config, worker: WorkerClient):
+    def __init__(self, config: WebSettings, worker: WorkerClient):
         self.config = config
         self._worker = worker
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from web.errors import ApiError
 from web.principals import call, resolve
 from web.sessions import SessionStore
@@ -80,7 +80,7 @@ class ReadResource:
 
     def __init__(
         self,
-        config: Config,
+        config: WebSettings,
         worker: WorkerClient,
         sessions: SessionStore,
         request: type[Payload],

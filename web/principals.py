@@ -18,7 +18,7 @@ from typing import Any
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from web.errors import ApiError
 from web.serverkey import is_server_request
 from web.sessions import Session, SessionStore
@@ -39,7 +39,7 @@ class Principal:
         return CREATOR if self.session is None else session(self.session.id)
 
 
-def resolve(req: falcon.Request, config: Config, sessions: SessionStore) -> Principal:
+def resolve(req: falcon.Request, config: WebSettings, sessions: SessionStore) -> Principal:
     if is_server_request(req, config):
         return Principal(None)
     session = sessions.from_request(req)

@@ -12,7 +12,7 @@ import hmac
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from web.codes import INVALID_API_KEY
 from web.errors import ApiError
 
@@ -27,7 +27,7 @@ def presented_key(req: falcon.Request) -> str | None:
     return bearer_key(req.get_header("Authorization"))
 
 
-def key_matches(config: Config, key: str) -> bool:
+def key_matches(config: WebSettings, key: str) -> bool:
     """True when ``key`` is one of the configured server keys."""
     try:
         presented = key.encode()
@@ -38,7 +38,7 @@ def key_matches(config: Config, key: str) -> bool:
     return any(matches)
 
 
-def is_server_request(req: falcon.Request, config: Config) -> bool:
+def is_server_request(req: falcon.Request, config: WebSettings) -> bool:
     """True for a request carrying the right key, False for one carrying none.
 
     A request carrying a wrong key (or any key while the mode is off) is refused

@@ -7,7 +7,7 @@ import time
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
@@ -19,7 +19,7 @@ HEALTH_TIMEOUT_S = 1.0
 
 
 class StatusResource:
-    def __init__(self, config: Config, worker: WorkerClient):
+    def __init__(self, config: WebSettings, worker: WorkerClient):
         self._config = config
         self._worker = worker
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from web.codes import CONFLICTING_CAMPAIGN_ID, UNKNOWN_FIELD
 from web.errors import ApiError
 from web.policy import read_json_body, refuse_query, require_server_key_for_management
@@ -63,7 +63,7 @@ def _paused(value: Any) -> bool:
 @falcon.before(require_server_key_for_management)
 @falcon.before(refuse_query)
 class WebhooksResource:
-    def __init__(self, config: Config, worker: WorkerClient):
+    def __init__(self, config: WebSettings, worker: WorkerClient):
         self.config = config
         self.worker = worker
 
@@ -114,7 +114,7 @@ def _id_text(value: Any) -> Any:
 @falcon.before(require_server_key_for_management)
 @falcon.before(refuse_query)
 class WebhookResource:
-    def __init__(self, config: Config, worker: WorkerClient):
+    def __init__(self, config: WebSettings, worker: WorkerClient):
         self.config = config
         self.worker = worker
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import falcon
 
-from settings.config import Config
+from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
 from store.database import Store
 from web.codes import (
@@ -91,7 +91,7 @@ def jsonapi_document(raw_body: bytes) -> dict[str, Any] | None:
 
 
 class WebhookReceiverResource:
-    def __init__(self, config: Config, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
+    def __init__(self, config: WebSettings, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
         self._config_secrets = list(config.webhook_secrets)
         self._store = store
         self._stored_secrets = stored_secrets or (lambda: webhook_secrets.all_secrets(store))

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from settings.config import EXIT_CONFIG, ConfigError, load_config
+from settings.config import EXIT_CONFIG, ConfigError, load_settings
 from settings.logs import configure_logging
 
 log = logging.getLogger("worker")
@@ -38,7 +38,7 @@ def main() -> int:
     configure_logging("worker")
     log.info("🔧 Initializing Patreon service...")
     try:
-        config = load_config(process="worker")
+        config = load_settings("worker")
     except ConfigError as ex:
         for line in ex.lines():
             log.error(line)

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from patreon_client.edge import EdgeBlock
-from settings.config import Config
+from settings.config import WorkerSettings
 from store import member_state
 from store.database import Store
 from wire import __version__, protocol
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class PingInfo:
     """What ``ping`` answers: enough to tell one worker process from the next."""
 
-    def __init__(self, config: Config, in_flight, clock=time.monotonic):
+    def __init__(self, config: WorkerSettings, in_flight, clock=time.monotonic):
         self._config = config
         self._in_flight = in_flight
         self._clock = clock
@@ -95,7 +95,7 @@ def state_action(store: Store) -> protocol.Handler:
     return members_state
 
 
-def build_registry(config: Config, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
+def build_registry(config: WorkerSettings, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
     # dispatch() complete for callers that do not go through the loop.

@@ -28,7 +28,7 @@ from patreon_client.errors import InvalidGrant, PatreonError
 from patreon_client.http import PatreonHttp, upstream_error
 from patreon_client.oauth import OAuthClient
 from patreon_client.ratelimit import RateLimiter
-from settings.config import Config
+from settings.config import WorkerSettings
 from settings.logs import request_id_var
 from store import webhook_secrets
 from store.database import Store
@@ -425,7 +425,7 @@ def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str
     return handle
 
 
-def build_actions(config: Config, store: Store) -> PatreonActions:
+def build_actions(config: WorkerSettings, store: Store) -> PatreonActions:
     limiter = RateLimiter(config.rate_limit_per_2_seconds, config.rate_limit_per_minute)
     http = PatreonHttp(config, limiter)
     oauth = OAuthClient(config, http)
@@ -435,7 +435,7 @@ def build_actions(config: Config, store: Store) -> PatreonActions:
 
 
 def attach(
-    registry: ActionRegistry, config: Config, store: Store, actions: PatreonActions | None = None
+    registry: ActionRegistry, config: WorkerSettings, store: Store, actions: PatreonActions | None = None
 ) -> PatreonActions:
     """Register every ``@handles`` method of the actions (login, API reads, webhooks)."""
     patreon = actions or build_actions(config, store)
