@@ -15,8 +15,9 @@ What the runner adds, and nothing else:
 
 A block fails on a non-zero exit, or when its output carries an error code: the
 bridge's and the sandbox control API's ``"code": "..."``, Patreon's ``code_name``, an
-OAuth ``"error": "invalid_..."``. A block may name the codes it expects with
-``expect=CODE[,CODE]`` in its info string.
+OAuth ``"error": "invalid_..."``, or when a ``# Location: X`` comment in it (what
+the docs promise a redirect shows) is not in its output. A block may name the codes
+it expects with ``expect=CODE[,CODE]`` in its info string.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ERROR_CODES = (
     re.compile(r'"code_name"\s*:\s*"([A-Za-z_]+)"'),
     re.compile(r'"error"\s*:\s*"(invalid_\w+|unsupported_\w+|unauthorized_client|access_denied)"'),
 )
+PROMISED_LOCATION = re.compile(r"^# Location: (\S+)$", re.MULTILINE)
 BLOCK_TIMEOUT_S = 60
 RETRY_FOR_S = 3.0
 
@@ -87,6 +89,11 @@ def unexpected_codes(output: str, expected: frozenset[str]) -> list[str]:
     return [code for pattern in ERROR_CODES for code in pattern.findall(output) if code not in expected]
 
 
+def missing_locations(script: str, output: str) -> list[str]:
+    shown = {line.strip().lower() for line in output.splitlines()}
+    return [where for where in PROMISED_LOCATION.findall(script) if f"location: {where}".lower() not in shown]
+
+
 def test_every_doc_marks_its_examples():
     per_doc = {doc: len(examples(doc)) for doc in DOCS}
     print(f"\nexamples: {per_doc}")
@@ -101,6 +108,9 @@ def test_the_finder_sees_codes_and_expectations():
     ]
     assert unexpected_codes('{"error": "invalid_grant"}', frozenset()) == ["invalid_grant"]
     assert unexpected_codes('{"success": true, "pong": true}', frozenset()) == []
+    script = "curl -si x | grep -i '^location'\n# Location: /demo\n"
+    assert missing_locations(script, "location: /demo\r\n") == []
+    assert missing_locations(script, "location: /\r\n") == ["/demo"]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +142,7 @@ def test_the_examples_run_top_to_bottom_in_order(stack, tmp_path):
                 env={**stack.env, "HOME": str(tmp_path)},
             )
             output = result.stdout + result.stderr
-            bad = unexpected_codes(output, example.expected)
+            bad = unexpected_codes(output, example.expected) + missing_locations(script, output)
             if (result.returncode == 0 and not bad) or time.monotonic() > give_up:
                 break
             time.sleep(0.1)
