@@ -12,7 +12,8 @@ Errors::
     AuthorizationRefused    a code exchange Patreon refused otherwise
     UpstreamError           a refresh Patreon refused otherwise (``invalid_client``:
                             our configuration), or a grant without the fields it needs
-    (and what ``PatreonHttp`` raises: RateLimited, UpstreamError)
+    (and what ``PatreonHttp`` raises: RateLimited, UpstreamError, EdgeBlocked; an HTML
+    401 from the edge is an UpstreamError there, never taken for invalid_grant)
 """
 
 from __future__ import annotations
