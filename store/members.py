@@ -167,7 +167,7 @@ def missing_from_sync_in(
     that nothing newer than the walk's start has confirmed since."""
     rows = conn.execute(
         f"SELECT {', '.join(_COLUMNS)} FROM members WHERE campaign_id = ? AND deleted = 0"
-        " AND (sync_id IS NULL OR sync_id <> ?) AND source_at < ?",
+        " AND (sync_id IS NULL OR sync_id <> ?) AND source_at <= ?",
         (campaign_id, sync_id, started_at),
     ).fetchall()
     return [_stored(row) for row in rows]

@@ -37,7 +37,8 @@ from store.members import REFRESH, WEBHOOK
 from store.timestamps import utc_now_iso
 from store.tokens import CREATOR
 from store.webhook_events import StoredEvent
-from wire.codes import NOT_FOUND
+from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST
+from wire.patreon_schema import MEMBER_ID
 from wire.protocol import ActionError
 from worker.member_writer import MemberWriter
 
@@ -66,8 +67,11 @@ def note_in(conn: sqlite3.Connection, event: StoredEvent, now: float) -> bool:
     data = event.document().get("data")
     if not isinstance(data, dict):
         return False
-    if data.get("type") == "member" and isinstance(data.get("id"), str) and data["id"]:
-        member_refresh.want_in(conn, data["id"].lower()[:128], event.campaign_id, event.id, now)
+    if data.get("type") == "member":
+        # Patreon's member ids are UUIDs: anything else cannot be read from the API
+        # (asking would only earn 4xx, which Patreon's edge punishes).
+        if isinstance(data.get("id"), str) and MEMBER_ID.fullmatch(data["id"]):
+            member_refresh.want_in(conn, data["id"].lower(), event.campaign_id, event.id, now)
         return False
     if data.get("type") == "pledge" or event.event.startswith("pledges:"):
         relationships = data.get("relationships") or {}
@@ -95,8 +99,8 @@ class PatreonReader:
         try:
             document = self._api.get(CREATOR, f"/members/{member_id}", params, deadline)
         except ActionError as ex:
-            if ex.code == NOT_FOUND:
-                return None
+            if ex.code in (NOT_FOUND, PATREON_BAD_REQUEST):
+                return None  # no such member: never worth asking again
             raise
         return document.get("data")
 
