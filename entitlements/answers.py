@@ -73,7 +73,8 @@ def entitlements(
                 "active": why_not is None,
                 "reason": None if why_not is None else str(why_not),
                 "tiers": [
-                    {"id": t, "title": tiers[t].title if t in tiers else None} for t in record.entitled_tier_ids
+                    {"id": t, "title": tiers[t].title if t in tiers else None}
+                    for t in record.entitled_tier_ids
                 ],
                 "benefits": [
                     {"id": b, "title": benefits[b].title if b in benefits else None} for b in benefit_ids

@@ -60,9 +60,7 @@ def _to_many(relationships: dict[str, Any], name: str) -> tuple[str, ...]:
     return tuple(sorted({_id(i.get("id"), f"a {name} id") for i in items}))
 
 
-def member_record(
-    resource: Any, *, campaign_id: str | None = None, keep_pii: bool = False
-) -> MemberRecord:
+def member_record(resource: Any, *, campaign_id: str | None = None, keep_pii: bool = False) -> MemberRecord:
     """A ``member`` resource (with ``currently_entitled_tiers`` and ``user`` linkage)."""
     if not isinstance(resource, dict) or resource.get("type") != "member":
         raise DocumentError("not a member resource")

@@ -27,7 +27,9 @@ class Wanted:
     attempts: int
 
 
-def want_in(conn: sqlite3.Connection, member_id: str, campaign_id: str | None, event_id: int, now: float) -> None:
+def want_in(
+    conn: sqlite3.Connection, member_id: str, campaign_id: str | None, event_id: int, now: float
+) -> None:
     conn.execute(
         "INSERT INTO member_refresh (member_id, campaign_id, event_id, due_at, attempts) VALUES (?, ?, ?, ?, 0)"
         " ON CONFLICT (member_id) DO UPDATE SET due_at = MIN(member_refresh.due_at, excluded.due_at),"

@@ -59,7 +59,9 @@ def _run(row: sqlite3.Row) -> SyncRun:
 def request(store: Store, reason: str, now: str) -> int:
     """Ask for a sync; a request already waiting is reused. Returns its id."""
     with store.transaction() as conn:
-        row = conn.execute("SELECT id FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT id FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
         if row is not None:
             return row["id"]
         cursor = conn.execute("INSERT INTO member_syncs (reason, requested_at) VALUES (?, ?)", (reason, now))
@@ -67,9 +69,11 @@ def request(store: Store, reason: str, now: str) -> int:
 
 
 def waiting(store: Store) -> SyncRun | None:
-    row = store.connection().execute(
-        f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1"
-    ).fetchone()
+    row = (
+        store.connection()
+        .execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1")
+        .fetchone()
+    )
     return None if row is None else _run(row)
 
 
@@ -78,7 +82,9 @@ def start(store: Store, run_id: int, now: str) -> None:
         conn.execute("UPDATE member_syncs SET started_at = ? WHERE id = ?", (now, run_id))
 
 
-def progress_in(conn: sqlite3.Connection, run_id: int, *, pages: int, members: int, drift: int, former: int) -> None:
+def progress_in(
+    conn: sqlite3.Connection, run_id: int, *, pages: int, members: int, drift: int, former: int
+) -> None:
     conn.execute(
         "UPDATE member_syncs SET pages = ?, members = ?, drift = ?, former = ? WHERE id = ?",
         (pages, members, drift, former, run_id),
@@ -102,22 +108,30 @@ def abandon_unfinished(store: Store, now: str) -> int:
 
 
 def get(store: Store, run_id: int) -> SyncRun | None:
-    row = store.connection().execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE id = ?", (run_id,)).fetchone()
+    row = (
+        store.connection().execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE id = ?", (run_id,)).fetchone()
+    )
     return None if row is None else _run(row)
 
 
 def latest(store: Store) -> SyncRun | None:
-    row = store.connection().execute(
-        f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    row = (
+        store.connection()
+        .execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+        .fetchone()
+    )
     return None if row is None else _run(row)
 
 
 def last_finished(store: Store) -> SyncRun | None:
-    row = store.connection().execute(
-        f"SELECT {_COLUMNS} FROM member_syncs WHERE finished_at IS NOT NULL AND error IS NULL"
-        " ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    row = (
+        store.connection()
+        .execute(
+            f"SELECT {_COLUMNS} FROM member_syncs WHERE finished_at IS NOT NULL AND error IS NULL"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        .fetchone()
+    )
     return None if row is None else _run(row)
 
 

@@ -103,11 +103,15 @@ def _stored(row: sqlite3.Row) -> StoredMember:
     fields["entitled_tier_ids"] = tuple(json.loads(fields["entitled_tier_ids"]))
     for name in ("is_free_trial", "is_gifted", "deleted"):
         fields[name] = bool(fields[name])
-    return StoredMember(MemberRecord(**fields), row["source"], row["source_at"], row["sync_id"], row["event_id"])
+    return StoredMember(
+        MemberRecord(**fields), row["source"], row["source_at"], row["sync_id"], row["event_id"]
+    )
 
 
 def get_in(conn: sqlite3.Connection, member_id: str) -> StoredMember | None:
-    row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM members WHERE member_id = ?", (member_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {', '.join(_COLUMNS)} FROM members WHERE member_id = ?", (member_id,)
+    ).fetchone()
     return None if row is None else _stored(row)
 
 
@@ -149,7 +153,9 @@ def of_user(store: Store, user_id: str) -> list[StoredMember]:
     """Every row of one Patreon user (deleted ones included), by campaign."""
     rows = (
         store.connection()
-        .execute(f"SELECT {', '.join(_COLUMNS)} FROM members WHERE user_id = ? ORDER BY campaign_id", (user_id,))
+        .execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM members WHERE user_id = ? ORDER BY campaign_id", (user_id,)
+        )
         .fetchall()
     )
     return [_stored(row) for row in rows]

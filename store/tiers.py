@@ -51,8 +51,16 @@ def replace_campaign_in(
         " title = excluded.title, amount_cents = excluded.amount_cents, published = excluded.published,"
         " deleted = excluded.deleted, benefit_ids = excluded.benefit_ids, updated_at = excluded.updated_at",
         [
-            (t.id, campaign_id, t.title, t.amount_cents, int(t.published), int(t.deleted),
-             json.dumps(sorted(t.benefit_ids)), now)
+            (
+                t.id,
+                campaign_id,
+                t.title,
+                t.amount_cents,
+                int(t.published),
+                int(t.deleted),
+                json.dumps(sorted(t.benefit_ids)),
+                now,
+            )
             for t in tiers
         ],
     )
@@ -70,8 +78,13 @@ def all_tiers(store: Store) -> dict[str, TierRow]:
     )
     return {
         row["id"]: TierRow(
-            row["id"], row["campaign_id"], row["title"], row["amount_cents"], bool(row["published"]),
-            bool(row["deleted"]), tuple(json.loads(row["benefit_ids"])),
+            row["id"],
+            row["campaign_id"],
+            row["title"],
+            row["amount_cents"],
+            bool(row["published"]),
+            bool(row["deleted"]),
+            tuple(json.loads(row["benefit_ids"])),
         )
         for row in rows
     }
@@ -79,12 +92,13 @@ def all_tiers(store: Store) -> dict[str, TierRow]:
 
 def all_benefits(store: Store) -> dict[str, BenefitRow]:
     rows = store.connection().execute("SELECT id, campaign_id, title, deleted FROM benefits")
-    return {row["id"]: BenefitRow(row["id"], row["campaign_id"], row["title"], bool(row["deleted"])) for row in rows}
+    return {
+        row["id"]: BenefitRow(row["id"], row["campaign_id"], row["title"], bool(row["deleted"]))
+        for row in rows
+    }
 
 
 def version(store: Store) -> str | None:
     """Changes whenever a sync rewrites tiers or benefits (readers cache on it)."""
-    row = store.connection().execute(
-        "SELECT MAX(updated_at) AS t, COUNT(*) AS n FROM tiers"
-    ).fetchone()
+    row = store.connection().execute("SELECT MAX(updated_at) AS t, COUNT(*) AS n FROM tiers").fetchone()
     return None if row["t"] is None else f"{row['t']}/{row['n']}"

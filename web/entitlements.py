@@ -72,7 +72,11 @@ class _Reads:
             "user_id": user_id,
             "synced": member_sync.synced(self._store),
             "campaigns": answers.entitlements(
-                rows, tiers.all_tiers(self._store), tiers.all_benefits(self._store), now=_now(), grace=self._grace
+                rows,
+                tiers.all_tiers(self._store),
+                tiers.all_benefits(self._store),
+                now=_now(),
+                grace=self._grace,
             ),
         }
 
@@ -110,7 +114,9 @@ class AccessResource(_Reads):
         if given == ["tierId"]:
             query = rule.Query(tier_id=_patreon_id(_single(req, "tierId"), INVALID_TIER_ID, "tierId"))
         elif given == ["benefitId"]:
-            query = rule.Query(benefit_id=_patreon_id(_single(req, "benefitId"), INVALID_BENEFIT_ID, "benefitId"))
+            query = rule.Query(
+                benefit_id=_patreon_id(_single(req, "benefitId"), INVALID_BENEFIT_ID, "benefitId")
+            )
         else:
             raw = _single(req, "minCents") or ""
             if not raw.isdigit() or len(raw) > 9 or int(raw) > MAX_MIN_CENTS:

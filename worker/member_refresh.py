@@ -170,15 +170,20 @@ class MemberRefresher:
         deadline = time.monotonic() + REQUEST_TIMEOUT_S
         try:
             resource = self._reader.member(wanted.member_id, member_params(self._keep_pii), deadline)
-            record = None if resource is None else member_record(resource, campaign_id=wanted.campaign_id,
-                                                                 keep_pii=self._keep_pii)
+            record = (
+                None
+                if resource is None
+                else member_record(resource, campaign_id=wanted.campaign_id, keep_pii=self._keep_pii)
+            )
         except DocumentError as ex:
             log.warning("member refresh: Patreon's member document is unreadable (%s); retrying later", ex)
             self._retry_later(wanted)
             return
         except Exception as ex:  # Patreon unreachable, throttled beyond the deadline, 5xx
-            log.warning("member refresh: Patreon could not be asked (%s); applying the delivery provisionally",
-                        type(ex).__name__)
+            log.warning(
+                "member refresh: Patreon could not be asked (%s); applying the delivery provisionally",
+                type(ex).__name__,
+            )
             self._provisional(wanted)
             self._retry_later(wanted)
             return
@@ -187,7 +192,9 @@ class MemberRefresher:
             before = members.get_in(conn, wanted.member_id)
             if record is None:
                 if before is not None and not before.record.deleted:
-                    self._writer.put_in(conn, before.record.gone(), source=REFRESH, source_at=now, before=before)
+                    self._writer.put_in(
+                        conn, before.record.gone(), source=REFRESH, source_at=now, before=before
+                    )
             else:
                 self._writer.put_in(conn, record, source=REFRESH, source_at=now, before=before)
             member_refresh.done_in(conn, wanted)
@@ -203,8 +210,9 @@ class MemberRefresher:
         if event is None:
             return
         try:
-            record = member_record(event.document().get("data"), campaign_id=event.campaign_id,
-                                   keep_pii=self._keep_pii)
+            record = member_record(
+                event.document().get("data"), campaign_id=event.campaign_id, keep_pii=self._keep_pii
+            )
         except DocumentError:
             return  # a legacy pledge document: nothing to apply, the read will come
         if event.event == "members:delete":
@@ -213,8 +221,9 @@ class MemberRefresher:
             before = members.get_in(conn, record.member_id)
             if before is not None and (before.source != WEBHOOK or (before.event_id or 0) >= event.id):
                 return  # never over what the API said, nor over a newer delivery
-            self._writer.put_in(conn, record, source=WEBHOOK, source_at=utc_now_iso(), event_id=event.id,
-                                before=before)
+            self._writer.put_in(
+                conn, record, source=WEBHOOK, source_at=utc_now_iso(), event_id=event.id, before=before
+            )
 
 
 def sync_wanted(store: Store) -> int:

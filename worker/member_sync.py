@@ -150,8 +150,13 @@ class MemberSync:
         member_sync.finish(self._store, run_id, utc_now_iso(), error)
         log.info(
             "member sync %d %s: %d pages, %d members, drift %d (%d now former)%s",
-            run_id, "failed" if error else "finished", totals["pages"], totals["members"], totals["drift"],
-            totals["former"], f": {error}" if error else "",
+            run_id,
+            "failed" if error else "finished",
+            totals["pages"],
+            totals["members"],
+            totals["drift"],
+            totals["former"],
+            f": {error}" if error else "",
         )
         return member_sync.get(self._store, run_id)
 
@@ -168,7 +173,9 @@ class MemberSync:
 
     def _campaign_ids(self) -> list[str]:
         document = self._get("/campaigns", {})
-        return [item["id"] for item in document.get("data") or [] if isinstance(item, dict) and item.get("id")]
+        return [
+            item["id"] for item in document.get("data") or [] if isinstance(item, dict) and item.get("id")
+        ]
 
     def _sync_campaign(
         self, run_id: int, campaign_id: str, started_at: str, baseline: bool, totals: dict[str, int]
@@ -193,8 +200,9 @@ class MemberSync:
                     except DocumentError as ex:
                         log.warning("member sync: skipped an unreadable member (%s)", ex)
                         continue
-                    if self._writer.put_in(conn, record, source=SYNC, source_at=now, sync_id=run_id,
-                                           emit=not baseline):
+                    if self._writer.put_in(
+                        conn, record, source=SYNC, source_at=now, sync_id=run_id, emit=not baseline
+                    ):
                         totals["drift"] += 1
                     totals["members"] += 1
                 totals["pages"] += 1
@@ -213,8 +221,15 @@ class MemberSync:
         now = utc_now_iso()
         with self._store.transaction() as conn:
             for row in members.missing_from_sync_in(conn, campaign_id, run_id, started_at):
-                self._writer.put_in(conn, row.record.gone(), source=SYNC, source_at=now, sync_id=run_id,
-                                    before=row, emit=not baseline)
+                self._writer.put_in(
+                    conn,
+                    row.record.gone(),
+                    source=SYNC,
+                    source_at=now,
+                    sync_id=run_id,
+                    before=row,
+                    emit=not baseline,
+                )
                 totals["drift"] += 1
                 totals["former"] += 1
             member_sync.progress_in(conn, run_id, **totals)

@@ -125,8 +125,10 @@ def differences(stack: Stack, expected: dict[str, tuple]) -> list[str]:
 def converge(stack: Stack, what: str) -> dict[str, tuple]:
     """Wait until every delivery is consumed and every refresh done, then compare."""
     wait_for(
-        lambda: not rows(stack, "SELECT 1 FROM webhook_events WHERE processed_at IS NULL")
-        and not rows(stack, "SELECT 1 FROM member_refresh"),
+        lambda: (
+            not rows(stack, "SELECT 1 FROM webhook_events WHERE processed_at IS NULL")
+            and not rows(stack, "SELECT 1 FROM member_refresh")
+        ),
         CONVERGE_S,
         interval_s=0.1,
         what=f"{what}: deliveries consumed and refreshes done",
@@ -188,22 +190,33 @@ def test_out_of_order_stale_and_replayed_deliveries_leave_members_equal_to_patre
     first, second, third = active_members(expected, below="3003")[:3]
     # Newest first, then the older one: the first update is held until the next one.
     control(stack, "POST", "/_sandbox/webhook-faults", json={"kind": "reorder", "trigger": "members:update"})
-    control(stack, "POST", "/_sandbox/webhook-faults", json={"kind": "reorder", "trigger": "members:pledge:update"})
+    control(
+        stack,
+        "POST",
+        "/_sandbox/webhook-faults",
+        json={"kind": "reorder", "trigger": "members:pledge:update"},
+    )
     control(stack, "POST", f"/_sandbox/members/{first}/upgrade", json={})
     control(stack, "POST", f"/_sandbox/members/{first}/upgrade", json={})
     # A retry of an older state arriving after a newer change.
-    control(stack, "POST", "/_sandbox/webhook-faults", json={"kind": "stale_retry", "trigger": "members:update"})
+    control(
+        stack, "POST", "/_sandbox/webhook-faults", json={"kind": "stale_retry", "trigger": "members:update"}
+    )
     control(stack, "POST", f"/_sandbox/members/{second}/upgrade", json={})
     control(stack, "POST", f"/_sandbox/members/{second}/decline")
     wait_for(lambda: deliveries_settled(stack), 20, what="the sandbox to deliver everything")
-    stale = [d for d in control(stack, "GET", "/_sandbox/deliveries?limit=200")["deliveries"] if d.get("fault")]
+    stale = [
+        d for d in control(stack, "GET", "/_sandbox/deliveries?limit=200")["deliveries"] if d.get("fault")
+    ]
     assert {"reorder", "stale_retry"} <= {d["fault"] for d in stale}
     converge(stack, "after reordered and stale deliveries")
 
     # A captured body of the third member, replayed under members:delete.
     control(stack, "POST", f"/_sandbox/members/{third}/upgrade", json={})
     wait_for(lambda: deliveries_settled(stack), 20, what="the upgrade's deliveries")
-    events = body(stack.get("/api/patreon/webhooks/events", params={"limit": "1000"}, headers=BEARER))["events"]
+    events = body(stack.get("/api/patreon/webhooks/events", params={"limit": "1000"}, headers=BEARER))[
+        "events"
+    ]
     captured = next(e for e in reversed(events) if e["type"] == "members:update" and e["data"]["id"] == third)
     raw = encode({"data": captured["data"], "included": captured["included"]})
     replay = stack.post(PATH, data=raw, headers=signed_headers(SECRET, raw, "members:delete"))
@@ -249,14 +262,20 @@ def test_an_upgrade_is_allowed_within_2_s_of_its_webhook_and_after_one_sync_when
 
     control(stack, "POST", f"/_sandbox/members/{member_id}/upgrade", json={"tier_id": "3002"})
     upgraded_at = time.monotonic()
-    wait_for(lambda: access(stack, userId=user, tierId="3002")["allowed"], 2.0, interval_s=0.02,
-             what="access to the new tier within 2 s of the webhook")
+    wait_for(
+        lambda: access(stack, userId=user, tierId="3002")["allowed"],
+        2.0,
+        interval_s=0.02,
+        what="access to the new tier within 2 s of the webhook",
+    )
     took = time.monotonic() - upgraded_at
     assert took < 2.0
     changed = wait_for(
         lambda: [
-            e for e in body(stack.get("/api/patreon/webhooks/events", params={"since": str(latest)},
-                                      headers=BEARER))["events"]
+            e
+            for e in body(
+                stack.get("/api/patreon/webhooks/events", params={"since": str(latest)}, headers=BEARER)
+            )["events"]
             if e["type"] == "entitlement:changed" and e["data"]["id"] == member_id
         ],
         5,
@@ -264,7 +283,10 @@ def test_an_upgrade_is_allowed_within_2_s_of_its_webhook_and_after_one_sync_when
     )
     attrs = changed[-1]["data"]["attributes"]
     assert attrs["user_id"] == user and attrs["campaign_id"] == "1001"
-    assert attrs["before"]["tier_ids"] == ["3001"] and attrs["after"] == {"tier_ids": ["3002"], "active": True}
+    assert attrs["before"]["tier_ids"] == ["3001"] and attrs["after"] == {
+        "tier_ids": ["3002"],
+        "active": True,
+    }
 
     # The webhook of the next upgrade is lost: only a reconciliation can tell.
     control(stack, "POST", "/_sandbox/webhook-faults", json={"kind": "drop", "count": None})
@@ -276,18 +298,28 @@ def test_an_upgrade_is_allowed_within_2_s_of_its_webhook_and_after_one_sync_when
 
 
 def test_while_patreon_fails_a_delivery_applies_provisionally_until_the_refresh_succeeds(stack: Stack):
-    control(stack, "POST", "/_sandbox/faults",
-            json={"path": "/api/oauth2/v2/members/", "status": 503, "count": None})
+    control(
+        stack,
+        "POST",
+        "/_sandbox/faults",
+        json={"path": "/api/oauth2/v2/members/", "status": 503, "count": None},
+    )
     created = control(stack, "POST", "/_sandbox/members", json={"tier_id": "3002"})
     member_id, user = created["id"], created["user_id"]
-    wait_for(lambda: access(stack, userId=user, tierId="3002")["allowed"], 10,
-             what="the provisional application of the delivery")
+    wait_for(
+        lambda: access(stack, userId=user, tierId="3002")["allowed"],
+        10,
+        what="the provisional application of the delivery",
+    )
     (row,) = rows(stack, "SELECT source FROM members WHERE member_id = ?", (member_id,))
     assert row["source"] == "webhook"
     assert rows(stack, "SELECT 1 FROM member_refresh WHERE member_id = ?", (member_id,)), "retry is queued"
     stack.sandbox("DELETE", "/_sandbox/faults")
-    wait_for(lambda: rows(stack, "SELECT 1 FROM members WHERE member_id = ? AND source = 'refresh'", (member_id,)),
-             15, what="the retried refresh")
+    wait_for(
+        lambda: rows(stack, "SELECT 1 FROM members WHERE member_id = ? AND source = 'refresh'", (member_id,)),
+        15,
+        what="the retried refresh",
+    )
     converge(stack, "after Patreon came back")
 
 
@@ -317,15 +349,23 @@ def test_entitlement_api_answers_from_the_table_and_refuses_bad_input(stack: Sta
     assert refused("/api/patreon/access", {"tierId": "3001"}) == (400, "INVALID_USER_ID")
     assert refused("/api/patreon/access", {"userId": user}) == (400, "ACCESS_QUERY_REQUIRED")
     assert refused("/api/patreon/access", {"userId": user, "tierId": "1", "minCents": "5"}) == (
-        400, "ACCESS_QUERY_REQUIRED")
+        400,
+        "ACCESS_QUERY_REQUIRED",
+    )
     assert refused("/api/patreon/access", {"userId": user, "tierId": "x"}) == (400, "INVALID_TIER_ID")
     assert refused("/api/patreon/access", {"userId": user, "benefitId": "-1"}) == (400, "INVALID_BENEFIT_ID")
     assert refused("/api/patreon/access", {"userId": user, "minCents": "1.5"}) == (400, "INVALID_MIN_CENTS")
-    assert refused("/api/patreon/access", {"userId": user, "tierId": "1", "x": "1"}) == (400, "UNKNOWN_PARAMETER")
+    assert refused("/api/patreon/access", {"userId": user, "tierId": "1", "x": "1"}) == (
+        400,
+        "UNKNOWN_PARAMETER",
+    )
     assert refused("/api/patreon/entitlements/12ab") == (400, "INVALID_USER_ID")
     assert refused(f"/api/patreon/entitlements/{user}", {"x": "1"}) == (400, "UNKNOWN_PARAMETER")
     assert refused(f"/api/patreon/entitlements/{user}", headers={}) == (401, "UNAUTHORIZED")
-    assert refused("/api/patreon/access", {"userId": user, "tierId": "1"}, headers={}) == (401, "UNAUTHORIZED")
+    assert refused("/api/patreon/access", {"userId": user, "tierId": "1"}, headers={}) == (
+        401,
+        "UNAUTHORIZED",
+    )
     assert refused("/api/patreon/me/entitlements", headers={}) == (401, "PATREON_AUTH_REQUIRED")
     no_key = stack.post("/api/patreon/sync")
     assert (no_key.status_code, body(no_key)["code"]) == (401, "API_KEY_REQUIRED")

@@ -77,13 +77,23 @@ class FakePatreon:
             return {
                 "data": {"type": "campaign", "id": "1001"},
                 "included": [
-                    {"type": "tier", "id": "3001", "attributes": {"title": "Supporter", "amount_cents": 100,
-                                                                  "published": True},
-                     "relationships": {"benefits": {"data": [{"type": "benefit", "id": "4001"}]}}},
-                    {"type": "tier", "id": "3002", "attributes": {"title": "Insider", "amount_cents": 500,
-                                                                  "published": True},
-                     "relationships": {"benefits": {"data": []}}},
-                    {"type": "benefit", "id": "4001", "attributes": {"title": "Discord", "is_deleted": False}},
+                    {
+                        "type": "tier",
+                        "id": "3001",
+                        "attributes": {"title": "Supporter", "amount_cents": 100, "published": True},
+                        "relationships": {"benefits": {"data": [{"type": "benefit", "id": "4001"}]}},
+                    },
+                    {
+                        "type": "tier",
+                        "id": "3002",
+                        "attributes": {"title": "Insider", "amount_cents": 500, "published": True},
+                        "relationships": {"benefits": {"data": []}},
+                    },
+                    {
+                        "type": "benefit",
+                        "id": "4001",
+                        "attributes": {"title": "Discord", "is_deleted": False},
+                    },
                 ],
             }
         if path == "/campaigns/1001/members":
@@ -161,8 +171,10 @@ def test_unreadable_member_resources_are_refused(bad):
 
 def test_campaign_tiers_keep_benefit_links():
     tier_rows, benefit_rows = campaign_tiers(FakePatreon({}).get(None, "/campaigns/1001", {}, 0), "1001")
-    assert [(t.id, t.title, t.benefit_ids) for t in tier_rows] == [("3001", "Supporter", ("4001",)),
-                                                                   ("3002", "Insider", ())]
+    assert [(t.id, t.title, t.benefit_ids) for t in tier_rows] == [
+        ("3001", "Supporter", ("4001",)),
+        ("3002", "Insider", ()),
+    ]
     assert [b.id for b in benefit_rows] == ["4001"]
 
 
@@ -204,8 +216,14 @@ def test_a_walk_that_fails_part_way_makes_nobody_former(store):
 def test_a_sync_is_due_at_start_on_an_empty_table_and_then_on_schedule(store):
     patreon = FakePatreon({M1: resource(M1, "2")})
     clock = [1_000_000.0]
-    sync = MemberSync(store, patreon, MemberWriter(timedelta(0)), interval_s=3600, clock=lambda: clock[0],
-                      sleep=lambda s: None)
+    sync = MemberSync(
+        store,
+        patreon,
+        MemberWriter(timedelta(0)),
+        interval_s=3600,
+        clock=lambda: clock[0],
+        sleep=lambda s: None,
+    )
     assert sync.run_due() is not None  # nothing ever ran: due
     ran = len(patreon.calls)
     clock[0] = datetime.now(UTC).timestamp() + 60
@@ -281,12 +299,22 @@ def test_while_patreon_fails_a_delivery_applies_provisionally_but_never_over_the
 def test_a_legacy_pledge_refreshes_the_users_members_or_asks_for_a_sync(store):
     patreon = FakePatreon({M1: resource(M1, "2")})
     run(store, sync_of(store, patreon))
-    pledge = {"data": {"type": "pledge", "id": "pl-1", "relationships": {"patron": {"data": {"type": "user",
-                                                                                             "id": "2"}}}}}
+    pledge = {
+        "data": {
+            "type": "pledge",
+            "id": "pl-1",
+            "relationships": {"patron": {"data": {"type": "user", "id": "2"}}},
+        }
+    }
     assert consume(store, deliver(store, "pledges:update", pledge)) is False
     assert member_refresh.pending(store) == 1
-    stranger = {"data": {"type": "pledge", "id": "pl-2", "relationships": {"patron": {"data": {"type": "user",
-                                                                                               "id": "99"}}}}}
+    stranger = {
+        "data": {
+            "type": "pledge",
+            "id": "pl-2",
+            "relationships": {"patron": {"data": {"type": "user", "id": "99"}}},
+        }
+    }
     assert consume(store, deliver(store, "pledges:create", stranger)) is True
 
 
@@ -295,13 +323,16 @@ def test_answers_come_from_the_rows_and_the_rule(store):
     patreon = FakePatreon({M1: resource(M1, "2"), M2: resource(M2, "3", status="declined_patron")})
     run(store, sync_of(store, patreon))
     all_tiers, benefits = tiers.all_tiers(store), tiers.all_benefits(store)
-    (entry,) = answers.entitlements(members.of_user(store, "2"), all_tiers, benefits, now=NOW, grace=timedelta(0))
+    (entry,) = answers.entitlements(
+        members.of_user(store, "2"), all_tiers, benefits, now=NOW, grace=timedelta(0)
+    )
     assert entry["active"] and entry["tiers"] == [{"id": "3001", "title": "Supporter"}]
     assert entry["benefits"] == [{"id": "4001", "title": "Discord"}]
 
     def decide(user, **query):
-        return answers.access(Query(**query), members.of_user(store, user), all_tiers, synced=True, now=NOW,
-                              grace=timedelta(0)).reason
+        return answers.access(
+            Query(**query), members.of_user(store, user), all_tiers, synced=True, now=NOW, grace=timedelta(0)
+        ).reason
 
     assert decide("2", tier_id="3001") == Reason.ACTIVE_TIER
     assert decide("2", tier_id="3002") == Reason.BELOW_TIER
@@ -309,6 +340,12 @@ def test_answers_come_from_the_rows_and_the_rule(store):
     assert decide("3", tier_id="3001") == Reason.DECLINED
     assert decide("4", tier_id="3001") == Reason.NOT_A_MEMBER
     # Within a grace period a declined patron (last charge 2026-05-01) keeps access.
-    grace = answers.access(Query(tier_id="3001"), members.of_user(store, "3"), all_tiers, synced=True,
-                           now=datetime(2026, 5, 2, tzinfo=UTC), grace=timedelta(days=3))
+    grace = answers.access(
+        Query(tier_id="3001"),
+        members.of_user(store, "3"),
+        all_tiers,
+        synced=True,
+        now=datetime(2026, 5, 2, tzinfo=UTC),
+        grace=timedelta(days=3),
+    )
     assert grace.allowed
