@@ -71,3 +71,9 @@ def retry(store: Store, wanted: Wanted, due_at: float) -> None:
 
 def pending(store: Store) -> int:
     return store.connection().execute("SELECT COUNT(*) AS n FROM member_refresh").fetchone()["n"]
+
+
+def clear_covered_in(conn: sqlite3.Connection, event_id: int) -> int:
+    """Drop the rows of deliveries up to ``event_id``: a complete sync that began after
+    they were consumed has read those members already."""
+    return conn.execute("DELETE FROM member_refresh WHERE COALESCE(event_id, 0) <= ?", (event_id,)).rowcount

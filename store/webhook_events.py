@@ -171,6 +171,19 @@ def latest_id(store: Store) -> int:
     return row["id"] or 0
 
 
+def latest_consumed_id(store: Store) -> int:
+    """The newest id with nothing unconsumed at or before it (0 when none)."""
+    row = (
+        store.connection()
+        .execute(
+            "SELECT COALESCE((SELECT MIN(id) - 1 FROM webhook_events WHERE processed_at IS NULL),"
+            " (SELECT MAX(id) FROM webhook_events), 0) AS id"
+        )
+        .fetchone()
+    )
+    return row["id"]
+
+
 def counts(store: Store) -> dict[str, int]:
     """How many events are stored, still to process, and set aside after failing."""
     row = (

@@ -55,6 +55,7 @@ RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 300.0
 IDLE_POLL_S = 1.0
 BATCH = 20
+BACKLOG_FOR_SYNC = 200  # queued members above which a full sync is cheaper than single reads
 
 
 def member_params(keep_pii: bool) -> dict[str, str]:
@@ -114,8 +115,10 @@ class MemberRefresher:
         *,
         keep_pii: bool = False,
         clock: Callable[[], float] = time.time,
+        request_sync: Callable[[str], int] | None = None,
     ):
         self._store = store
+        self._request_sync = request_sync
         self._reader = reader
         self._writer = writer
         self._keep_pii = keep_pii
@@ -158,7 +161,16 @@ class MemberRefresher:
             self._wake.clear()
 
     def run_once(self) -> int:
-        """Refresh every member due now (up to a batch); returns how many were tried."""
+        """Refresh every member due now (up to a batch); returns how many were tried.
+
+        A backlog (a charge day sends a delivery for every patron) is handed to a full
+        sync instead: 1,000 members a call rather than one, so the creator token's
+        budget is not spent for minutes on single reads.
+        """
+        if self._request_sync is not None and member_refresh.pending(self._store) > BACKLOG_FOR_SYNC:
+            if member_sync.waiting(self._store) is None and not _running(self._store):
+                self._request_sync("refresh backlog")
+            return 0
         wanted = member_refresh.due(self._store, self._clock(), BATCH)
         for item in wanted:
             if self._stopping.is_set():
@@ -226,6 +238,6 @@ class MemberRefresher:
             )
 
 
-def sync_wanted(store: Store) -> int:
-    """A legacy pledge named nobody we know: ask for a full sync."""
-    return member_sync.request(store, "legacy pledge of an unknown member", utc_now_iso())
+def _running(store: Store) -> bool:
+    latest = member_sync.latest(store)
+    return latest is not None and latest.finished_at is None

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from entitlements.documents import DocumentError, campaign_tiers, member_record
-from store import member_sync, members, tiers
+from store import member_refresh, member_sync, members, tiers, webhook_events
 from store.database import Store
 from store.members import SYNC
 from store.timestamps import utc_now_iso
@@ -54,6 +54,7 @@ TIER_PARAMS = {
     "fields[benefit]": "title,is_deleted",
 }
 IDLE_POLL_S = 1.0
+UNSYNCED_RETRY_S = 60.0
 
 
 class SyncFailed(Exception):
@@ -122,12 +123,17 @@ class MemberSync:
     def run_due(self) -> member_sync.SyncRun | None:
         """Run the waiting request, or a scheduled sync when one is due."""
         waiting = member_sync.waiting(self._store)
-        if waiting is None and self._interval_s > 0:
+        if waiting is None:
             last = member_sync.latest(self._store)
             started = _epoch(last.started_at) if last and last.started_at else None
-            if started is None or self._clock() - started >= self._interval_s:
+            if last is not None and last.error is not None and not member_sync.synced(self._store):
+                # Never synced yet (Patreon down at start): every answer would be
+                # NOT_SYNCED, so try again soon, schedule or not.
+                if started is None or self._clock() - started >= UNSYNCED_RETRY_S:
+                    member_sync.request(self._store, "retry: no sync has finished yet", utc_now_iso())
+            elif self._interval_s > 0 and (started is None or self._clock() - started >= self._interval_s):
                 member_sync.request(self._store, "schedule", utc_now_iso())
-                waiting = member_sync.waiting(self._store)
+            waiting = member_sync.waiting(self._store)
         if waiting is None:
             return None
         return self.run(waiting.id)
@@ -135,6 +141,8 @@ class MemberSync:
     # -- one sync ---------------------------------------------------------------------
     def run(self, run_id: int) -> member_sync.SyncRun | None:
         started_at = utc_now_iso()
+        # Deliveries consumed before the walk began are covered by it (see below).
+        covered_event_id = webhook_events.latest_consumed_id(self._store)
         member_sync.start(self._store, run_id, started_at)
         baseline = members.count(self._store) == 0
         totals = {"pages": 0, "members": 0, "drift": 0, "former": 0}
@@ -147,6 +155,10 @@ class MemberSync:
         except Exception as ex:  # never kill the loop; record why
             log.exception("member sync %d failed", run_id)
             error = f"{type(ex).__name__}"
+        if error is None:
+            # Every member was just read: queued refreshes of older deliveries are done.
+            with self._store.transaction() as conn:
+                member_refresh.clear_covered_in(conn, covered_event_id)
         member_sync.finish(self._store, run_id, utc_now_iso(), error)
         log.info(
             "member sync %d %s: %d pages, %d members, drift %d (%d now former)%s",

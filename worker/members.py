@@ -17,9 +17,11 @@ from worker.member_writer import MemberWriter
 class MemberPrograms:
     def __init__(self, config: Config, store: Store, api: Any):
         writer = MemberWriter(timedelta(seconds=config.entitlement_grace_s))
-        self.refresher = MemberRefresher(store, PatreonReader(api), writer, keep_pii=config.member_pii)
         self.sync = MemberSync(
             store, api, writer, interval_s=config.member_sync_interval_s, keep_pii=config.member_pii
+        )
+        self.refresher = MemberRefresher(
+            store, PatreonReader(api), writer, keep_pii=config.member_pii, request_sync=self.sync.request
         )
 
     def start(self) -> None:

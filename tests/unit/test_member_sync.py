@@ -349,3 +349,47 @@ def test_answers_come_from_the_rows_and_the_rule(store):
         grace=timedelta(days=3),
     )
     assert grace.allowed
+
+
+def test_a_refresh_backlog_becomes_one_full_sync_that_clears_it(store, monkeypatch):
+    from worker import member_refresh as refresh_module
+
+    monkeypatch.setattr(refresh_module, "BACKLOG_FOR_SYNC", 2)
+    people = {m: resource(m, str(n)) for n, m in enumerate((M1, M2, M3), start=2)}
+    patreon = FakePatreon(people)
+    sync = sync_of(store, patreon)
+    run(store, sync)
+    for m in (M1, M2, M3):
+        consume(store, deliver(store, "members:pledge:update", member_document(m, user_id="2")))
+    for e in webhook_events.since(store, 0, 100):
+        webhook_events.mark_processed(store, [e.id])
+    requested: list[str] = []
+    worker = MemberRefresher(
+        store,
+        PatreonReader(patreon),
+        MemberWriter(timedelta(0)),
+        clock=lambda: 10**10,
+        request_sync=lambda reason: requested.append(reason) or sync.request(reason),
+    )
+    reads_before = sum(1 for c in patreon.calls if c.startswith("/members/"))
+    assert worker.run_once() == 0 and requested == ["refresh backlog"]
+    assert sync.run_due().error is None
+    assert member_refresh.pending(store) == 0
+    assert sum(1 for c in patreon.calls if c.startswith("/members/")) == reads_before  # no single reads
+
+
+def test_a_failed_first_sync_is_retried_soon_even_with_the_schedule_off(store):
+    patreon = FakePatreon({M1: resource(M1, "2")})
+    patreon.fail = UpstreamError("Patreon answered 503")
+    clock = [datetime.now(UTC).timestamp()]
+    sync = MemberSync(
+        store, patreon, MemberWriter(timedelta(0)), interval_s=0, clock=lambda: clock[0], sleep=lambda s: None
+    )
+    sync.request("initial")
+    assert sync.run_due().error is not None
+    assert sync.run_due() is None  # not at once
+    clock[0] += 61
+    patreon.fail = None
+    assert sync.run_due().error is None and member_sync.synced(store)
+    clock[0] += 10**6
+    assert sync.run_due() is None  # the schedule is off once a sync has finished
