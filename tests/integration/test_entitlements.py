@@ -369,3 +369,23 @@ def test_entitlement_api_answers_from_the_table_and_refuses_bad_input(stack: Sta
     assert refused("/api/patreon/me/entitlements", headers={}) == (401, "PATREON_AUTH_REQUIRED")
     no_key = stack.post("/api/patreon/sync")
     assert (no_key.status_code, body(no_key)["code"]) == (401, "API_KEY_REQUIRED")
+
+
+def test_a_logged_in_patron_sees_only_their_own_entitlements(stack: Stack):
+    from tests.browser import Browser
+
+    expected = truth(stack)
+    member_id = active_members(expected)[0]
+    user = expected[member_id][0]
+    browser = Browser(stack)
+    browser.login(user)
+    mine = browser.get("/api/patreon/me/entitlements")
+    assert mine.status_code == 200, mine.text
+    answer = body(mine)
+    assert answer["user_id"] == user
+    assert [c["member_id"] for c in answer["campaigns"]] == [member_id]
+    assert answer["campaigns"][0]["active"] is True
+    # Its own rows only: the server-key view of the same user says the same.
+    assert answer == body(stack.get(f"/api/patreon/entitlements/{user}", headers=BEARER))
+    refused = browser.get("/api/patreon/me/entitlements", params={"userId": "3"})
+    assert (refused.status_code, body(refused)["code"]) == (400, "UNKNOWN_PARAMETER")
