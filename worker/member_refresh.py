@@ -191,7 +191,7 @@ class MemberRefresher:
             log.warning("member refresh: Patreon's member document is unreadable (%s); retrying later", ex)
             self._retry_later(wanted)
             return
-        except Exception as ex:  # Patreon unreachable, throttled beyond the deadline, 5xx
+        except Exception as ex:  # Patreon unreachable, throttled beyond the deadline, 5xx, 401/403
             log.warning(
                 "member refresh: Patreon could not be asked (%s); applying the delivery provisionally",
                 type(ex).__name__,

@@ -38,6 +38,7 @@ from store.database import Store
 from store.members import SYNC
 from store.timestamps import utc_now_iso
 from store.tokens import CREATOR
+from wire.protocol import ActionError
 from worker.member_refresh import member_params
 from worker.member_writer import MemberWriter
 
@@ -177,7 +178,10 @@ class MemberSync:
             try:
                 return self._api.get(CREATOR, path, params, time.monotonic() + PAGE_TIMEOUT_S)
             except Exception as ex:
-                if attempt == PAGE_ATTEMPTS - 1 or self._stopping.is_set():
+                # A 4xx other than 429 will not change on a retry, and Patreon's edge
+                # blocks clients that send many: give up on this sync at once.
+                refused = isinstance(ex, ActionError) and 400 <= ex.status < 500 and ex.status != 429
+                if refused or attempt == PAGE_ATTEMPTS - 1 or self._stopping.is_set():
                     raise SyncFailed(f"Patreon could not be read ({type(ex).__name__})") from ex
                 log.warning("member sync: Patreon failed (%s); retrying", type(ex).__name__)
                 self._sleep(PAGE_RETRY_S[min(attempt, len(PAGE_RETRY_S) - 1)])

@@ -393,3 +393,10 @@ def test_a_failed_first_sync_is_retried_soon_even_with_the_schedule_off(store):
     assert sync.run_due().error is None and member_sync.synced(store)
     clock[0] += 10**6
     assert sync.run_due() is None  # the schedule is off once a sync has finished
+
+
+def test_a_refused_request_is_not_retried_by_the_sync(store):
+    patreon = FakePatreon({M1: resource(M1, "2")})
+    patreon.fail = ActionError("PATREON_FORBIDDEN", "needs campaigns.members", status=403)
+    failed = run(store, sync_of(store, patreon))
+    assert failed.error and len(patreon.calls) == 1
