@@ -93,6 +93,7 @@ def run(ctx: Run) -> Outcome:
     sandbox_calls = state()["requests"] - requests_before
     summary = Summary.of(latencies).scaled(1000.0)
     behind = sum(1 for x in late if x > 0.002)
+    in_process = in_process_ms(ctx, paths[:2000])
     outcome.add(
         Line(
             "requests", f"{len(latencies):,} in {elapsed:.1f} s ({len(latencies) / elapsed:.0f}/s achieved)"
@@ -106,8 +107,35 @@ def run(ctx: Run) -> Outcome:
         Line("errors", str(len(errors)), goal="0", met=not errors),
         Line("sends more than 2 ms behind schedule", f"{behind:,} of {len(latencies):,}"),
         Line("calls that reached the sandbox", str(sandbox_calls), goal="0", met=sandbox_calls == 0),
+        Line("one check in-process (Falcon test client on the same store, no HTTP)", f"{in_process:.3f} ms"),
     )
     return outcome
+
+
+def in_process_ms(ctx: Run, paths: list[str]) -> float:
+    """The app's own cost of a check: web's app on the stack's store, called in-process."""
+    from pathlib import Path
+    from urllib.parse import parse_qsl, urlsplit
+
+    from falcon import testing
+
+    from settings.config import load_config
+    from store.database import Store
+    from web.app import create_app
+
+    data_dir = ctx.stack.dir / "var"
+    config = load_config(
+        {"BRIDGE_API_KEY": ctx.api_key, "DATA_DIR": str(data_dir)}, Path("/nonexistent/.env")
+    )
+    client = testing.TestClient(create_app(config, worker=None, store=Store(config.store_path)))  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {ctx.api_key}"}
+    queries = [dict(parse_qsl(urlsplit(p).query)) for p in paths]
+    for query in queries[:100]:
+        client.simulate_get("/api/patreon/access", params=query, headers=headers)
+    started = time.perf_counter()
+    for query in queries:
+        client.simulate_get("/api/patreon/access", params=query, headers=headers)
+    return (time.perf_counter() - started) / len(queries) * 1000.0
 
 
 if __name__ == "__main__":
