@@ -7,7 +7,8 @@
 
 Order on the main stack: memory idle, 1 ipc, 2 proxy, 3 webhooks, 6 live, memory after
 load, then 5 recovery last (it restarts the worker, which would reset its memory).
-Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits.
+Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits;
+7 (member sync) and then 8 (access checks) on a third, also with the documented limits.
 """
 
 from __future__ import annotations
@@ -20,13 +21,27 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import ipc, live, machine, memory, paging, proxy, recovery, report, stacks, webhooks
+from bench import (
+    access,
+    ipc,
+    live,
+    machine,
+    member_sync,
+    memory,
+    paging,
+    proxy,
+    recovery,
+    report,
+    stacks,
+    webhooks,
+)
 from bench.client import HttpClient
 from bench.report import Line, Outcome
 from harness.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
-ALL = (ipc, proxy, webhooks, paging, recovery, live, memory)
+ENTITLEMENT_BENCHMARKS = (member_sync, access)  # in this order: access checks need the synced table
+ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access)
 NAMES = {module.KEY: module for module in ALL}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 SANDBOX_READY_TIMEOUT_S = 120.0
@@ -129,6 +144,27 @@ def run_paging_stack(quick: bool, with_memory: bool, outcomes: dict[str, Outcome
     return snapshots
 
 
+def run_entitlements_stack(selected: list[ModuleType], quick: bool, outcomes: dict[str, Outcome]) -> None:
+    api_key, webhook_secret = stacks.new_secrets()
+    log.info("starting the entitlements stack (documented rate limits) ...")
+    stack = stacks.start(member_sync.env(api_key, webhook_secret), name="bench-ent")
+    try:
+        ctx = stacks.Run(stack, quick, api_key, webhook_secret)
+        problem = sandbox_problem(stack)
+        for module in ENTITLEMENT_BENCHMARKS:
+            if module not in selected and not (module is member_sync and access in selected):
+                continue
+            if problem:
+                outcomes[module.KEY] = unavailable(module, problem)
+                continue
+            # Access checks need the synced table: the sync runs first either way.
+            outcome = guarded(module, module.run, ctx)
+            if module in selected:
+                outcomes[module.KEY] = outcome
+    finally:
+        stack.cleanup()
+
+
 def load_lines(total: machine.CpuUse, outcomes: list[Outcome]) -> list[str]:
     lines = [
         f"Over the whole run ({total.wall_s:.0f} s) the benchmark's own processes kept "
@@ -175,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         snapshots += run_main_stack(selected, args.quick, outcomes)
     if paging in selected:
         snapshots += run_paging_stack(args.quick, memory in selected, outcomes)
+    if any(m in selected for m in ENTITLEMENT_BENCHMARKS):
+        run_entitlements_stack(selected, args.quick, outcomes)
     if memory in selected:
         idle = snapshots[0] if snapshots else None
         loaded = snapshots[1] if len(snapshots) > 1 else None

@@ -33,6 +33,7 @@ CODE = (
     "web",
     "worker",
     "watchdog_listener",
+    "entitlements",
     "wire",
     "store",
     "patreon_client",

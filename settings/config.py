@@ -79,6 +79,8 @@ WORKER_ONLY = frozenset(
         "PATREON_API_BASE",
         "WORKER_THREADS",
         "PATREON_EDGE_BLOCK_PAUSE_S",
+        "BRIDGE_MEMBER_SYNC_INTERVAL_S",
+        "BRIDGE_MEMBER_PII",
     }
 )
 WEB_ONLY = frozenset(
@@ -117,6 +119,9 @@ class CommonSettings:
     data_dir: Path
     worker_endpoint: str
     test_actions: bool
+    # How long a declined patron keeps access after the last charge date: web answers
+    # access checks with it and the worker decides entitlement:changed with it.
+    entitlement_grace_s: float = 0.0
 
     @property
     def store_path(self) -> Path:
@@ -164,6 +169,10 @@ class WorkerSettings(PatreonAppSettings):
     app_name: str
     user_agent: str
     worker_threads: int
+    # Full member sync every this many seconds (0 = only at start on an empty table and
+    # on request); whether member rows keep email and name.
+    member_sync_interval_s: float = 21600.0
+    member_pii: bool = False
 
 
 @_settings
@@ -325,6 +334,9 @@ class _Reader(Reader):
             watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 2.0, 0.1, 60.0),
             watchdog_crash_limit=self.integer("WATCHDOG_CRASH_LIMIT", 5, 1, 1000),
             watchdog_crash_window_s=self.seconds("WATCHDOG_CRASH_WINDOW_S", 60.0, 1.0, 86400.0),
+            member_sync_interval_s=self.seconds("BRIDGE_MEMBER_SYNC_INTERVAL_S", 21600.0, 0.0, 30 * 86400.0),
+            entitlement_grace_s=self.seconds("BRIDGE_ENTITLEMENT_GRACE_S", 0.0, 0.0, 90 * 86400.0),
+            member_pii=self.boolean("BRIDGE_MEMBER_PII", False),
         )
         if config.max_streams >= config.web_threads:
             self.problems.append(

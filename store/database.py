@@ -137,6 +137,93 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE IF EXISTS kv;
         """,
     ),
+    # Members and entitlements (issue 11).
+    (
+        200,
+        "store.members",
+        """
+        CREATE TABLE IF NOT EXISTS members (
+            member_id TEXT PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            user_id TEXT,
+            patron_status TEXT,
+            last_charge_status TEXT,
+            last_charge_date TEXT,
+            next_charge_date TEXT,
+            entitled_tier_ids TEXT NOT NULL DEFAULT '[]',
+            entitled_amount_cents INTEGER NOT NULL DEFAULT 0,
+            will_pay_amount_cents INTEGER,
+            pledge_relationship_start TEXT,
+            lifetime_support_cents INTEGER,
+            is_free_trial INTEGER NOT NULL DEFAULT 0,
+            is_gifted INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            email TEXT,
+            full_name TEXT,
+            source TEXT NOT NULL,
+            source_at TEXT NOT NULL,
+            sync_id INTEGER,
+            event_id INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS members_user ON members (user_id);
+        CREATE INDEX IF NOT EXISTS members_campaign ON members (campaign_id, sync_id);
+        """,
+    ),
+    (
+        201,
+        "store.tiers",
+        """
+        CREATE TABLE IF NOT EXISTS tiers (
+            id TEXT PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            title TEXT,
+            amount_cents INTEGER NOT NULL DEFAULT 0,
+            published INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            benefit_ids TEXT NOT NULL DEFAULT '[]',
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS benefits (
+            id TEXT PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            title TEXT,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        202,
+        "store.member_refresh",
+        """
+        CREATE TABLE IF NOT EXISTS member_refresh (
+            member_id TEXT PRIMARY KEY,
+            campaign_id TEXT,
+            event_id INTEGER,
+            due_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS member_refresh_due ON member_refresh (due_at);
+        """,
+    ),
+    (
+        203,
+        "store.member_sync",
+        """
+        CREATE TABLE IF NOT EXISTS member_syncs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            reason TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            pages INTEGER NOT NULL DEFAULT 0,
+            members INTEGER NOT NULL DEFAULT 0,
+            drift INTEGER NOT NULL DEFAULT 0,
+            former INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        """,
+    ),
 ]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -170,6 +171,19 @@ def latest_id(store: Store) -> int:
     return row["id"] or 0
 
 
+def latest_consumed_id(store: Store) -> int:
+    """The newest id with nothing unconsumed at or before it (0 when none)."""
+    row = (
+        store.connection()
+        .execute(
+            "SELECT COALESCE((SELECT MIN(id) - 1 FROM webhook_events WHERE processed_at IS NULL),"
+            " (SELECT MAX(id) FROM webhook_events), 0) AS id"
+        )
+        .fetchone()
+    )
+    return row["id"]
+
+
 def counts(store: Store) -> dict[str, int]:
     """How many events are stored, still to process, and set aside after failing."""
     row = (
@@ -240,3 +254,25 @@ def record_failure(store: Store, event_id: int, error: str, *, now: str | None =
             (error[:MAX_ERROR_CHARS], (now or utc_now_iso()) if gave_up else None, event_id),
         )
     return gave_up
+
+
+# Events the bridge itself derives (not deliveries): stored in the same log, so live
+# subscribers and ``/api/patreon/webhooks/events`` carry them in order with the rest.
+# Stored already processed: the consumer has nothing to apply.
+ENTITLEMENT_CHANGED = "entitlement:changed"
+
+
+def append_derived_in(
+    conn: sqlite3.Connection, event: str, document: dict[str, Any], campaign_id: str | None, *, now: str | None = None
+) -> int:
+    """Append a derived event inside the caller's write transaction; returns its id."""
+    stamp = now or utc_now_iso()
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    # Unique per append: the same change may legitimately happen twice (up, down, up).
+    key = "derived:" + hashlib.sha256(body + stamp.encode() + os.urandom(8)).hexdigest()
+    cursor = conn.execute(
+        "INSERT INTO webhook_events (event, body, dedupe_key, campaign_id, received_at, processed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (event, sqlite3.Binary(body), key, campaign_id, stamp, stamp),
+    )
+    return int(cursor.lastrowid)

@@ -14,6 +14,7 @@ import falcon
 from settings.config import WebSettings
 from store.database import Store
 from web import auth, demo, errors
+from web.entitlements import AccessResource, EntitlementsResource, MyEntitlementsResource, SyncResource
 from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
 from web.memberstate import MemberStateResource
 from web.patreon_api import ReadResource
@@ -47,7 +48,7 @@ def create_app(
     route = app.add_route
 
     # -- health (no store needed) -----------------------------------------------------------
-    route("/api/patreon/status", StatusResource(config, worker))
+    route("/api/patreon/status", StatusResource(config, worker, store))
     route("/api/patreon/health", HealthResource(worker))
     if config.test_actions:
         route("/api/patreon/_test/sleep", SleepResource(worker))
@@ -97,5 +98,11 @@ def create_app(
     route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))
     route("/api/patreon/webhooks", WebhooksResource(config, worker))
     route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))
+
+    # -- members and entitlements: answered from the store's tables, never from Patreon -------
+    route("/api/patreon/entitlements/{userId}", EntitlementsResource(config, store))
+    route("/api/patreon/access", AccessResource(config, store))
+    route("/api/patreon/me/entitlements", MyEntitlementsResource(config, store, sessions))
+    route("/api/patreon/sync", SyncResource(config, worker))
 
     return app

@@ -22,6 +22,15 @@ INVALID_LIMIT = _code("INVALID_LIMIT", 400, "limit is not a whole number in rang
 INVALID_SINCE = _code("INVALID_SINCE", 400, "since is not an event id")
 INVALID_LAST_EVENT_ID = _code("INVALID_LAST_EVENT_ID", 400, "Last-Event-ID is not an event id")
 
+# -- entitlements (web/entitlements.py) --------------------------------------------------------
+INVALID_USER_ID = _code("INVALID_USER_ID", 400, "userId is missing or not a Patreon user id (digits)")
+INVALID_TIER_ID = _code("INVALID_TIER_ID", 400, "tierId is not a Patreon tier id (digits)")
+INVALID_BENEFIT_ID = _code("INVALID_BENEFIT_ID", 400, "benefitId is not a Patreon benefit id (digits)")
+INVALID_MIN_CENTS = _code("INVALID_MIN_CENTS", 400, "minCents is not a whole number of cents (0..100000000)")
+ACCESS_QUERY_REQUIRED = _code(
+    "ACCESS_QUERY_REQUIRED", 400, "give exactly one of tierId, benefitId, minCents"
+)
+
 # -- who is asking ----------------------------------------------------------------------------
 API_KEY_REQUIRED = _code("API_KEY_REQUIRED", 401, "this endpoint needs the server key")
 INVALID_API_KEY = _code("INVALID_API_KEY", 401, "the server key given is wrong")

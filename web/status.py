@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import falcon
 
 from settings.config import WebSettings
+from store.database import Store
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
+from web.entitlements import sync_status
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from wire import __version__, actions
 from wire.client import WorkerClient, WorkerError, WorkerUnavailable
@@ -19,12 +22,17 @@ HEALTH_TIMEOUT_S = 1.0
 
 
 class StatusResource:
-    def __init__(self, config: WebSettings, worker: WorkerClient):
+    def __init__(self, config: WebSettings, worker: WorkerClient, store: Store | None = None):
         self._config = config
         self._worker = worker
+        self._store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         state = self._worker.liveness.snapshot()
+        try:
+            member_sync = sync_status(self._store)
+        except sqlite3.Error:
+            member_sync = {"error": "the store cannot be read right now"}
         resp.media = {
             "success": True,
             "status": {
@@ -46,6 +54,8 @@ class StatusResource:
                 # The watchdog's last report (None until it runs): a worker it stopped
                 # for crash-looping shows here with the reason.
                 "watchdog": read_watchdog_state(self._config.data_dir),
+                # Member sync and reconciliation (docs/entitlements.md).
+                "member_sync": member_sync,
             },
             "timestamp": utc_now_iso(),
         }

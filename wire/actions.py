@@ -106,6 +106,11 @@ class MembersState(Payload):
     member_id: str
 
 
+@action("members.sync", timeout_s=5.0, idempotent=True, reply="{sync: {id, reason, requested_at, running, ...}}")
+class MembersSync(Payload):
+    """Ask for a full member sync now; a request already waiting is reused."""
+
+
 # -- login. Token grants are never retried --------------------------------------------
 @action(
     "oauth.exchange",

@@ -50,15 +50,19 @@ def main() -> int:
     from store.database import Store
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
+    from worker.members import MemberPrograms
+    from worker.patreon_actions import build_actions
     from worker.server import WorkerServer
 
     try:
         store = Store(config.store_path)
         store.migrate()
         ping = PingInfo(config, in_flight=lambda: server.in_flight)
+        patreon = build_actions(config, store)  # one rate-limited Patreon client for everything
+        programs = MemberPrograms(config, store, patreon.api)  # refresh + sync threads
         server = WorkerServer(
             config.worker_endpoint,
-            build_registry(config, ping, store=store),
+            build_registry(config, ping, store=store, patreon=patreon, request_sync=programs.sync.request),
             threads=config.worker_threads,
             ping=ping,
         )
@@ -66,12 +70,18 @@ def main() -> int:
     except (zmq.ZMQError, OSError) as ex:
         log.error("❌ Patreon service error: %s", ex)
         return EXIT_UNAVAILABLE
-    consumer = EventConsumer(store)  # stored webhook events -> member state
+    # stored webhook events -> member state, and member hints -> the refresh queue
+    consumer = EventConsumer(
+        store,
+        on_refresh_wanted=programs.refresher.wake,
+        on_sync_wanted=lambda: programs.sync.request("legacy pledge of an unknown member"),
+    )
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
         server.stop()
         consumer.stop()
+        programs.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -79,8 +89,10 @@ def main() -> int:
         log.warning("🧪 SANDBOX MODE: no Patreon credentials set; talking to %s", config.patreon_api_base)
     log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
     consumer.start()
+    programs.start()
     server.serve_forever()
     consumer.join()
+    programs.join()
     if server.in_flight:
         leave_unfinished(server.in_flight)
     log.info("Patreon service stopped")

@@ -16,10 +16,11 @@ from typing import Any
 
 from patreon_client.edge import EdgeBlock
 from settings.config import WorkerSettings
-from store import member_state
+from store import member_state, member_sync
 from store.database import Store
+from store.timestamps import utc_now_iso
 from wire import __version__, protocol
-from wire.actions import DebugCrash, DebugSleep, MembersState, Ping
+from wire.actions import DebugCrash, DebugSleep, MembersState, MembersSync, Ping
 from wire.codes import MEMBER_STATE_NOT_FOUND
 from worker import patreon_actions
 
@@ -95,7 +96,27 @@ def state_action(store: Store) -> protocol.Handler:
     return members_state
 
 
-def build_registry(config: WorkerSettings, ping: PingInfo, store: Store | None = None) -> protocol.ActionRegistry:
+def sync_action(store: Store, request_sync) -> protocol.Handler:
+    """The ``members.sync`` action: queue a full sync (``request_sync(reason)`` -> run id)."""
+
+    @protocol.handles(MembersSync)
+    def members_sync(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
+        if data:
+            raise protocol.ActionError(protocol.INVALID_DATA, "members.sync takes no data")
+        run = member_sync.get(store, request_sync("requested with the server key"))
+        return {"sync": run.as_dict() if run else None}
+
+    return members_sync
+
+
+def build_registry(
+    config: WorkerSettings,
+    ping: PingInfo,
+    store: Store | None = None,
+    *,
+    patreon: patreon_actions.PatreonActions | None = None,
+    request_sync=None,
+) -> protocol.ActionRegistry:
     registry = protocol.ActionRegistry()
     # ping is answered inline by the server loop; registering it here too keeps
     # dispatch() complete for callers that do not go through the loop.
@@ -105,7 +126,11 @@ def build_registry(config: WorkerSettings, ping: PingInfo, store: Store | None =
         registry.add(_debug_crash)
     store = store or Store(config.store_path)
     registry.add(state_action(store))
+    if request_sync is None:
+        def request_sync(reason: str) -> int:
+            return member_sync.request(store, reason, utc_now_iso())
+    registry.add(sync_action(store, request_sync))
     # Login, API reads and webhook management (one Patreon client per process).
-    patreon = patreon_actions.attach(registry, config, store)
+    patreon = patreon_actions.attach(registry, config, store, patreon)
     ping.watch_edge(patreon.api.http.edge)
     return registry

@@ -1,4 +1,5 @@
-"""The worker's consumer of the webhook event log: stored events -> member state.
+"""The worker's consumer of the webhook event log: stored events -> member state,
+and member deliveries -> the refresh queue (``worker.member_refresh``).
 
 A thread polls the store for unprocessed events (the web process accepts them; the
 store is the only link, so nothing is lost while the worker is down: it catches up
@@ -18,10 +19,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from store import member_state, webhook_events
 from store.database import Store
 from store.webhook_events import StoredEvent
+from worker import member_refresh
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,17 @@ STOP_TIMEOUT_S = 2.0
 
 class EventConsumer:
     def __init__(
-        self, store: Store, *, poll_interval_s: float = POLL_INTERVAL_S, batch_size: int = BATCH_SIZE
+        self,
+        store: Store,
+        *,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        batch_size: int = BATCH_SIZE,
+        on_refresh_wanted: Callable[[], None] | None = None,
+        on_sync_wanted: Callable[[], None] | None = None,
     ):
         self._store = store
+        self._on_refresh_wanted = on_refresh_wanted
+        self._on_sync_wanted = on_sync_wanted
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._stopping = threading.Event()
@@ -70,12 +82,15 @@ class EventConsumer:
         if not events:
             return 0
         failed: list[tuple[StoredEvent, str]] = []
+        sync_wanted = False
         with self._store.transaction() as conn:
             done: list[int] = []
             for event in events:
                 conn.execute("SAVEPOINT event")
                 try:
                     member_state.apply_in(conn, event)
+                    # The hint that counts: queue the member for a read of Patreon's truth.
+                    sync_wanted |= member_refresh.note_in(conn, event, time.time())
                 except Exception as ex:
                     conn.execute("ROLLBACK TO event")
                     # The exception's own message, never payload values
@@ -85,6 +100,10 @@ class EventConsumer:
                     done.append(event.id)
                 conn.execute("RELEASE event")
             webhook_events.mark_processed_in(conn, done)
+        if done and self._on_refresh_wanted is not None:
+            self._on_refresh_wanted()
+        if sync_wanted and self._on_sync_wanted is not None:
+            self._on_sync_wanted()
         for event, error in failed:
             gave_up = webhook_events.record_failure(self._store, event.id, error)
             log.warning(

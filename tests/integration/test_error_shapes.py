@@ -33,7 +33,14 @@ KEY = "error-shapes-server-key"
 SERVER = f"Authorization: Bearer {KEY}\r\n"
 TIMEOUT_S = 15
 MAX_BODY = 4 * 1024 * 1024  # web.__main__.MAX_REQUEST_BODY_BYTES
-PATH_PARAMS = {"campaignId": "1001", "memberId": "m-1", "postId": "1", "webhookId": "1", "name": "demo.js"}
+PATH_PARAMS = {
+    "campaignId": "1001",
+    "memberId": "m-1",
+    "postId": "1",
+    "webhookId": "1",
+    "name": "demo.js",
+    "userId": "2",
+}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "BREW")
 GARBAGE_BODIES = (
     ("application/json", b"{not json"),
