@@ -308,7 +308,7 @@ def test_while_patreon_fails_a_delivery_applies_provisionally_until_the_refresh_
     member_id, user = created["id"], created["user_id"]
     wait_for(
         lambda: access(stack, userId=user, tierId="3002")["allowed"],
-        10,
+        20,
         what="the provisional application of the delivery",
     )
     (row,) = rows(stack, "SELECT source FROM members WHERE member_id = ?", (member_id,))
