@@ -89,6 +89,34 @@ def _endpoint(read: _Reader, data_dir: Path) -> str:
     return endpoint
 
 
+def _token_key(read: _Reader, mode: str, data_dir: Path) -> bytes | None:
+    key_text = read.text("LIVE_TOKEN_KEY")
+    if key_text is not None:
+        if len(key_text) < MIN_TOKEN_KEY_CHARS:
+            read.problems.append(("LIVE_TOKEN_KEY", f"must be at least {MIN_TOKEN_KEY_CHARS} characters"))
+            return None
+        return key_text.encode()
+    if mode == "sandbox":
+        return sandbox_token_key(data_dir)
+    read.problems.append(("LIVE_TOKEN_KEY", "is required in live mode (subscribe tokens are signed with it)"))
+    return None
+
+
+def _token_ttl(read: _Reader) -> float:
+    return read.seconds("LIVE_TOKEN_TTL_S", 3600.0, 10.0, 7 * 86400.0)
+
+
+def token_settings(
+    mode: str, data_dir: Path, environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None
+) -> tuple[bytes, float]:
+    """What web's token route needs: ``(key, longest lifetime in seconds)``."""
+    read = _Reader(_values(environ, dotenv_path), None)
+    key, ttl = _token_key(read, mode, data_dir), _token_ttl(read)
+    if read.problems or key is None:
+        raise ConfigError(read.problems)
+    return key, ttl
+
+
 def load_settings(
     mode: str,
     data_dir: Path,
@@ -101,24 +129,14 @@ def load_settings(
     under DATA_DIR, and live mode requires a configured key.
     """
     read = _Reader(_values(environ, dotenv_path), None)
-    key_text = read.text("LIVE_TOKEN_KEY")
-    token_key: bytes | None
-    if key_text is not None:
-        if len(key_text) < MIN_TOKEN_KEY_CHARS:
-            read.problems.append(("LIVE_TOKEN_KEY", f"must be at least {MIN_TOKEN_KEY_CHARS} characters"))
-        token_key = key_text.encode()
-    elif mode == "sandbox":
-        token_key = sandbox_token_key(data_dir)
-    else:
-        read.problems.append(("LIVE_TOKEN_KEY", "is required in live mode (subscribe tokens are signed with it)"))
-        token_key = None
+    token_key = _token_key(read, mode, data_dir)
     endpoint = _endpoint(read, data_dir)
     settings = LiveSettings(
         host=read.text("LIVE_HOST", "127.0.0.1"),
         port=read.integer("LIVE_PORT", DEFAULT_PORT, 1, 65535),
         max_connections=read.integer("LIVE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
         client_buffer_events=read.integer("LIVE_CLIENT_BUFFER_EVENTS", 256, 1, 100_000),
-        token_ttl_s=read.seconds("LIVE_TOKEN_TTL_S", 3600.0, 10.0, 7 * 86400.0),
+        token_ttl_s=_token_ttl(read),
         cors_origins=read.origins("LIVE_CORS_ORIGINS"),
         public_feed=read.boolean("LIVE_PUBLIC_FEED", False),
         notify_endpoint=endpoint,

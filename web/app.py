@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import falcon
 
-from web import auth, errors, patreon_api, webhook_admin, webhooks
+from web import auth, errors, live_tokens, patreon_api, webhook_admin, webhooks
 from web.events import StreamGate
 from web.requestid import RequestIdMiddleware
 from web.sessions import SessionStore
@@ -37,4 +37,5 @@ def create_app(
         auth.add_routes(app, config, worker, store, sessions)
         patreon_api.add_routes(app, config, worker, store, sessions)
         webhook_admin.add_routes(app, config, worker, store)
+        live_tokens.add_routes(app, config)  # subscribe tokens for the live program (live/)
     return app
