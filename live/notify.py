@@ -1,10 +1,12 @@
 """The wake-up: web tells live "an event was committed" over ZeroMQ.
 
-live binds a SUB socket on ``LIVE_NOTIFY_ENDPOINT``; each web process connects a PUB
-socket to it and publishes after each commit. The message carries nothing but the
-event id (the store is the source): a lost or late wake-up only delays delivery to
-live's fallback poll (``LIVE_POLL_INTERVAL_S``), so publishing never blocks and never
-fails a request: with live down, PUB drops the message.
+live binds a PULL socket on ``LIVE_NOTIFY_ENDPOINT``; each web process connects a PUSH
+socket to it and sends after each commit. PUSH, not PUB: PUB drops what it sends
+before the subscription has travelled (the first wake-up of every web process), PUSH
+queues it on the pipe. The message carries nothing but the event id (the store is the
+source): a lost or late wake-up only delays delivery to live's fallback poll
+(``LIVE_POLL_INTERVAL_S``), so sending never blocks and never fails a request: with
+live down, a few are queued (``SNDHWM``) and the rest dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import zmq
 
 log = logging.getLogger(__name__)
 
+QUEUED_WAKEUPS = 16  # while live is down: enough to wake it once it is back
+
 _publishers: dict[str, WakeupPublisher] = {}
 _publishers_lock = threading.Lock()
 
@@ -26,9 +30,9 @@ class WakeupPublisher:
 
     def __init__(self, endpoint: str, context: zmq.Context | None = None):
         self.endpoint = endpoint
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 100)
+        self._socket.setsockopt(zmq.SNDHWM, QUEUED_WAKEUPS)
         self._socket.connect(endpoint)
         self._lock = threading.Lock()
 
@@ -71,16 +75,15 @@ def committed(data_dir: Path, event_id: int) -> None:
 
 
 class WakeupListener:
-    """live's side: an asyncio SUB socket; ``wait`` returns on a wake-up or a timeout."""
+    """live's side: an asyncio PULL socket; ``wait`` returns on a wake-up or a timeout."""
 
     def __init__(self, endpoint: str):
         import zmq.asyncio
 
         self.endpoint = endpoint
         self._context = zmq.asyncio.Context()
-        self._socket = self._context.socket(zmq.SUB)
+        self._socket = self._context.socket(zmq.PULL)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         if endpoint.startswith("ipc://"):
             Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)  # a stale socket of a killed live
         self._socket.bind(endpoint)

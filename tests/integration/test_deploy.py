@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import os
 import re
@@ -33,6 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.live_clients import WebSocketSubscriber
 from tests.stack import REPO, body, free_port, wait_for
 from tests.webhook_deliveries import PATH as WEBHOOK_PATH
 from tests.webhook_deliveries import encode, member_document, signed_headers
@@ -67,7 +69,7 @@ def seconds(value: str) -> float:
 def install_root():
     """A temp folder shaped like /opt/patreon-bridge: code, supervisord.conf, var/, venv/bin."""
     root = Path(tempfile.mkdtemp(prefix="pb-deploy-"))
-    for entry in ("supervisord.conf", "web", "worker", "sandbox"):
+    for entry in ("supervisord.conf", "web", "worker", "sandbox", "live"):
         (root / entry).symlink_to(REPO / entry)
     (root / "var" / "log").mkdir(parents=True)
     # A real venv, as an operator's install has: a symlinked interpreter would lose the
@@ -127,12 +129,13 @@ def unit_stack(install_root: Path):
     unit = unit_settings((install_root / "patreon-bridge.service").read_text())
     env = dict(kv.split("=", 1) for kv in unit["Environment"])
     assert env["PATH"].split(":")[0] == str(install_root / "venv" / "bin")
-    port, sandbox_port = free_port(), free_port()
+    port, sandbox_port, live_port = free_port(), free_port(), free_port()
     env.update(
         # What an operator's .env would hold; here in the environment so the repo's own
         # .env (if any) is never read: the working directory is the temp folder.
         PORT=str(port),
         SANDBOX_PORT=str(sandbox_port),
+        LIVE_PORT=str(live_port),
         BRIDGE_API_KEY=SERVER_KEY,
         TRUSTED_PROXY="127.0.0.1",
         BRIDGE_TEST_ACTIONS="1",
@@ -151,6 +154,12 @@ def unit_stack(install_root: Path):
             30,
             what=f"the stack started by the unit's ExecStart (logs in {install_root / 'var' / 'log'})",
         )
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{live_port}/api/patreon/live/health", timeout=2).ok,
+            30,
+            what="the live program started by the unit's ExecStart",
+        )
+        unit["live_port"] = live_port
         yield process, base_url, unit
     finally:
         if process.poll() is None:
@@ -225,12 +234,14 @@ def test_forwarded_headers_are_the_ones_waitress_trusts():
 
 def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: Path):
     nginx = nginx_binary()
-    _process, base_url, _unit = unit_stack
+    _process, base_url, unit = unit_stack
     stack_port = base_url.rsplit(":", 1)[1]
     listen = free_port()
     snippet = NGINX_SNIPPET.read_text()
     assert snippet.count("server 127.0.0.1:6969;") == 1 and snippet.count("listen 80;") == 1
+    assert snippet.count("server 127.0.0.1:6971;") == 1
     snippet = snippet.replace("server 127.0.0.1:6969;", f"server 127.0.0.1:{stack_port};")
+    snippet = snippet.replace("server 127.0.0.1:6971;", f"server 127.0.0.1:{unit['live_port']};")
     snippet = snippet.replace("listen 80;", f"listen 127.0.0.1:{listen};")
     conf = nginx_conf(tmp_path, snippet, extra="daemon off;\nmaster_process off;\n")
     proxy = subprocess.Popen(
@@ -294,6 +305,26 @@ def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: 
         assert resp.status_code == 200, resp.text
         assert got.wait(5), f"no event through nginx within 5 s: {lines}"
         print(f"\nSSE through nginx: event delivered {time.monotonic() - sent_at:.2f} s after the webhook")
+
+        # Socket.IO over WebSocket through nginx (the Upgrade passed on) to the live program.
+        async def websocket_through_nginx() -> tuple[int, list[int]]:
+            client = WebSocketSubscriber("127.0.0.1", listen, {"key": SERVER_KEY}).start()
+            await asyncio.wait_for(client.connected.wait(), 10)
+            await asyncio.sleep(0.3)
+            raw = encode(member_document("deploy-ws-check", note="deploy-ws-check"))
+            resp = await asyncio.to_thread(
+                requests.post, front + WEBHOOK_PATH, data=raw, headers=signed_headers(WEBHOOK_SECRET, raw), timeout=5
+            )
+            event_id = resp.json()["id"]
+            for _ in range(100):
+                if event_id in client.received:
+                    break
+                await asyncio.sleep(0.05)
+            await client.stop()
+            return event_id, list(client.received)
+
+        event_id, heard = asyncio.run(websocket_through_nginx())
+        assert heard == [event_id], heard
     finally:
         proxy.terminate()
         proxy.wait(10)
