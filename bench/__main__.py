@@ -7,7 +7,8 @@
 
 Order on the main stack: memory idle, 1 ipc, 2 proxy, 3 webhooks, 6 live, memory after
 load, then 5 recovery last (it restarts the worker, which would reset its memory).
-Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits.
+Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits,
+benchmark 8 (fanout: 10,000 live subscribers) on a third.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import ipc, live, machine, memory, paging, proxy, recovery, report, stacks, webhooks
+from bench import fanout, ipc, live, machine, memory, paging, proxy, recovery, report, stacks, webhooks
 from bench.client import HttpClient
 from bench.report import Line, Outcome
 from tests.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
-ALL = (ipc, proxy, webhooks, paging, recovery, live, memory)
+ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, fanout)
 NAMES = {module.KEY: module for module in ALL}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 SANDBOX_READY_TIMEOUT_S = 120.0
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         snapshots += run_main_stack(selected, args.quick, outcomes)
     if paging in selected:
         snapshots += run_paging_stack(args.quick, memory in selected, outcomes)
+    if fanout in selected:  # a stack of its own: 10,000 connections to the live program
+        outcomes[fanout.KEY] = guarded(fanout, fanout.run, args.quick)
     if memory in selected:
         idle = snapshots[0] if snapshots else None
         loaded = snapshots[1] if len(snapshots) > 1 else None

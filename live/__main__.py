@@ -69,6 +69,7 @@ async def serve(program: LiveProgram, settings) -> int:
             access_log=False,
             backlog=LISTEN_BACKLOG,
             ws_ping_interval=None,  # engine.io pings on its own
+            ws_per_message_deflate=False,  # 10,000 compressions of each event cost more than the bytes
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             server_header=False,
         )

@@ -25,6 +25,7 @@ import bisect
 import collections
 import json
 import logging
+import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,6 +46,19 @@ CACHE_EVENTS = 5000
 SLOW_CONSUMER = "SLOW_CONSUMER"
 
 
+def websocket_frame(text: str) -> bytes:
+    """One final, unmasked text frame (RFC 6455 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
 class Frames:
     """One event, encoded once for every client that gets it."""
 
@@ -54,6 +68,7 @@ class Frames:
         self._sio: list[eio_packet.Packet] | None = None
         self._public_sse: bytes | None = None
         self._public_sio: list[eio_packet.Packet] | None = None
+        self._ws: dict[bool, bytes] = {}
 
     @staticmethod
     def _sio_packets(names: list[str], message: dict[str, Any]) -> list[eio_packet.Packet]:
@@ -73,6 +88,13 @@ class Frames:
         if self._sse is None:
             self._sse = format_sse(self.event)
         return self._sse
+
+    def websocket(self, public: bool = False) -> bytes:
+        """The same packets as ``sio``, as the bytes of their WebSocket frames: a server's
+        frames are unmasked, so every direct WebSocket client gets these very bytes."""
+        if public not in self._ws:
+            self._ws[public] = b"".join(websocket_frame(p.encode()) for p in self.sio(public))
+        return self._ws[public]
 
     def sio(self, public: bool = False) -> list[eio_packet.Packet]:
         if public:

@@ -20,10 +20,12 @@ import logging
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from live.audience import Audience
 from live.auth import LiveAuth
-from live.hub import SLOW_CONSUMER, Client, Frames, Hub
+from live.hub import SLOW_CONSUMER, Client, Frames, Hub, websocket_frame
 from web.errors import ApiError  # layout: re-point
 from web.events import SubscriberRefused, parse_event_id  # layout: re-point
 
@@ -37,9 +39,37 @@ PENDING_CONNECT_TIMEOUT_S = 10.0
 PACE_S = 0.01
 CATCH_UP_TIMEOUT_S = 60.0  # a client that takes nothing for this long while catching up is dropped
 MAX_HTTP_BUFFER_BYTES = 64 * 1024  # clients only send connects and pongs
+DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer, then it is cut
+# After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
+# few loop turns (a task per poll): this is far more than that.
+DIRECT_SETTLE_S = 0.02
+
+
+def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
+    """uvicorn's protocol object of a client that connected over WebSocket directly
+    (``transports: ["websocket"]``), or None (polling, or upgraded from it)."""
+    environ = server.get_environ(sid, NAMESPACE) or {}
+    if environ.get("asgi.scope", {}).get("type") != "websocket":
+        return None
+    protocol = getattr(environ.get("asgi.send"), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    return protocol if transport is not None and hasattr(transport, "get_write_buffer_size") else None
 
 
 class SioClient(Client):
+    """A Socket.IO client. Two ways out:
+
+    * engine.io's own (its queue and writer task, one encode and one frame per packet
+      per client): polling, and clients upgraded from polling;
+    * direct: a client that connected over WebSocket directly gets each event's frames
+      as prebuilt bytes written to its transport, one write per event (``Frames.
+      websocket``): 10,000 clients cost 10,000 writes, not 20,000 encodes. Its buffer is
+      the transport's: past ``limit`` events of the current size it is dropped.
+      engine.io still writes its pings and the CONNECT answer; events go direct only
+      once that answer is out, so the only packets that can overtake each other are
+      pings, whose order does not matter.
+    """
+
     kind = "socketio"
 
     def __init__(self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int):
@@ -49,6 +79,47 @@ class SioClient(Client):
         self._server = server
         self._hub = hub
         self.limit = limit
+        self._direct = direct_websocket(server, sid)
+        self.direct_ready = False
+
+    @property
+    def direct(self) -> bool:
+        return self._direct is not None
+
+    async def _offer_direct(self, frames: Frames, *, wait: bool) -> None:
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            self._hub.leave(self)
+            return
+        data = frames.websocket(self.public)
+        limit = self.limit * len(data)
+        if wait:
+            waited = 0.0
+            while transport.get_write_buffer_size() > limit // 2 and not transport.is_closing():
+                if waited >= CATCH_UP_TIMEOUT_S:
+                    await self.drop(SLOW_CONSUMER)
+                    return
+                await asyncio.sleep(PACE_S)
+                waited += PACE_S
+            if self.closed or transport.is_closing():
+                return
+        elif transport.get_write_buffer_size() > limit:
+            await self.drop(SLOW_CONSUMER)
+            return
+        self.last_id = frames.event.id
+        transport.write(data)
+
+    async def _drop_direct(self, reason: str) -> None:
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            return
+        # What is buffered stays (the client still gets it, in order), then the
+        # reason, then the close: it reconnects and resumes after the last id it read.
+        transport.write(websocket_frame(disconnect_packet(reason)))
+        transport.write(b"\x88\x02\x03\xf3")  # a close frame, status 1011
+        transport.close()
+        # A client that never reads again would hold the buffer: cut it after a while.
+        asyncio.get_running_loop().call_later(DROP_GRACE_S, transport.abort)
 
     def _socket(self):
         sock = self._server.eio.sockets.get(self.eio_sid)
@@ -57,6 +128,9 @@ class SioClient(Client):
     async def offer(self, frames: Frames, *, wait: bool) -> None:
         event_id = frames.event.id
         if self.closed or event_id <= self.last_id:
+            return
+        if self.direct_ready:
+            await self._offer_direct(frames, wait=wait)
             return
         sock = self._socket()
         if sock is None:
@@ -84,6 +158,9 @@ class SioClient(Client):
             return
         self._hub.leave(self)
         self.reason = reason
+        if self.direct_ready:
+            await self._drop_direct(reason)
+            return
         sock = self._socket()
         if sock is None:
             return
@@ -91,14 +168,19 @@ class SioClient(Client):
         while not sock.queue.empty():
             sock.queue.get_nowait()
             sock.queue.task_done()
-        await self._server.emit(
-            "patreon:disconnect",
-            {"code": reason, "message": "The client fell behind; it reconnects and resumes"},
-            to=self.sid,
-            namespace=NAMESPACE,
-        )
+        await self._server.emit("patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE)
         # Closing the transport (not a Socket.IO disconnect) makes the client reconnect.
         await sock.close(wait=False, abort=False)
+
+
+def disconnect_message(reason: str) -> dict[str, str]:
+    return {"code": reason, "message": "The client fell behind; it reconnects and resumes"}
+
+
+def disconnect_packet(reason: str) -> str:
+    """``patreon:disconnect`` as an engine.io packet's text."""
+    message = sio_packet.Packet(sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)])
+    return eio_packet.Packet(eio_packet.MESSAGE, message.encode()).encode()
 
 
 class LiveSocketIo:
@@ -160,6 +242,18 @@ class LiveSocketIo:
                 self._forget(client.sid)
                 return
             await asyncio.sleep(0.005)
+        if client.direct:
+            # Direct writes start once engine.io has written the CONNECT answer.
+            while True:
+                sock = client._socket()
+                if sock is None or client.closed:
+                    self._forget(client.sid)
+                    return
+                if sock.queue.empty():
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(DIRECT_SETTLE_S)
+            client.direct_ready = True
         try:
             await self._hub.join(client, since, settle_events=self._buffer // 2)
         except Exception:

@@ -220,7 +220,8 @@ class WebSocketSubscriber(SocketIoSubscriber):
 
 
 class _Http:
-    """One keep-alive HTTP/1.1 connection: requests one at a time, Content-Length bodies."""
+    """One keep-alive HTTP/1.1 connection: requests one at a time; Content-Length or
+    chunked answers (uvicorn chunks what engine.io sends without a length)."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
@@ -240,15 +241,27 @@ class _Http:
         if not status_line:
             raise ConnectionError("closed")
         status = int(status_line.split()[1])
-        length = 0
+        length, chunked = 0, False
         while True:
             line = await self._reader.readline()
             if line in (b"\r\n", b""):
                 break
             name, _, value = line.decode("latin-1").partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip())
-        return status, await self._reader.readexactly(length) if length else b""
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value:
+                chunked = True
+        if not chunked:
+            return status, await self._reader.readexactly(length) if length else b""
+        parts = []
+        while True:
+            size = int((await self._reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await self._reader.readline()  # the blank line after the last chunk
+                return status, b"".join(parts)
+            parts.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
 
     def close(self) -> None:
         if self._writer is not None:
