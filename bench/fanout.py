@@ -293,7 +293,7 @@ def _status_samples(client: HttpClient, count: int | None, stop: threading.Event
 def run(quick: bool) -> Outcome:
     outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
     total = 1000 if quick else 10_000
-    broadcasts = 5 if quick else 20
+    broadcasts = 20
     targeted = 20 if quick else 50
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -394,6 +394,18 @@ def run(quick: bool) -> Outcome:
         per_kind = {}
         for kind in ("websocket", "sse", "polling"):
             per_kind[kind] = sum(1 for k in crowd.kinds.values() if k == kind)
+        if lost:
+            # Who missed what: by kind, as a note (a loss is a result, and its shape helps).
+            missed: dict[str, int] = {}
+            with crowd.arrivals.lock:
+                heard = {index: len(ids) for index, ids in crowd.arrivals.by_client.items()}
+            best = max(heard.values(), default=0)
+            for index, kind in crowd.kinds.items():
+                if index >= PATRONS and heard.get(index, 0) < best:
+                    missed[kind] = missed.get(kind, 0) + 1
+            health = requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()
+            outcome.notes.append(f"Subscribers that missed events, by kind: {missed}; live then counted {health}.")
+            print("\n".join(stack.log_text("live").splitlines()[-30:]))
         last = Summary.of(last_ms) if last_ms else None
         outcome.add(
             Line(

@@ -86,6 +86,21 @@ class SioClient(Client):
     def direct(self) -> bool:
         return self._direct is not None
 
+    def offer_now(self, frames: Frames) -> bool:
+        if not self.direct_ready or self.closed:
+            return False
+        if frames.event.id <= self.last_id:
+            return True
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            return False  # offer() lets it go
+        data = frames.websocket(self.public)
+        if transport.get_write_buffer_size() > self.limit * len(data):
+            return False  # offer() drops it
+        self.last_id = frames.event.id
+        transport.write(data)
+        return True
+
     async def _offer_direct(self, frames: Frames, *, wait: bool) -> None:
         transport = self._direct.transport
         if transport is None or transport.is_closing():

@@ -31,7 +31,7 @@ import requests
 
 from live import tokens
 from tests.browser import Browser
-from tests.live_clients import SseSubscriber, WebSocketSubscriber
+from tests.live_clients import PollingSubscriber, SseSubscriber, WebSocketSubscriber
 from tests.stack import REPO, Stack, body, wait_for
 from tests.webhook_deliveries import PATH, encode, member_document, signed_headers
 from worker import webhook_events  # layout: re-point
@@ -411,10 +411,9 @@ def test_1000_clients_survive_kill_9_of_live_with_every_event_once():
         stack.wait_live()
 
         async def scenario():
+            kinds = {0: SseSubscriber, 1: PollingSubscriber}  # 5% each; the rest WebSocket
             clients = [
-                (SseSubscriber if n % 10 == 0 else WebSocketSubscriber)(
-                    "127.0.0.1", stack.live_port, {"key": KEY, "since": 0}, reconnect=True
-                )
+                kinds.get(n % 20, WebSocketSubscriber)("127.0.0.1", stack.live_port, {"key": KEY, "since": 0}, reconnect=True)
                 for n in range(CLIENTS)
             ]
             for n, client in enumerate(clients):
