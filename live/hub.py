@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 TAIL_BATCH = 500
 CACHE_EVENTS = 5000
 SLOW_CONSUMER = "SLOW_CONSUMER"
+# Why live ended a connection, as clients are told (``patreon:disconnect``).
+DISCONNECT_MESSAGES = {
+    SLOW_CONSUMER: "The client fell behind; it reconnects and resumes from its last event id",
+    "SHUTTING_DOWN": "The live program is restarting; reconnect to resume from the last event id",
+    "UNAUTHORIZED": "The session ended (logout or expiry)",
+    "DELIVERY_FAILED": "An event could not be delivered; reconnect to resume from the last event id",
+}
+
+
+def disconnect_message(reason: str) -> dict[str, str]:
+    return {"code": reason, "message": DISCONNECT_MESSAGES.get(reason, reason)}
 
 
 def websocket_frame(text: str) -> bytes:
@@ -180,7 +191,13 @@ class Hub:
                 raise
             except Exception:
                 log.exception("live tail: store error, retrying")
-            await wait_for_wakeup(poll_interval_s)
+            try:
+                await wait_for_wakeup(poll_interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken wake-up socket: the poll alone still delivers
+                log.exception("live tail: wake-up failed; polling")
+                await asyncio.sleep(poll_interval_s)
 
     async def tail_once(self) -> None:
         while True:

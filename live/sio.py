@@ -25,7 +25,7 @@ from socketio import packet as sio_packet
 
 from live.audience import Audience
 from live.auth import LiveAuth
-from live.hub import SLOW_CONSUMER, Client, Frames, Hub, websocket_frame
+from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
 from web.errors import ApiError  # layout: re-point
 from web.events import SubscriberRefused, parse_event_id  # layout: re-point
 
@@ -186,10 +186,6 @@ class SioClient(Client):
         await self._server.emit("patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE)
         # Closing the transport (not a Socket.IO disconnect) makes the client reconnect.
         await sock.close(wait=False, abort=False)
-
-
-def disconnect_message(reason: str) -> dict[str, str]:
-    return {"code": reason, "message": "The client fell behind; it reconnects and resumes"}
 
 
 def disconnect_packet(reason: str) -> str:

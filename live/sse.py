@@ -18,7 +18,7 @@ import json
 import logging
 
 from live.audience import Audience
-from live.hub import SLOW_CONSUMER, Client, Frames, Hub
+from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class SseClient(Client):
         # What it had not taken is dropped: it resumes from its own last id.
         while not self.queue.empty():
             self.queue.get_nowait()
-        body = json.dumps({"code": reason, "message": "The client fell behind; reconnect to resume"})
+        body = json.dumps(disconnect_message(reason))
         self.queue.put_nowait(f"event: patreon:disconnect\ndata: {body}\n\n".encode())
         self.queue.put_nowait(_END)
 
