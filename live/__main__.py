@@ -82,6 +82,10 @@ async def serve(program: LiveProgram, settings) -> int:
     return 0 if server.started else EXIT_UNAVAILABLE
 
 
+def _already_handled(_signum, _frame) -> None:
+    pass
+
+
 def main() -> int:
     configure_logging("live")
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to the log
@@ -113,6 +117,10 @@ def main() -> int:
         settings.max_connections,
         fds,
     )
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores these handlers and
+    # raises the signal again: with a no-op here main() finishes, logs, and exits 0.
+    signal.signal(signal.SIGTERM, _already_handled)
+    signal.signal(signal.SIGINT, _already_handled)
     code = asyncio.run(serve(program, settings))
     if code == EXIT_UNAVAILABLE:
         log.error("❌ live cannot listen on %s:%s", settings.host, settings.port)

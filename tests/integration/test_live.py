@@ -450,3 +450,34 @@ def test_1000_clients_survive_kill_9_of_live_with_every_event_once():
         assert all(list(c.received) == ids for c in clients), "events out of order"
         assert all(c.connects >= 2 for c in clients), "some clients never reconnected"
         print(f"\n{CLIENTS} clients, {len(ids)} events across kill -9 of live: all heard every event once")
+
+
+def test_a_graceful_restart_of_live_closes_clients_and_they_resume(stack: Stack):
+    """``supervisorctl restart live``: SIGTERM closes every client (SSE hears why); each
+    reconnects to the new process and hears what it missed, once."""
+
+    async def scenario():
+        start = await asyncio.to_thread(deliver, stack, member_document("live-restart-0"))
+        kinds = (WebSocketSubscriber, SseSubscriber, PollingSubscriber)
+        clients = [
+            kinds[n % 3]("127.0.0.1", stack.live_port, {"key": KEY, "since": start}, reconnect=True) for n in range(60)
+        ]
+        for client in clients:
+            client.start()
+        await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 30)
+        ids = [await asyncio.to_thread(deliver, stack, member_document("live-restart-1"))]
+        out = await asyncio.to_thread(stack.ctl, "restart", "live")
+        assert out.returncode == 0, out.stdout + out.stderr
+        ids.append(await asyncio.to_thread(deliver, stack, member_document("live-restart-2")))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(set(ids) <= set(c.received) for c in clients):
+            await asyncio.sleep(0.1)
+        for client in clients:
+            await client.stop()
+        return clients, ids
+
+    clients, ids = asyncio.run(scenario())
+    assert all(list(c.received) == ids for c in clients), [list(c.received) for c in clients if list(c.received) != ids][:3]
+    assert all(c.duplicates == 0 and c.connects >= 2 for c in clients)
+    assert any("SHUTTING_DOWN" in c.disconnect_reasons for c in clients if c.kind == "sse")
+    assert "live stopped" in stack.log_text("live")
