@@ -23,16 +23,19 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from live import tokens
+from tests import live_chromium
 from tests.browser import Browser
 from tests.live_clients import PollingSubscriber, SseSubscriber, WebSocketSubscriber
-from tests.stack import REPO, Stack, body, wait_for
+from tests.stack import REPO, Stack, body, free_port, wait_for
 from tests.webhook_deliveries import PATH, encode, member_document, signed_headers
 from worker import webhook_events  # layout: re-point
 from worker.store import Store  # layout: re-point
@@ -40,12 +43,14 @@ from worker.store import Store  # layout: re-point
 KEY = "integration-live-bridge-key"
 SECRET = "integration-live-webhook-secret"
 ORIGIN = "https://site.example"
+PAGE_PORT = free_port()  # the cross-origin page's own server (the Chromium test)
+PAGE_ORIGIN = f"http://127.0.0.1:{PAGE_PORT}"
 ENV = {
     "BRIDGE_API_KEY": KEY,
     "PATREON_WEBHOOK_SECRET": SECRET,
     "SANDBOX_WEBHOOK_SECRET": SECRET,
     "PATREON_DEFAULT_SCOPES": "identity identity.memberships campaigns",
-    "LIVE_CORS_ORIGINS": ORIGIN,
+    "LIVE_CORS_ORIGINS": f"{ORIGIN},{PAGE_ORIGIN}",
 }
 BEARER = {"Authorization": f"Bearer {KEY}"}
 JS_DIR = REPO / "tests" / "live_js"
@@ -481,3 +486,45 @@ def test_a_graceful_restart_of_live_closes_clients_and_they_resume(stack: Stack)
     assert all(c.duplicates == 0 and c.connects >= 2 for c in clients)
     assert any("SHUTTING_DOWN" in c.disconnect_reasons for c in clients if c.kind == "sse")
     assert "live stopped" in stack.log_text("live")
+
+
+# -- a browser on another origin ----------------------------------------------------------------------
+def test_headless_chromium_on_another_origin_hears_events_over_socketio_and_eventsource(
+    stack: Stack, socketio_client_js: Path, tmp_path: Path
+):
+    executable = live_chromium.binary()
+    if not executable:
+        pytest.skip("chromium is not installed: apt-get install chromium (.ci/run does) for the browser test")
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(JS_DIR / "cross_origin.html", site / "index.html")
+    shutil.copy(JS_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js", site)
+    first = deliver(stack, member_document("live-chromium-1", user_id="8101"))
+    second = deliver(stack, member_document("live-chromium-2", user_id="8101"), "members:update")
+    deliver(stack, member_document("live-chromium-other", user_id="8102"))  # another patron's: never shown
+    token = mint(stack, audience="patron", userId="8101", ttlSeconds=120)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(PAGE_PORT), "--bind", "127.0.0.1"],
+        cwd=site,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    browser = None
+    try:
+        wait_for(lambda: requests.get(PAGE_ORIGIN + "/index.html", timeout=2).ok, 10, what="the page server")
+        browser = live_chromium.Chromium(executable, tmp_path / "profile")
+        browser.open(f"{PAGE_ORIGIN}/index.html?" + urlencode({"live": stack.live_url, "token": token}))
+        expression = "(document.getElementById('out') || {}).textContent || ''"
+        text = browser.wait_for_value(expression, lambda v: v and len(v.splitlines()) >= 4, 30)
+        # A live event after the page is up, too:
+        third = deliver(stack, member_document("live-chromium-3", user_id="8101"), "members:update")
+        text = browser.wait_for_value(expression, lambda v: v and str(third) in v and v.count(f" {third} ") >= 2, 30)
+    finally:
+        if browser is not None:
+            browser.close()
+        server.terminate()
+        server.wait(10)
+    lines = sorted(text.splitlines())
+    expected = [f"{kind} {event_id} {trigger}" for kind in ("socketio", "sse")
+                for event_id, trigger in ((first, "members:create"), (second, "members:update"), (third, "members:update"))]
+    assert lines == sorted(expected), text
