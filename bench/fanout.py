@@ -72,6 +72,7 @@ class Arrivals:
         self.lock = threading.Lock()
         self.by_event: dict[int, list[float]] = {}
         self.by_client: dict[int, set[int]] = {}
+        self.closed: list[int] = []  # clients whose connection ended (these do not reconnect)
 
     def record(self, client: int, event_id: int) -> None:
         now = time.perf_counter()
@@ -173,6 +174,7 @@ class LeanWebSocket(asyncio.Protocol):
             self.connected.set_exception(ConnectionError(why))
 
     def connection_lost(self, exc) -> None:
+        self.arrivals.closed.append(self.index)
         self._fail("connection lost")
 
 
@@ -203,6 +205,7 @@ class LeanSse(asyncio.Protocol):
         self._tail = text[cut + 2 :] if cut >= 0 else text[-200:]
 
     def connection_lost(self, exc) -> None:
+        self.arrivals.closed.append(self.index)
         if not self.connected.done():
             self.connected.set_exception(ConnectionError("connection lost"))
 
@@ -222,6 +225,7 @@ class Crowd:
         self.thread = threading.Thread(target=self.loop.run_forever, name="crowd", daemon=True)
         self.transports: list = []
         self.pollers: list[PollingSubscriber] = []
+        self.pollers_by_index: dict[int, PollingSubscriber] = {}
 
     def run(self, coro, timeout_s: float):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
@@ -236,6 +240,7 @@ class Crowd:
 
             sub = PollingSubscriber(host, port, {"token": token}, on_event=on_event).start()
             self.pollers.append(sub)
+            self.pollers_by_index[index] = sub
             await asyncio.wait_for(sub.connected.wait(), 60)
             return
         if kind == "sse":
@@ -404,7 +409,16 @@ def run(quick: bool) -> Outcome:
                 if index >= PATRONS and heard.get(index, 0) < best:
                     missed[kind] = missed.get(kind, 0) + 1
             health = requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()
-            outcome.notes.append(f"Subscribers that missed events, by kind: {missed}; live then counted {health}.")
+            ended: dict[str, int] = {}
+            for index in crowd.arrivals.closed:
+                ended[crowd.kinds[index]] = ended.get(crowd.kinds[index], 0) + 1
+            for poller in crowd.pollers_by_index.values():
+                if poller._task is not None and poller._task.done():
+                    ended["polling"] = ended.get("polling", 0) + 1
+            outcome.notes.append(
+                f"Subscribers that missed events, by kind: {missed}; connections that ended during the run "
+                f"(the benchmark's subscribers do not reconnect): {ended}; live then counted {health}."
+            )
             print("\n".join(stack.log_text("live").splitlines()[-30:]))
         last = Summary.of(last_ms) if last_ms else None
         outcome.add(
