@@ -29,7 +29,7 @@ from live.settings import ConfigError, token_settings
 from web.auth import read_json_body
 from web.errors import ApiError
 from web.serverkey import is_server_request
-from worker.config import Config
+from worker.config import Config  # layout: re-point
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 from live import tokens
 from live.settings import TOKEN_KEY_FILE
 from web import errors, live_tokens
-from worker.config import load_config
+from worker.config import load_config  # layout: re-point
 
 
 @pytest.fixture
