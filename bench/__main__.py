@@ -9,6 +9,7 @@ Order on the main stack: memory idle, 1 ipc, 2 proxy, 3 webhooks, 6 live, memory
 load, then 5 recovery last (it restarts the worker, which would reset its memory).
 Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits;
 7 (member sync) and then 8 (access checks) on a third, also with the documented limits.
+Benchmark 9 (fanout: 10,000 live subscribers) runs on a fourth stack of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import ModuleType
 
 from bench import (
     access,
+    fanout,
     ipc,
     live,
     machine,
@@ -41,7 +43,7 @@ from harness.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
 ENTITLEMENT_BENCHMARKS = (member_sync, access)  # in this order: access checks need the synced table
-ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access)
+ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access, fanout)
 NAMES = {module.KEY: module for module in ALL}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 SANDBOX_READY_TIMEOUT_S = 120.0
@@ -213,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         snapshots += run_paging_stack(args.quick, memory in selected, outcomes)
     if any(m in selected for m in ENTITLEMENT_BENCHMARKS):
         run_entitlements_stack(selected, args.quick, outcomes)
+    if fanout in selected:  # a stack of its own: 10,000 connections to the live program
+        outcomes[fanout.KEY] = guarded(fanout, fanout.run, args.quick)
     if memory in selected:
         idle = snapshots[0] if snapshots else None
         loaded = snapshots[1] if len(snapshots) > 1 else None

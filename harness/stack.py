@@ -39,11 +39,12 @@ CODE = (
     "patreon_client",
     "settings",
     "sandbox",
+    "live",
 )
 START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
-_SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_")
+_SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_", "LIVE_")
 _SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"}
 
 
@@ -79,6 +80,7 @@ class Stack:
         self.conf = self.dir / "supervisord.conf"
         self.port = free_port()
         self.sandbox_port = free_port()
+        self.live_port = free_port()  # the live program (live/): its own port, no nginx in tests
         base = {
             k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)
         }
@@ -89,11 +91,13 @@ class Stack:
             "PORT": str(self.port),
             "DATA_DIR": str(self.dir / "var"),
             "SANDBOX_PORT": str(self.sandbox_port),
+            "LIVE_PORT": str(self.live_port),
             "BRIDGE_TEST_ACTIONS": "1",
             **(env or {}),
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.live_url = f"http://127.0.0.1:{self.live_port}"
         self.process: subprocess.Popen | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -127,6 +131,14 @@ class Stack:
             timeout_s,
             interval_s=0.2,
             what="supervisord to report web and worker RUNNING",
+        )
+
+    def wait_live(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the live program serves (tests of live/ call it; the others need not wait)."""
+        wait_for(
+            lambda: requests.get(self.live_url + "/api/patreon/live/health", timeout=2).status_code == 200,
+            timeout_s,
+            what=f"the live program on {self.live_url} (logs in {self.dir / 'var' / 'log'})",
         )
 
     def stop(self, timeout_s: float = 20.0) -> int | None:

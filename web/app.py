@@ -16,6 +16,7 @@ from store.database import Store
 from web import auth, demo, errors
 from web.entitlements import AccessResource, EntitlementsResource, MyEntitlementsResource, SyncResource
 from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
+from web.live_tokens import LiveTokenResource
 from web.memberstate import MemberStateResource
 from web.patreon_api import ReadResource
 from web.requestid import RequestIdMiddleware
@@ -104,5 +105,8 @@ def create_app(
     route("/api/patreon/access", AccessResource(config, store))
     route("/api/patreon/me/entitlements", MyEntitlementsResource(config, store, sessions))
     route("/api/patreon/sync", SyncResource(config, worker))
+
+    # -- subscribe tokens for the live program's browsers (server key) ----------------------
+    route("/api/patreon/live/tokens", LiveTokenResource(config))
 
     return app

@@ -51,6 +51,14 @@ INVALID_PAYLOAD = _code("INVALID_PAYLOAD", 400, "the delivery is not a JSON:API 
 UNKNOWN_EVENT = _code("UNKNOWN_EVENT", 400, "X-Patreon-Event is not a known trigger")
 WEBHOOKS_NOT_CONFIGURED = _code("WEBHOOKS_NOT_CONFIGURED", 503, "no webhook secret is configured or stored")
 
+# -- subscribe tokens for the live program (POST /api/patreon/live/tokens) ------------------
+LIVE_TOKENS_NOT_CONFIGURED = _code(
+    "LIVE_TOKENS_NOT_CONFIGURED", 503, "LIVE_TOKEN_KEY is not set (required in live mode)"
+)
+INVALID_AUDIENCE = _code("INVALID_AUDIENCE", 400, "audience is not patron, creator or public")
+INVALID_CAMPAIGN_IDS = _code("INVALID_CAMPAIGN_IDS", 400, "campaignIds missing, malformed, or given where not taken")
+INVALID_TTL = _code("INVALID_TTL", 400, "ttlSeconds is out of range")
+
 # -- capacity ---------------------------------------------------------------------------------
 STORE_UNAVAILABLE = _code("STORE_UNAVAILABLE", 503, "the SQLite store cannot be used right now; retry")
 STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open; retry later")

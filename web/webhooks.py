@@ -33,6 +33,7 @@ from typing import Any
 
 import falcon
 
+from live import notify as live_notify
 from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
 from store.database import Store
@@ -144,6 +145,8 @@ class WebhookReceiverResource:
             raise ApiError(
                 503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
+        if not duplicate:
+            live_notify.committed(self._store.path.parent, event_id)  # wake live; never blocks or raises
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
         )

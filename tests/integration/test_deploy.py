@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import contextlib
 import json
@@ -38,6 +39,7 @@ import requests
 import socketio
 
 from harness.stack import CODE, REPO, body, free_port, wait_for
+from tests.live_clients import WebSocketSubscriber
 from tests.webhook_deliveries import PATH as WEBHOOK_PATH
 from tests.webhook_deliveries import encode, member_document, signed_headers
 
@@ -131,12 +133,13 @@ def unit_stack(install_root: Path):
     unit = unit_settings((install_root / "patreon-bridge.service").read_text())
     env = dict(kv.split("=", 1) for kv in unit["Environment"])
     assert env["PATH"].split(":")[0] == str(install_root / "venv" / "bin")
-    port, sandbox_port = free_port(), free_port()
+    port, sandbox_port, live_port = free_port(), free_port(), free_port()
     env.update(
         # What an operator's .env would hold; here in the environment so the repo's own
         # .env (if any) is never read: the working directory is the temp folder.
         PORT=str(port),
         SANDBOX_PORT=str(sandbox_port),
+        LIVE_PORT=str(live_port),
         BRIDGE_API_KEY=SERVER_KEY,
         TRUSTED_PROXY="127.0.0.1",
         BRIDGE_TEST_ACTIONS="1",
@@ -155,6 +158,12 @@ def unit_stack(install_root: Path):
             30,
             what=f"the stack started by the unit's ExecStart (logs in {install_root / 'var' / 'log'})",
         )
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{live_port}/api/patreon/live/health", timeout=2).ok,
+            30,
+            what="the live program started by the unit's ExecStart",
+        )
+        unit["live_port"] = live_port
         yield process, base_url, unit
     finally:
         if process.poll() is None:
@@ -228,15 +237,17 @@ def test_forwarded_headers_are_the_ones_waitress_trusts():
 
 
 @contextlib.contextmanager
-def running_nginx(base_url: str, folder: Path, snippet: str | None = None) -> Iterator[str]:
-    """A real nginx with the snippet on a free (non-default) port, proxying ``base_url``;
-    yields its own URL."""
+def running_nginx(base_url: str, live_port: int, folder: Path, snippet: str | None = None) -> Iterator[str]:
+    """A real nginx with the snippet on a free (non-default) port, proxying ``base_url``
+    (web) and ``live_port`` (the live program); yields its own URL."""
     nginx = nginx_binary()
     stack_port = base_url.rsplit(":", 1)[1]
     listen = free_port()
     snippet = NGINX_SNIPPET.read_text() if snippet is None else snippet
     assert snippet.count("server 127.0.0.1:6969;") == 1 and snippet.count("listen 80;") == 1
+    assert snippet.count("server 127.0.0.1:6971;") == 1
     snippet = snippet.replace("server 127.0.0.1:6969;", f"server 127.0.0.1:{stack_port};")
+    snippet = snippet.replace("server 127.0.0.1:6971;", f"server 127.0.0.1:{live_port};")
     snippet = snippet.replace("listen 80;", f"listen 127.0.0.1:{listen};")
     conf = nginx_conf(folder, snippet, extra="daemon off;\nmaster_process off;\n")
     proxy = subprocess.Popen(
@@ -266,8 +277,8 @@ def socketio_handshake(front: str) -> requests.Response:
 
 
 def test_socketio_through_nginx_on_a_non_default_port(unit_stack, tmp_path: Path):
-    _process, base_url, _unit = unit_stack
-    with running_nginx(base_url, tmp_path) as front:
+    _process, base_url, unit = unit_stack
+    with running_nginx(base_url, unit["live_port"], tmp_path) as front:
         # The browser's Origin carries the port; the Host nginx forwards must too.
         handshake = socketio_handshake(front)
         assert handshake.status_code == 200, handshake.text
@@ -297,14 +308,14 @@ def test_socketio_through_nginx_on_a_non_default_port(unit_stack, tmp_path: Path
     old = NGINX_SNIPPET.read_text().replace("$http_host;", "$host;")
     assert "$http_host;" not in old
     (tmp_path / "old").mkdir()
-    with running_nginx(base_url, tmp_path / "old", snippet=old) as front:
+    with running_nginx(base_url, unit["live_port"], tmp_path / "old", snippet=old) as front:
         refused = socketio_handshake(front)
         assert refused.status_code == 400 and "Not an accepted origin" in refused.text, refused.text
 
 
 def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: Path):
-    _process, base_url, _unit = unit_stack
-    with running_nginx(base_url, tmp_path) as front:
+    _process, base_url, unit = unit_stack
+    with running_nginx(base_url, unit["live_port"], tmp_path) as front:
         assert requests.get(base_url + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 200
         assert requests.get(front + "/api/patreon/_test/sleep?ms=1", timeout=5).status_code == 404
 
@@ -356,6 +367,26 @@ def test_nginx_proxies_the_stack_and_delivers_sse_at_once(unit_stack, tmp_path: 
         assert resp.status_code == 200, resp.text
         assert got.wait(5), f"no event through nginx within 5 s: {lines}"
         print(f"\nSSE through nginx: event delivered {time.monotonic() - sent_at:.2f} s after the webhook")
+
+        # Socket.IO over WebSocket through nginx (the Upgrade passed on) to the live program.
+        async def websocket_through_nginx() -> tuple[int, list[int]]:
+            client = WebSocketSubscriber("127.0.0.1", int(front.rsplit(":", 1)[1]), {"key": SERVER_KEY}).start()
+            await asyncio.wait_for(client.connected.wait(), 10)
+            await asyncio.sleep(0.3)
+            raw = encode(member_document("deploy-ws-check", note="deploy-ws-check"))
+            resp = await asyncio.to_thread(
+                requests.post, front + WEBHOOK_PATH, data=raw, headers=signed_headers(WEBHOOK_SECRET, raw), timeout=5
+            )
+            event_id = resp.json()["id"]
+            for _ in range(100):
+                if event_id in client.received:
+                    break
+                await asyncio.sleep(0.05)
+            await client.stop()
+            return event_id, list(client.received)
+
+        event_id, heard = asyncio.run(websocket_through_nginx())
+        assert heard == [event_id], heard
 
 
 def test_sigterm_stops_the_units_stack_within_timeout_stop_sec(unit_stack, install_root: Path):

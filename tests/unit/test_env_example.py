@@ -17,6 +17,7 @@ CONFIG_MODULES = (
     REPO / "settings" / "config.py",
     REPO / "settings" / "environment.py",
     REPO / "sandbox" / "settings.py",
+    REPO / "live" / "settings.py",
 )
 
 

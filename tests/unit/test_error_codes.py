@@ -11,6 +11,7 @@ import falcon
 import falcon.testing
 import pytest
 
+from live import codes as live_codes
 from patreon_client.errors import AuthorizationRefused, InvalidGrant, RateLimited, UpstreamError
 from web import codes as web_codes
 from web import errors
@@ -19,8 +20,8 @@ from wire.client import WorkerCallError
 from worker.errors import wire_error
 
 REPO = Path(__file__).resolve().parent.parent.parent
-ALL_CODES = {**wire_codes.CODES, **web_codes.CODES}
-CODE_PACKAGES = ("web", "worker", "wire", "store", "patreon_client", "watchdog_listener")
+ALL_CODES = {**wire_codes.CODES, **web_codes.CODES, **live_codes.CODES}
+CODE_PACKAGES = ("web", "worker", "wire", "store", "patreon_client", "watchdog_listener", "live")
 
 
 def documented_codes() -> dict[str, tuple[int, str]]:
@@ -31,7 +32,8 @@ def documented_codes() -> dict[str, tuple[int, str]]:
 
 def test_wire_and_web_codes_are_disjoint_and_named_as_their_value():
     assert not set(wire_codes.CODES) & set(web_codes.CODES)
-    for module in (wire_codes, web_codes):
+    assert not set(live_codes.CODES) & (set(wire_codes.CODES) | set(web_codes.CODES))
+    for module in (wire_codes, web_codes, live_codes):
         for name in module.CODES:
             assert getattr(module, name) == name
 

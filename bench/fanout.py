@@ -1,0 +1,460 @@
+"""Benchmark 8, live fan-out: 10,000 subscribers of the live program, one webhook to all.
+
+On a stack of its own (``python -m live`` under the real supervisord), the benchmark
+process opens N subscribers (full run 10,000, ``--quick`` 1,000) on loopback: 90%
+Socket.IO over WebSocket, 5% SSE, 5% Socket.IO long-polling. All but the patrons hold
+a ``creator`` subscribe token for campaign 1001; 100 hold ``patron`` tokens, one user
+each. Then:
+
+* broadcast: signed deliveries for campaign 1001, one at a time; for each, the time
+  from sending the POST until each subscriber has the event (and until the last one
+  has it). Goal: last client p99 under 250 ms, none lost.
+* targeted: a delivery about one patron (in another campaign, so only that patron's
+  token hears it). Goal: p99 under 50 ms.
+* live's RSS per 1,000 connections: (RSS with N connected - RSS idle) / (N / 1000).
+* web's ``GET /api/patreon/status`` p50/p99 while the broadcasts run, against the same
+  with no subscribers (A/B on the same stack).
+
+The subscribers run on one asyncio loop in this process, on the same 2 cores as the
+stack: their own frame parsing is part of every figure. The WebSocket client here is
+a lean one (a frame parser that reads only the event id) so that it measures live
+rather than itself; tests.live_clients holds the full ones. Bounded: N connections,
+a fixed number of deliveries, every wait with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import re
+import resource
+import struct
+import threading
+import time
+
+import requests
+
+from bench.client import HttpClient
+from bench.deliveries import Deliveries
+from bench.machine import rss_kib
+from bench.measure import Summary
+from bench.report import Line, Outcome, compare_ms, fmt_ms
+from bench.stacks import new_secrets, supervised_pids
+from harness.stack import Stack, wait_for
+from tests.live_clients import PollingSubscriber
+from tests.webhook_deliveries import PATH, encode, member_document, signed_headers
+
+NUMBER = 8
+KEY = "fanout"
+TITLE = "Live fan-out (live program)"
+GOAL = "10,000 subscribers: one webhook to all, last client p99 < 250 ms, none lost; one patron p99 < 50 ms"
+
+GOAL_BROADCAST_P99_MS = 250.0
+GOAL_TARGETED_P99_MS = 50.0
+PATRONS = 100
+SSE_SHARE = 0.05
+POLLING_SHARE = 0.05
+CONNECT_BATCH = 250
+CONNECT_TIMEOUT_S = 240.0
+DELIVERY_TIMEOUT_S = 10.0
+STATUS_SAMPLES_IDLE = 300
+_EVENT_ID = re.compile(rb'^42\["patreon:webhook",\{"id":(\d+)')
+_SSE_ID = re.compile(rb"id: (\d+)\nevent: patreon:webhook\n")
+
+
+class Arrivals:
+    """event id -> arrival times (perf_counter), written from the client loop."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.by_event: dict[int, list[float]] = {}
+        self.by_client: dict[int, set[int]] = {}
+        self.closed: list[int] = []  # clients whose connection ended (these do not reconnect)
+
+    def record(self, client: int, event_id: int) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.by_event.setdefault(event_id, []).append(now)
+            self.by_client.setdefault(client, set()).add(event_id)
+
+    def count(self, event_id: int) -> int:
+        with self.lock:
+            return len(self.by_event.get(event_id, ()))
+
+
+class LeanWebSocket(asyncio.Protocol):
+    """Socket.IO over WebSocket, reading only what it must: pings and event ids."""
+
+    def __init__(self, index: int, host: str, port: int, auth_json: str, arrivals: Arrivals):
+        self.index = index
+        self.host, self.port = host, port
+        self.auth_json = auth_json
+        self.arrivals = arrivals
+        self.connected = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._handshaken = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            (
+                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def _send(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        length = len(payload)
+        head = struct.pack("!BB", 0x81, 0x80 | length) if length < 126 else struct.pack("!BBH", 0x81, 0xFE, length)
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data
+        if not self._handshaken:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self._buffer = buffer
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self._fail(buffer[:12].decode(errors="replace"))
+                return
+            self._handshaken = True
+            buffer = buffer[end + 4 :]
+        pos = 0
+        while len(buffer) - pos >= 2:
+            length = buffer[pos + 1] & 0x7F
+            header = 2
+            if length == 126:
+                if len(buffer) - pos < 4:
+                    break
+                length = struct.unpack_from("!H", buffer, pos + 2)[0]
+                header = 4
+            elif length == 127:
+                if len(buffer) - pos < 10:
+                    break
+                length = struct.unpack_from("!Q", buffer, pos + 2)[0]
+                header = 10
+            if len(buffer) - pos < header + length:
+                break
+            opcode = buffer[pos] & 0x0F
+            payload = buffer[pos + header : pos + header + length]
+            pos += header + length
+            if opcode == 0x1:
+                self._packet(payload)
+            elif opcode == 0x8:
+                self._fail("closed")
+        self._buffer = buffer[pos:]
+
+    def _packet(self, payload: bytes) -> None:
+        if payload[:1] == b"2":
+            self._send("3")
+        elif payload[:1] == b"0":
+            self._send("40" + self.auth_json)
+        elif payload[:2] == b"40":
+            if not self.connected.done():
+                self.connected.set_result(True)
+        elif payload[:2] == b"44":
+            self._fail(payload[:80].decode(errors="replace"))
+        else:
+            match = _EVENT_ID.match(payload)
+            if match:
+                self.arrivals.record(self.index, int(match.group(1)))
+
+    def _fail(self, why: str) -> None:
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError(why))
+
+    def connection_lost(self, exc) -> None:
+        self.arrivals.closed.append(self.index)
+        self._fail("connection lost")
+
+
+class LeanSse(asyncio.Protocol):
+    def __init__(self, index: int, host: str, port: int, token: str, arrivals: Arrivals):
+        self.index = index
+        self.host, self.port, self.token = host, port, token
+        self.arrivals = arrivals
+        self.connected = asyncio.get_running_loop().create_future()
+        self._tail = b""
+
+    def connection_made(self, transport) -> None:
+        transport.write(
+            f"GET /api/patreon/events?token={self.token} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        text = self._tail + data
+        if not self.connected.done():
+            if b": subscribed" in text:
+                self.connected.set_result(True)
+            elif text.startswith(b"HTTP/1.1") and not text.startswith(b"HTTP/1.1 200"):
+                self.connected.set_exception(ConnectionError(text[:12].decode(errors="replace")))
+        for match in _SSE_ID.finditer(text):
+            self.arrivals.record(self.index, int(match.group(1)))
+        # Keep the end in case an id line is split; an id seen in it is not in the next match.
+        cut = text.rfind(b"\n\n")
+        self._tail = text[cut + 2 :] if cut >= 0 else text[-200:]
+
+    def connection_lost(self, exc) -> None:
+        self.arrivals.closed.append(self.index)
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError("connection lost"))
+
+
+class Crowd:
+    """Every subscriber, on one asyncio loop in a thread of its own."""
+
+    def __init__(self, stack: Stack, creator_token: str, patron_tokens: dict[str, str], total: int):
+        self.stack = stack
+        self.arrivals = Arrivals()
+        self.creator_token = creator_token
+        self.patron_tokens = patron_tokens
+        self.total = total
+        self.patron_client: dict[str, int] = {}  # user id -> client index
+        self.kinds: dict[int, str] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="crowd", daemon=True)
+        self.transports: list = []
+        self.pollers: list[PollingSubscriber] = []
+        self.pollers_by_index: dict[int, PollingSubscriber] = {}
+
+    def run(self, coro, timeout_s: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    async def _open_one(self, index: int, kind: str, token: str) -> None:
+        host, port = "127.0.0.1", self.stack.live_port
+        loop = asyncio.get_running_loop()
+        if kind == "polling":
+
+            def on_event(_sub, event_id, _at, index=index):
+                self.arrivals.record(index, event_id)
+
+            sub = PollingSubscriber(host, port, {"token": token}, on_event=on_event).start()
+            self.pollers.append(sub)
+            self.pollers_by_index[index] = sub
+            await asyncio.wait_for(sub.connected.wait(), 60)
+            return
+        if kind == "sse":
+            protocol_factory = lambda: LeanSse(index, host, port, token, self.arrivals)  # noqa: E731
+        else:
+            auth = json.dumps({"token": token})
+            protocol_factory = lambda: LeanWebSocket(index, host, port, auth, self.arrivals)  # noqa: E731
+        transport, protocol = await loop.create_connection(protocol_factory, host, port)
+        self.transports.append(transport)
+        await asyncio.wait_for(protocol.connected, 60)
+
+    async def open_all(self) -> None:
+        plan = []
+        patrons = list(self.patron_tokens.items())
+        for index in range(self.total):
+            if index < len(patrons):
+                user_id, token = patrons[index]
+                self.patron_client[user_id] = index
+                plan.append((index, "websocket", token))
+                continue
+            roll = index % 100
+            kind = "sse" if roll < SSE_SHARE * 100 else "polling" if roll < (SSE_SHARE + POLLING_SHARE) * 100 else "websocket"
+            plan.append((index, kind, self.creator_token))
+        for index, kind, _ in plan:
+            self.kinds[index] = kind
+        for start in range(0, len(plan), CONNECT_BATCH):
+            await asyncio.gather(*(self._open_one(*item) for item in plan[start : start + CONNECT_BATCH]))
+
+    async def close_all(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        for sub in self.pollers:
+            await sub.stop()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        try:
+            self.run(self.close_all(), 60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def _status_samples(client: HttpClient, count: int | None, stop: threading.Event | None = None) -> list[float]:
+    samples = []
+    while (count is None or len(samples) < count) and not (stop is not None and stop.is_set()):
+        started = time.perf_counter()
+        client.get("/api/patreon/status", expect=200)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def run(quick: bool) -> Outcome:
+    outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
+    total = 1000 if quick else 10_000
+    broadcasts = 20
+    targeted = 20 if quick else 50
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < total + 2000:
+        outcome.add(Line("run", goal="(see goal)", unavailable=f"fd hard limit {hard} is below {total + 2000}"))
+        return outcome
+    api_key, secret = new_secrets()
+    stack = Stack(
+        {"BRIDGE_API_KEY": api_key, "PATREON_WEBHOOK_SECRET": secret, "LIVE_MAX_CONNECTIONS": str(total + 1000)},
+        name="bench-live",
+    )
+    crowd: Crowd | None = None
+    try:
+        stack.start(timeout_s=120)
+        stack.wait_live()
+        bearer = {"Authorization": f"Bearer {api_key}"}
+
+        def mint(**fields) -> str:
+            resp = requests.post(stack.url("/api/patreon/live/tokens"), json=fields, headers=bearer, timeout=10)
+            resp.raise_for_status()
+            return resp.json()["token"]
+
+        creator_token = mint(audience="creator", campaignIds=["1001"])
+        patron_tokens = {f"9{n:04d}": mint(audience="patron", userId=f"9{n:04d}") for n in range(PATRONS)}
+        status_client = HttpClient(stack.base_url)
+        status_idle = _status_samples(status_client, STATUS_SAMPLES_IDLE)
+        live_pid = supervised_pids(stack)["live"]
+        rss_idle = rss_kib(live_pid) or 0
+
+        crowd = Crowd(stack, creator_token, patron_tokens, total)
+        crowd.start()
+        started = time.perf_counter()
+        crowd.run(crowd.open_all(), CONNECT_TIMEOUT_S)
+        connect_s = time.perf_counter() - started
+        wait_for(
+            lambda: requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()["connections"] >= total,
+            30,
+            what=f"live to count {total} connections",
+        )
+        time.sleep(2)  # let the last seats settle
+        rss_loaded = rss_kib(live_pid) or 0
+
+        # Broadcasts, with web's status measured meanwhile.
+        stop = threading.Event()
+        status_busy: list[float] = []
+        prober = threading.Thread(
+            target=lambda: status_busy.extend(_status_samples(HttpClient(stack.base_url), None, stop)), daemon=True
+        )
+        prober.start()
+        sender = HttpClient(stack.base_url)
+        deliveries = Deliveries(secret, f"fanout-{random.getrandbits(32):08x}")
+        expected = total - PATRONS
+        all_ms: list[float] = []
+        last_ms: list[float] = []
+        lost = 0
+        pace = random.Random(8)
+        for round_ in range(broadcasts + 1):  # the first is a warm-up
+            time.sleep(pace.uniform(0.5, 1.0))
+            raw, headers = deliveries.next()
+            sent = time.perf_counter()
+            event_id = int(sender.post(PATH, raw, headers=headers, expect=200).json()["id"])
+            deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+            while crowd.arrivals.count(event_id) < expected and time.monotonic() < deadline:
+                time.sleep(0.005)
+            with crowd.arrivals.lock:
+                times = list(crowd.arrivals.by_event.get(event_id, ()))
+            if round_ == 0:
+                continue  # warm-up
+            lost += expected - len(times)
+            all_ms.extend((t - sent) * 1000 for t in times)
+            if len(times) >= expected:
+                last_ms.append((max(times) - sent) * 1000)
+        stop.set()
+        prober.join(30)
+
+        # Targeted: one patron each time.
+        targeted_ms: list[float] = []
+        targeted_lost = 0
+        users = list(patron_tokens)
+        for n in range(targeted):
+            time.sleep(pace.uniform(0.05, 0.2))
+            user_id = pace.choice(users)
+            raw = encode(member_document(f"fanout-target-{n}-{random.getrandbits(32)}", campaign_id="7777", user_id=user_id))
+            sent = time.perf_counter()
+            event_id = int(sender.post(PATH, raw, headers=signed_headers(secret, raw, "members:update"), expect=200).json()["id"])
+            deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+            while crowd.arrivals.count(event_id) < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            with crowd.arrivals.lock:
+                times = list(crowd.arrivals.by_event.get(event_id, ()))
+            index = crowd.patron_client[user_id]
+            if len(times) != 1 or event_id not in crowd.arrivals.by_client.get(index, set()):
+                targeted_lost += 1
+                continue
+            targeted_ms.append((times[0] - sent) * 1000)
+        sender.close()
+
+        per_kind = {}
+        for kind in ("websocket", "sse", "polling"):
+            per_kind[kind] = sum(1 for k in crowd.kinds.values() if k == kind)
+        if lost:
+            # Who missed what: by kind, as a note (a loss is a result, and its shape helps).
+            missed: dict[str, int] = {}
+            with crowd.arrivals.lock:
+                heard = {index: len(ids) for index, ids in crowd.arrivals.by_client.items()}
+            best = max(heard.values(), default=0)
+            for index, kind in crowd.kinds.items():
+                if index >= PATRONS and heard.get(index, 0) < best:
+                    missed[kind] = missed.get(kind, 0) + 1
+            health = requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()
+            ended: dict[str, int] = {}
+            for index in crowd.arrivals.closed:
+                ended[crowd.kinds[index]] = ended.get(crowd.kinds[index], 0) + 1
+            for poller in crowd.pollers_by_index.values():
+                if poller._task is not None and poller._task.done():
+                    ended["polling"] = ended.get("polling", 0) + 1
+            outcome.notes.append(
+                f"Subscribers that missed events, by kind: {missed}; connections that ended during the run "
+                f"(the benchmark's subscribers do not reconnect): {ended}; live then counted {health}."
+            )
+            print("\n".join(stack.log_text("live").splitlines()[-30:]))
+        last = Summary.of(last_ms) if last_ms else None
+        outcome.add(
+            Line(
+                f"one webhook -> the last of {expected} subscribers, p50/p99 ({broadcasts} webhooks)",
+                (fmt_ms(last) if last else "never complete") + (f"; {lost} deliveries lost" if lost else "; none lost"),
+                goal=f"p99 < {GOAL_BROADCAST_P99_MS:.0f} ms, none lost",
+                met=last is not None and last.p99 < GOAL_BROADCAST_P99_MS and lost == 0,
+            ),
+            Line("one webhook -> each subscriber (every delivery), p50/p99", fmt_ms(Summary.of(all_ms)) if all_ms else "none"),
+            Line(
+                f"a webhook about one patron among {total} -> that patron, p50/p99 ({targeted} webhooks)",
+                (fmt_ms(Summary.of(targeted_ms)) if targeted_ms else "never") + (f"; {targeted_lost} lost" if targeted_lost else ""),
+                goal=f"p99 < {GOAL_TARGETED_P99_MS:.0f} ms",
+                met=bool(targeted_ms) and Summary.of(targeted_ms).p99 < GOAL_TARGETED_P99_MS and targeted_lost == 0,
+            ),
+            Line(
+                "live RSS per 1,000 connections",
+                f"{(rss_loaded - rss_idle) / 1024 / (total / 1000):.1f} MB (idle {rss_idle / 1024:.0f} MB, "
+                f"{total} connected {rss_loaded / 1024:.0f} MB)",
+            ),
+            Line(
+                "web GET /api/patreon/status during the broadcasts vs with no subscribers",
+                compare_ms("idle", Summary.of(status_idle), "during", Summary.of(status_busy)) if status_busy else "no samples",
+            ),
+        )
+        outcome.notes.append(
+            f"{total} subscribers: {per_kind['websocket']} Socket.IO over WebSocket (of them {PATRONS} patrons, "
+            f"one user each), {per_kind['sse']} SSE, {per_kind['polling']} Socket.IO long-polling; opened in "
+            f"{connect_s:.1f} s. Broadcasts are campaign 1001 member updates (~3 KiB) to the {expected} creator-token "
+            "subscribers, each after a 0.5-1 s pause; targeted ones are member updates in another campaign about one "
+            "patron. Times run from sending the webhook POST (so they include web's intake and the wake-up) to the "
+            "subscriber's read, all on loopback; the subscribers share the machine's 2 cores with the stack."
+        )
+    finally:
+        if crowd is not None:
+            crowd.stop()
+        stack.cleanup()
+    return outcome

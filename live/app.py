@@ -1,0 +1,225 @@
+"""The live program's ASGI app: Socket.IO (``live.sio``) in front of a Falcon ASGI app
+serving SSE (``GET /api/patreon/events``) and ``GET /api/patreon/live/health``, behind
+the connection cap (``ConnectionCap``).
+
+``LiveProgram`` owns the parts and their lifecycle: the hub's tail (woken by
+``live.notify``), the session re-check, and shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import falcon
+import falcon.asgi
+
+from live import codes
+from live.auth import LiveAuth
+from live.hub import Hub
+from live.notify import WakeupListener
+from live.settings import LiveSettings
+from live.sio import SOCKETIO_PATH, LiveSocketIo
+from live.sse import EVENTS_PATH, SseClient
+from settings.config import Config
+from store.database import Store
+from web.codes import INTERNAL_ERROR, INVALID_LAST_EVENT_ID, INVALID_SINCE, UNAUTHORIZED
+from web.errors import ApiError, error_body
+from web.events import parse_event_id, reject_repeated
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/api/patreon/live/health"
+CONNECTIONS_FULL_RETRY_AFTER_S = 5
+AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's connection outlives their logout
+
+
+def _serialize(req, resp, ex: falcon.HTTPError) -> None:
+    # web.errors' shape ({"success": false, "error", "code"}); its handlers are not ASGI's.
+    code = ex.code if isinstance(ex.code, str) else f"HTTP_{ex.status_code}"
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = error_body(ex.description or ex.title, code, **getattr(ex, "extra", {}))
+
+
+async def _handle_unexpected(req, resp, ex: Exception, params) -> None:
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise ApiError(500, INTERNAL_ERROR, "Internal server error")
+
+
+class SseResource:
+    def __init__(self, program: LiveProgram):
+        self._program = program
+
+    async def start_after(self, req: falcon.asgi.Request) -> int:
+        # EventSource resends the original URL on reconnect: the header is newer than ?since=.
+        last_event_id = (req.get_header("Last-Event-ID") or "").strip()
+        since = req.get_param("since")
+        hub = self._program.hub
+        newest = max(hub.cursor, await hub.latest_id())
+        if last_event_id:
+            after = parse_event_id(last_event_id, INVALID_LAST_EVENT_ID, "Last-Event-ID")
+        elif since is not None:
+            after = parse_event_id(since, INVALID_SINCE, "since")
+        else:
+            return newest
+        return min(after, newest)
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        reject_repeated(req)
+        program = self._program
+        audience = await program.hub.db(program.auth.from_request, req)
+        after = await self.start_after(req)
+        client = SseClient(audience, program.settings.client_buffer_events, program.hub)
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+        resp.sse = program.sse_stream(client, after)
+
+
+class HealthResource:
+    def __init__(self, program: LiveProgram):
+        self._program = program
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        program = self._program
+        resp.media = {
+            "success": True,
+            "connections": program.connections,
+            "socketio": program.sio.open_connections,
+            "sse": program.sse_open,
+            "cursor": program.hub.cursor,
+        }
+
+
+class ConnectionCap:
+    """ASGI: a new connection past ``LIVE_MAX_CONNECTIONS`` gets 503 ``CONNECTIONS_FULL``.
+
+    New means an SSE request or a Socket.IO handshake (no ``sid`` yet): a connected
+    client's own polls and upgrades always pass."""
+
+    def __init__(self, app: Any, program: LiveProgram):
+        self._app = app
+        self._program = program
+
+    def _is_new(self, scope: dict[str, Any]) -> bool:
+        path = scope.get("path", "")
+        if path == EVENTS_PATH:
+            return scope["type"] == "http" and scope.get("method") == "GET"
+        if path.startswith(f"/{SOCKETIO_PATH}"):
+            return "sid" not in parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return False
+
+    async def __call__(self, scope, receive, send) -> None:
+        program = self._program
+        if scope["type"] in ("http", "websocket") and self._is_new(scope):
+            if program.stopping or program.connections >= program.settings.max_connections:
+                await self._refuse(scope, send)
+                return
+        await self._app(scope, receive, send)
+
+    async def _refuse(self, scope, send) -> None:
+        body = json.dumps(
+            error_body("Too many live connections are open; retry later", codes.CONNECTIONS_FULL)
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(CONNECTIONS_FULL_RETRY_AFTER_S).encode()),
+        ]
+        prefix = "websocket.http" if scope["type"] == "websocket" else "http"
+        await send({"type": f"{prefix}.response.start", "status": 503, "headers": headers})
+        await send({"type": f"{prefix}.response.body", "body": body})
+
+
+class LiveProgram:
+    def __init__(self, config: Config, settings: LiveSettings, store: Store):
+        self.settings = settings
+        self.stopping = False
+        self.hub = Hub(store, public_feed=settings.public_feed)
+        self.auth = LiveAuth(config, settings, store)
+        self.sio = LiveSocketIo(
+            self.hub, self.auth, buffer_events=settings.client_buffer_events, cors_origins=settings.cors_origins
+        )
+        self.sse_clients: set[SseClient] = set()
+        self.sse_open = 0
+        self._tasks: list[asyncio.Task] = []
+        self._listener: WakeupListener | None = None
+        self.app = ConnectionCap(self.sio.asgi_app(self._falcon_app()), self)
+
+    def _falcon_app(self) -> falcon.asgi.App:
+        origins = self.settings.cors_origins
+        middleware = []
+        if origins:
+            middleware.append(
+                falcon.CORSMiddleware(
+                    allow_origins="*" if "*" in origins else list(origins),
+                    expose_headers=["Retry-After"],
+                )
+            )
+        app = falcon.asgi.App(middleware=middleware)
+        app.req_options.strip_url_path_trailing_slash = True
+        app.add_error_handler(Exception, _handle_unexpected)
+        app.set_error_serializer(_serialize)
+        app.add_route(EVENTS_PATH, SseResource(self))
+        app.add_route(HEALTH_PATH, HealthResource(self))
+        return app
+
+    @property
+    def connections(self) -> int:
+        return self.sio.open_connections + self.sse_open
+
+    async def sse_stream(self, client: SseClient, after: int):
+        self.sse_open += 1
+        self.sse_clients.add(client)
+        try:
+            async for chunk in client.chunks(after):
+                yield chunk
+        finally:
+            self.sse_open -= 1
+            self.sse_clients.discard(client)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.hub.start()
+        self._listener = WakeupListener(self.settings.notify_endpoint)
+        self._tasks = [
+            asyncio.create_task(self.hub.run(self._listener.wait, self.settings.poll_interval_s)),
+            asyncio.create_task(self._recheck_sessions()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop taking clients and close the open ones: they reconnect and resume."""
+        self.stopping = True
+        await self.sio.close_all()
+        for client in list(self.sse_clients):
+            await client.drop("SHUTTING_DOWN")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+        self.hub.close()
+
+    async def _recheck_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(AUTH_RECHECK_INTERVAL_S)
+            for client in [c for c in self.hub.clients if c.audience.session_id is not None]:
+                try:
+                    authorized = await self.hub.db(self.auth.still_authorized, client.audience)
+                except Exception:
+                    log.exception("re-checking a session failed")
+                    continue
+                if authorized:
+                    continue
+                if isinstance(client, SseClient):
+                    await client.drop(UNAUTHORIZED)
+                else:
+                    await self.sio.logged_out(client)
+
+

@@ -1,0 +1,293 @@
+"""Socket.IO on live: python-socketio's ``AsyncServer`` (ASGI), WebSocket and polling.
+
+The same events as web's Socket.IO (``web.live``): ``patreon:webhook`` with
+``{"id", "type", "data", "included", "receivedAt"}`` and the original's
+``patreon:member:*`` / ``patreon:pledge:*`` aliases, in store order, each encoded once
+for every client (``live.hub.Frames``). ``auth.since`` replays what a client missed,
+then it hears live events, none twice. The public feed's events are ``patreon:public``.
+
+A refused connect is a ``connect_error`` whose message is the code. A client whose
+engine.io queue holds ``LIVE_CLIENT_BUFFER_EVENTS`` packets is sent
+``patreon:disconnect`` ``{"code": "SLOW_CONSUMER"}`` and its transport is closed:
+socket.io-client reconnects on its own; pass ``auth`` as a function returning the
+last id seen as ``since`` and nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from live.audience import Audience
+from live.auth import LiveAuth
+from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
+from web.codes import INVALID_SINCE
+from web.errors import ApiError
+from web.events import SubscriberRefused, parse_event_id
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+SOCKETIO_PATH = "socket.io"
+PING_INTERVAL_S = 25
+PING_TIMEOUT_S = 20
+PENDING_CONNECT_TIMEOUT_S = 10.0
+PACE_S = 0.01
+CATCH_UP_TIMEOUT_S = 60.0  # a client that takes nothing for this long while catching up is dropped
+MAX_HTTP_BUFFER_BYTES = 64 * 1024  # clients only send connects and pongs
+DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer, then it is cut
+# After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
+# few loop turns (a task per poll): this is far more than that.
+DIRECT_SETTLE_S = 0.02
+
+
+def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
+    """uvicorn's protocol object of a client that connected over WebSocket directly
+    (``transports: ["websocket"]``), or None (polling, or upgraded from it)."""
+    environ = server.get_environ(sid, NAMESPACE) or {}
+    if environ.get("asgi.scope", {}).get("type") != "websocket":
+        return None
+    protocol = getattr(environ.get("asgi.send"), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    return protocol if transport is not None and hasattr(transport, "get_write_buffer_size") else None
+
+
+class SioClient(Client):
+    """A Socket.IO client. Two ways out:
+
+    * engine.io's own (its queue and writer task, one encode and one frame per packet
+      per client): polling, and clients upgraded from polling;
+    * direct: a client that connected over WebSocket directly gets each event's frames
+      as prebuilt bytes written to its transport, one write per event (``Frames.
+      websocket``): 10,000 clients cost 10,000 writes, not 20,000 encodes. Its buffer is
+      the transport's: past ``limit`` events of the current size it is dropped.
+      engine.io still writes its pings and the CONNECT answer; events go direct only
+      once that answer is out, so the only packets that can overtake each other are
+      pings, whose order does not matter.
+    """
+
+    kind = "socketio"
+
+    def __init__(self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int):
+        super().__init__(audience)
+        self.sid = sid
+        self.eio_sid = eio_sid
+        self._server = server
+        self._hub = hub
+        self.limit = limit
+        self._direct = direct_websocket(server, sid)
+        self.direct_ready = False
+
+    @property
+    def direct(self) -> bool:
+        return self._direct is not None
+
+    def offer_now(self, frames: Frames) -> bool:
+        if not self.direct_ready or self.closed:
+            return False
+        if frames.event.id <= self.last_id:
+            return True
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            return False  # offer() lets it go
+        data = frames.websocket(self.public)
+        if transport.get_write_buffer_size() > self.limit * len(data):
+            return False  # offer() drops it
+        self.last_id = frames.event.id
+        transport.write(data)
+        return True
+
+    async def _offer_direct(self, frames: Frames, *, wait: bool) -> None:
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            self._hub.leave(self)
+            return
+        data = frames.websocket(self.public)
+        limit = self.limit * len(data)
+        if wait:
+            waited = 0.0
+            while transport.get_write_buffer_size() > limit // 2 and not transport.is_closing():
+                if waited >= CATCH_UP_TIMEOUT_S:
+                    await self.drop(SLOW_CONSUMER)
+                    return
+                await asyncio.sleep(PACE_S)
+                waited += PACE_S
+            if self.closed or transport.is_closing():
+                return
+        elif transport.get_write_buffer_size() > limit:
+            await self.drop(SLOW_CONSUMER)
+            return
+        self.last_id = frames.event.id
+        transport.write(data)
+
+    async def _drop_direct(self, reason: str) -> None:
+        transport = self._direct.transport
+        if transport is None or transport.is_closing():
+            return
+        # What is buffered stays (the client still gets it, in order), then the
+        # reason, then the close: it reconnects and resumes after the last id it read.
+        transport.write(websocket_frame(disconnect_packet(reason)))
+        transport.write(b"\x88\x02\x03\xf3")  # a close frame, status 1011
+        transport.close()
+        # A client that never reads again would hold the buffer: cut it after a while.
+        asyncio.get_running_loop().call_later(DROP_GRACE_S, transport.abort)
+
+    def _socket(self):
+        sock = self._server.eio.sockets.get(self.eio_sid)
+        return None if sock is None or sock.closed or sock.closing else sock
+
+    async def offer(self, frames: Frames, *, wait: bool) -> None:
+        event_id = frames.event.id
+        if self.closed or event_id <= self.last_id:
+            return
+        if self.direct_ready:
+            await self._offer_direct(frames, wait=wait)
+            return
+        sock = self._socket()
+        if sock is None:
+            self._hub.leave(self)
+            return
+        if wait:
+            waited = 0.0
+            while sock.queue.qsize() >= self.limit // 2 and not self.closed and not sock.closed:
+                if waited >= CATCH_UP_TIMEOUT_S:
+                    await self.drop(SLOW_CONSUMER)
+                    return
+                await asyncio.sleep(PACE_S)
+                waited += PACE_S
+            if self.closed or sock.closed:
+                return
+        elif sock.queue.qsize() >= self.limit:
+            await self.drop(SLOW_CONSUMER)
+            return
+        self.last_id = event_id
+        for pkt in frames.sio(self.public):
+            await sock.send(pkt)
+
+    async def drop(self, reason: str) -> None:
+        if self.closed:
+            return
+        self._hub.leave(self)
+        self.reason = reason
+        if self.direct_ready:
+            await self._drop_direct(reason)
+            return
+        sock = self._socket()
+        if sock is None:
+            return
+        # What it had not taken is dropped: it resumes from its own last id.
+        while not sock.queue.empty():
+            sock.queue.get_nowait()
+            sock.queue.task_done()
+        await self._server.emit("patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE)
+        # Closing the transport (not a Socket.IO disconnect) makes the client reconnect.
+        await sock.close(wait=False, abort=False)
+
+
+def disconnect_packet(reason: str) -> str:
+    """``patreon:disconnect`` as an engine.io packet's text."""
+    message = sio_packet.Packet(sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)])
+    return eio_packet.Packet(eio_packet.MESSAGE, message.encode()).encode()
+
+
+class LiveSocketIo:
+    def __init__(self, hub: Hub, auth: LiveAuth, *, buffer_events: int, cors_origins: tuple[str, ...]):
+        self._hub = hub
+        self._auth = auth
+        self._buffer = buffer_events
+        allowed: Any = None if not cors_origins else "*" if "*" in cors_origins else list(cors_origins)
+        self.server = socketio.AsyncServer(
+            async_mode="asgi",
+            cors_allowed_origins=allowed,
+            cors_credentials=True,
+            ping_interval=PING_INTERVAL_S,
+            ping_timeout=PING_TIMEOUT_S,
+            max_http_buffer_size=MAX_HTTP_BUFFER_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.server.on("connect", self._on_connect)
+        self.server.on("disconnect", self._on_disconnect)
+        self.clients: dict[str, SioClient] = {}
+        self._seating: set[asyncio.Task] = set()
+
+    def asgi_app(self, other_app: Any) -> socketio.ASGIApp:
+        return socketio.ASGIApp(self.server, other_asgi_app=other_app, socketio_path=SOCKETIO_PATH)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.server.eio.sockets)
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            audience = await self._hub.db(self._auth.from_environ, environ, auth)
+        except SubscriberRefused as ex:
+            raise socketio.exceptions.ConnectionRefusedError(ex.code, {"code": ex.code}) from None
+        since = None
+        if isinstance(auth, dict) and auth.get("since") is not None:
+            try:
+                since = parse_event_id(auth["since"], INVALID_SINCE, "since")
+            except ApiError:
+                raise socketio.exceptions.ConnectionRefusedError(INVALID_SINCE, {"code": INVALID_SINCE}) from None
+        # Without a cursor: what is accepted from now on. Past the newest: another (reset) store.
+        newest = max(self._hub.cursor, await self._hub.latest_id())
+        since = newest if since is None else min(since, newest)
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        client = SioClient(audience, sid, eio_sid, self.server, self._hub, self._buffer)
+        self.clients[sid] = client
+        task = asyncio.create_task(self._seat(client, since))
+        self._seating.add(task)
+        task.add_done_callback(self._seating.discard)
+
+    async def _seat(self, client: SioClient, since: int) -> None:
+        # Events go out only once the CONNECT answer has: it is sent after this handler returns.
+        manager = self.server.manager
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PENDING_CONNECT_TIMEOUT_S
+        while not manager.is_connected(client.sid, NAMESPACE):
+            if client.closed or loop.time() > deadline or not manager.is_pre_connected(client.sid, NAMESPACE):
+                self._forget(client.sid)
+                return
+            await asyncio.sleep(0.005)
+        if client.direct:
+            # Direct writes start once engine.io has written the CONNECT answer.
+            while True:
+                sock = client._socket()
+                if sock is None or client.closed:
+                    self._forget(client.sid)
+                    return
+                if sock.queue.empty():
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(DIRECT_SETTLE_S)
+            client.direct_ready = True
+        try:
+            await self._hub.join(client, since, settle_events=self._buffer // 2)
+        except Exception:
+            log.exception("seating a Socket.IO client failed")
+            await self.server.disconnect(client.sid, namespace=NAMESPACE)
+
+    def _forget(self, sid: str) -> None:
+        client = self.clients.pop(sid, None)
+        if client is not None:
+            self._hub.leave(client)
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._forget(sid)
+
+    async def logged_out(self, client: SioClient) -> None:
+        self._forget(client.sid)
+        await self.server.disconnect(client.sid, namespace=NAMESPACE)
+
+    async def close_all(self) -> None:
+        """Shutting down: close every transport so clients reconnect (to the next live)."""
+        for sock in list(self.server.eio.sockets.values()):
+            try:
+                await sock.close(wait=False, abort=True)
+            except Exception:
+                log.exception("closing a Socket.IO client failed")

@@ -1,0 +1,47 @@
+"""The live program's settings: defaults, one problem per bad variable, the token key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from live.settings import TOKEN_KEY_FILE, load_settings, token_settings
+from settings.config import ConfigError
+
+NO_ENV_FILE = Path("/nonexistent/.env")
+
+
+def test_defaults_in_sandbox_mode_generate_one_key_that_web_reads_too(tmp_path):
+    settings = load_settings("sandbox", tmp_path, {}, NO_ENV_FILE)
+    assert (settings.port, settings.max_connections, settings.public_feed) == (6971, 10_000, False)
+    assert settings.notify_endpoint == f"ipc://{tmp_path / 'live-notify.sock'}"
+    key = (tmp_path / TOKEN_KEY_FILE).read_text().strip().encode()
+    assert settings.token_key == key and len(key) >= 32
+    assert (tmp_path / TOKEN_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert token_settings("sandbox", tmp_path, {}, NO_ENV_FILE) == (key, 3600.0)  # web's view: the same key
+    assert load_settings("sandbox", tmp_path, {}, NO_ENV_FILE).token_key == key  # made once
+
+
+def test_live_mode_needs_a_key_and_each_bad_variable_is_named(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            "live",
+            tmp_path,
+            {"LIVE_PORT": "0", "LIVE_PUBLIC_FEED": "maybe", "LIVE_CORS_ORIGINS": "site.example", "LIVE_NOTIFY_ENDPOINT": "udp://x"},
+            NO_ENV_FILE,
+        )
+    names = [name for name, _problem in caught.value.problems]
+    assert sorted(names) == sorted(["LIVE_TOKEN_KEY", "LIVE_PORT", "LIVE_PUBLIC_FEED", "LIVE_CORS_ORIGINS", "LIVE_NOTIFY_ENDPOINT"])
+    assert not (tmp_path / TOKEN_KEY_FILE).exists()  # live mode never generates one
+    with pytest.raises(ConfigError):
+        load_settings("live", tmp_path, {"LIVE_TOKEN_KEY": "short"}, NO_ENV_FILE)
+    settings = load_settings("live", tmp_path, {"LIVE_TOKEN_KEY": "x" * 32, "LIVE_CORS_ORIGINS": "https://a.example"}, NO_ENV_FILE)
+    assert settings.token_key == b"x" * 32 and settings.cors_origins == ("https://a.example",)
+
+
+def test_the_environment_wins_over_dotenv(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LIVE_PORT=7001\nLIVE_MAX_CONNECTIONS=50\n")
+    settings = load_settings("sandbox", tmp_path, {"LIVE_PORT": "7002"}, dotenv)
+    assert (settings.port, settings.max_connections) == (7002, 50)
