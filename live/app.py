@@ -27,6 +27,7 @@ from live.sse import EVENTS_PATH, SseClient
 from settings.config import Config
 from store.database import Store
 from web.codes import INTERNAL_ERROR, INVALID_LAST_EVENT_ID, INVALID_SINCE, UNAUTHORIZED
+from web.engineio_errors import engineio_error_body
 from web.errors import ApiError, error_body
 from web.events import parse_event_id, reject_repeated
 
@@ -135,6 +136,45 @@ class ConnectionCap:
         await send({"type": f"{prefix}.response.body", "body": body})
 
 
+class EngineIoErrorsAsJson:
+    """ASGI: engine.io's own refusals (bad origin, transport, protocol version, session)
+    come back in the bridge's JSON error shape with a code, as web's do
+    (``web.engineio_errors``); every other answer passes through untouched."""
+
+    def __init__(self, app: Any):
+        self._app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(f"/{SOCKETIO_PATH}"):
+            await self._app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        body: list[bytes] = []
+
+        async def hold_errors(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = dict((k.lower(), v) for k, v in message.get("headers", []))
+                content_type = headers.get(b"content-type", b"")
+                if message["status"] >= 400 and (not content_type or content_type.startswith(b"text/plain")):
+                    held.update(message)
+                    return
+            elif message["type"] == "http.response.body" and held:
+                body.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                answer = engineio_error_body(held["status"], b"".join(body).decode("utf-8", "replace").strip())
+                headers = [
+                    (k, v) for k, v in held.get("headers", []) if k.lower() not in (b"content-type", b"content-length")
+                ]
+                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+                await send({"type": "http.response.start", "status": held["status"], "headers": headers})
+                await send({"type": "http.response.body", "body": answer})
+                return
+            await send(message)
+
+        await self._app(scope, receive, hold_errors)
+
+
 class LiveProgram:
     def __init__(self, config: Config, settings: LiveSettings, store: Store):
         self.settings = settings
@@ -148,7 +188,7 @@ class LiveProgram:
         self.sse_open = 0
         self._tasks: list[asyncio.Task] = []
         self._listener: WakeupListener | None = None
-        self.app = ConnectionCap(self.sio.asgi_app(self._falcon_app()), self)
+        self.app = ConnectionCap(EngineIoErrorsAsJson(self.sio.asgi_app(self._falcon_app())), self)
 
     def _falcon_app(self) -> falcon.asgi.App:
         origins = self.settings.cors_origins

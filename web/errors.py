@@ -13,6 +13,7 @@ Domain errors are translated here, in one place:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -82,6 +83,14 @@ def code_for_status(status: int) -> str:
 
 def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"success": False, "error": message, "code": code, **extra}
+
+
+MAX_MESSAGE_CHARS = 200  # of a message quoted from outside the app (waitress, engine.io)
+
+
+def error_bytes(message: str, code: str) -> bytes:
+    """``error_body`` as the bytes of an answer written outside Falcon."""
+    return json.dumps(error_body(message[:MAX_MESSAGE_CHARS], code)).encode()
 
 
 def worker_error_to_api(ex: WorkerError) -> ApiError:

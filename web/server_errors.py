@@ -22,7 +22,6 @@ Two layers answer before (or around) the app, each in plain text of its own:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -35,14 +34,13 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
 from web import codes
-from web.errors import code_for_status, error_body
-from wire import codes as wire_codes
+from web.engineio_errors import engineio_error_body
+from web.errors import code_for_status, error_bytes
 
 log = logging.getLogger(__name__)
 
 # How much of a refused body is read and dropped before the connection closes anyway.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
-MAX_MESSAGE_CHARS = 200
 
 # waitress's own errors, by status: a stable code and a message without its internals.
 WAITRESS_CODES = {
@@ -57,22 +55,6 @@ UNSUPPORTED_TRANSFER_ENCODING = (
     codes.UNSUPPORTED_TRANSFER_ENCODING,
     "Only Transfer-Encoding: chunked is supported",
 )
-# engine.io's refusals, by the text it answers with.
-ENGINEIO_CODES = {
-    "Not an accepted origin.": codes.ORIGIN_NOT_ALLOWED,
-    "Invalid transport": codes.INVALID_TRANSPORT,
-    "Invalid websocket upgrade": codes.INVALID_TRANSPORT,
-    "The client is using an unsupported version of the Socket.IO or Engine.IO protocols": (
-        codes.UNSUPPORTED_PROTOCOL_VERSION
-    ),
-    "Invalid JSONP index number": wire_codes.INVALID_PARAMETER,
-    "Not connected": codes.SOCKETIO_NOT_CONNECTED,
-    "Unexpected HTTP request": codes.INVALID_TRANSPORT,
-}
-
-
-def json_bytes(message: str, code: str) -> bytes:
-    return json.dumps(error_body(message[:MAX_MESSAGE_CHARS], code)).encode()
 
 
 class JsonErrorTask(ErrorTask):
@@ -91,7 +73,7 @@ class JsonErrorTask(ErrorTask):
             # The parser's own reason ("Content-Length is invalid", "exceeds max_body of
             # 4194304"): about the client's request, so safe to tell it.
             message = f"{message}: {detail}"
-        body = json_bytes(message, code)
+        body = error_bytes(message, code)
         self.status = "400 Bad Request" if error.code == 501 else f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
@@ -222,14 +204,4 @@ class JsonErrorResponses:
 
     @staticmethod
     def _json_for(status: int, text: str) -> bytes:
-        try:
-            message = json.loads(text)  # engine.io sends its message as a JSON string
-        except ValueError:
-            message = text
-        if not isinstance(message, str) or not message:
-            message = text or "Bad request"
-        if message.startswith("Invalid session"):
-            code = codes.INVALID_SESSION  # engine.io appends the sid
-        else:
-            code = ENGINEIO_CODES.get(message, code_for_status(status))
-        return json_bytes(message, code)
+        return engineio_error_body(status, text)
