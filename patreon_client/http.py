@@ -63,6 +63,7 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 3600.0
 
+
 @dataclasses.dataclass(frozen=True)
 class PatreonResponse:
     status: int
@@ -163,11 +164,14 @@ class PatreonHttp:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
+        parse_json: bool = True,
     ) -> PatreonResponse:
         """Send one request (GETs may be retried) and return Patreon's answer.
 
         ``rate_key`` names the per-token window (None: the client window only, as for
         the token endpoint). Raises a ``PatreonError`` as the module docstring says.
+        ``parse_json=False`` leaves ``body`` None for a 2xx: for a caller that reads
+        ``content`` itself (the all=true merge scans each page once).
         """
         url = self.base + path
         if params:
@@ -187,7 +191,9 @@ class PatreonHttp:
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             try:
-                response = self._send(method, url, path, headers, data, deadline, rate_key, attempt)
+                response = self._send(
+                    method, url, path, headers, data, deadline, rate_key, attempt, parse_json
+                )
             except UpstreamError:
                 if last or not self._may_retry(attempt, deadline):
                     raise
@@ -208,7 +214,8 @@ class PatreonHttp:
                 ):
                     continue
                 raise upstream_error(f"Patreon answered {response.status}")
-            if response.ok and response.status != 204 and response.body is None:
+            unreadable = response.body is None if parse_json else not response.content
+            if response.ok and response.status != 204 and unreadable:
                 raise upstream_error(f"Patreon answered {response.status} without a JSON body")
             return response
         raise AssertionError("unreachable")
@@ -230,6 +237,7 @@ class PatreonHttp:
         deadline: float,
         rate_key: Hashable | None,
         attempt: int,
+        parse_json: bool = True,
     ) -> PatreonResponse:
         with self.limiter.slot(rate_key, deadline):
             remaining = deadline - self._clock()
@@ -262,7 +270,8 @@ class PatreonHttp:
             patreon_uuid or "-",
         )
         body = None
-        if raw.content:
+        # A 2xx the caller scans itself is not parsed here; an error always is (its details).
+        if raw.content and (parse_json or not 200 <= raw.status_code < 300):
             try:
                 body = raw.json()
             except ValueError:
