@@ -74,6 +74,7 @@ WEB_ONLY = frozenset(
 DEPRECATED = ("SESSION_SECRET",)
 WATCHDOG_ONLY = frozenset(
     {"WATCHDOG_MAX_MISSES", "WATCHDOG_PING_TIMEOUT_S", "WATCHDOG_CRASH_LIMIT", "WATCHDOG_CRASH_WINDOW_S"}
+    | {"WATCHDOG_INTERVAL_S"}
 )
 
 
@@ -123,6 +124,7 @@ class Config:
     socketio_cors_origins: tuple[str, ...]
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
+    watchdog_interval_s: float
     watchdog_crash_limit: int
     watchdog_crash_window_s: float
 
@@ -259,9 +261,7 @@ class _Reader:
 
         scopes = tuple(
             s
-            for s in (
-                self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or ""
-            )
+            for s in (self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or "")
             .replace(",", " ")
             .split()
             if s
@@ -315,7 +315,8 @@ class _Reader:
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),
-            watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 2.0, 0.1, 60.0),
+            watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 1.0, 0.1, 60.0),
+            watchdog_interval_s=self.seconds("WATCHDOG_INTERVAL_S", 1.0, 0.2, 60.0),
             watchdog_crash_limit=self.integer("WATCHDOG_CRASH_LIMIT", 5, 1, 1000),
             watchdog_crash_window_s=self.seconds("WATCHDOG_CRASH_WINDOW_S", 60.0, 1.0, 86400.0),
         )
