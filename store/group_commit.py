@@ -64,6 +64,8 @@ class GroupCommit:
         self._queue: list[_Write] = []
         self._leading = False
         self._fail_until = 0.0
+        self.rounds = 0  # how many transactions, and how many writes they held (bench, tests)
+        self.writes = 0
 
     def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work(conn)`` inside a committed write transaction; its result.
@@ -115,13 +117,23 @@ class GroupCommit:
     def _round(self) -> None:
         with self._lock:
             batch, self._queue = self._queue, []
+            self.rounds += 1
+            self.writes += len(batch)
         error: sqlite3.Error | None = None
         try:
             with self._store.transaction() as conn:
-                for write in batch:
-                    self._apply(conn, write)
+                if len(batch) == 1:
+                    # Alone in its transaction: its failure rolls back the transaction
+                    # itself, so no SAVEPOINT (two statements fewer per write).
+                    write = batch[0]
+                    write.result = write.work(conn)
+                else:
+                    for write in batch:
+                        self._apply(conn, write)
         except sqlite3.Error as ex:
             error = ex
+        except Exception as ex:  # a lone write's own failure: rolled back, raised to it
+            batch[0].result, batch[0].error = None, ex
         with self._lock:
             if error is not None:
                 for write in batch:
@@ -171,9 +183,13 @@ _committers_guard = threading.Lock()
 def for_store(store: Store) -> GroupCommit:
     """The one group committer of this process for ``store``'s database file (web
     sets its ``max_waiting`` from WEB_THREADS)."""
+    committer = getattr(store, "_group_commit", None)
+    if committer is not None:
+        return committer  # the common case: no path resolution (an lstat per part) per write
     key = store.path.resolve()
     with _committers_guard:
         committer = _committers.get(key)
         if committer is None or committer._store.write_timeout_s != store.write_timeout_s:
             committer = _committers[key] = GroupCommit(store)
+        store._group_commit = committer
         return committer

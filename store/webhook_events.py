@@ -112,6 +112,7 @@ def accept(
     received_at = now or utc_now_iso()
 
     def insert_once(conn: sqlite3.Connection) -> tuple[int, bool]:
+        # Look first: an INSERT that meets the UNIQUE key would still use up an id.
         row = conn.execute("SELECT id FROM webhook_events WHERE dedupe_key = ?", (key,)).fetchone()
         if row is not None:
             return row["id"], True
