@@ -21,6 +21,7 @@ Durability: WAL with ``synchronous=NORMAL``. A commit is in the WAL file when
 ``COMMIT`` returns, so it survives the process being killed (kill -9, a crash); the
 WAL is fsynced at checkpoints, not at every commit, so a power cut or kernel crash can
 lose the last commits before the latest checkpoint (never corrupt the database).
+Web does not checkpoint (``auto_checkpoint=False``): the worker's commits do it.
 """
 
 from __future__ import annotations
@@ -203,9 +204,15 @@ def _write_lock(path: Path) -> threading.Lock:
 
 
 class Store:
-    def __init__(self, path: Path, *, write_timeout_s: float = BUSY_TIMEOUT_MS / 1000):
+    def __init__(
+        self, path: Path, *, write_timeout_s: float = BUSY_TIMEOUT_MS / 1000, auto_checkpoint: bool = True
+    ):
         self.path = Path(path)
         self.write_timeout_s = write_timeout_s
+        # False for web: a commit that crosses SQLite's checkpoint threshold would run the
+        # checkpoint (and its fsyncs) inside that request; the worker, which commits
+        # after every event it applies, keeps checkpointing for both.
+        self.auto_checkpoint = auto_checkpoint
         self._local = threading.local()
         self._write_lock = _write_lock(self.path)
 
@@ -220,6 +227,8 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             conn.execute("PRAGMA foreign_keys=ON")
+            if not self.auto_checkpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
             self._local.busy_ms = busy_ms
         return conn

@@ -62,7 +62,7 @@ def main() -> int:
             log.error(line)
         return EXIT_CONFIG
     # A short write budget: a locked store answers 503 at once instead of holding threads.
-    store = Store(config.store_path, write_timeout_s=WEB_WRITE_TIMEOUT_S)
+    store = Store(config.store_path, write_timeout_s=WEB_WRITE_TIMEOUT_S, auto_checkpoint=False)
     store.migrate()
     # Writers waiting on the store may hold at most a quarter of the threads.
     group_commit.for_store(store).max_waiting = max(group_commit.DEFAULT_MAX_WAITING, config.web_threads // 4)

@@ -226,3 +226,11 @@ def test_no_more_than_max_waiting_writes_wait(store: Store):
     first.join()
     second.join()
     assert sorted(results) == [1, 2]
+
+
+def test_a_store_without_auto_checkpoint_leaves_the_wal_to_others(tmp_path: Path):
+    web = Store(tmp_path / "b.sqlite3", auto_checkpoint=False)
+    web.migrate()
+    assert web.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    worker = Store(tmp_path / "b.sqlite3")
+    assert worker.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
