@@ -23,7 +23,7 @@ from harness.stack import Stack
 NUMBER = 7
 KEY = "memory"
 TITLE = "Memory (RSS)"
-GOAL = "supervisord + web + worker + watchdog under 110 MB idle, growing under 30% under load"
+GOAL = "supervisord + web + worker + watchdog at most 110 MB idle, growing under 30% under load"
 
 IDLE_GOAL_MB = 110.0
 GROWTH_GOAL = 0.30

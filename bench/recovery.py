@@ -6,7 +6,7 @@
 * ``kill -STOP`` the worker (a hang: the connection stays open): time to a new worker
   process (restarted by the watchdog) and to health 200 again (s).
 
-Goals: 503 under 100 ms, 200 again under 1 s, hang recovered under 10 s. With
+Goals: 503 under 100 ms, 200 again under 300 ms, hang recovered under 5 s (issue 17). With
 several kill rounds the worst round is judged.
 """
 
@@ -25,11 +25,11 @@ from harness.stack import wait_for
 NUMBER = 5
 KEY = "recovery"
 TITLE = "Recovery"
-GOAL = "kill -9: 503 in < 100 ms (new and in-flight), 200 again in < 1 s; kill -STOP: healthy in < 10 s"
+GOAL = "kill -9: 503 in < 100 ms (new and in-flight), 200 again in < 300 ms; kill -STOP: healthy in < 5 s"
 
 UNAVAILABLE_GOAL_MS = 100.0
-BACK_GOAL_MS = 1000.0
-HANG_GOAL_S = 10.0
+BACK_GOAL_MS = 300.0  # issue 17 (was 1 s)
+HANG_GOAL_S = 5.0  # issue 17 (was 10 s)
 SLOW_CALL_MS = 5000
 KILL_TIMEOUT_S = 10.0  # far above every goal: past it the round is a clear miss
 HANG_TIMEOUT_S = 40.0  # above the watchdog's detection plus supervisord's stopwaitsecs

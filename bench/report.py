@@ -7,6 +7,7 @@ A benchmark never invents a figure: a part that could not run carries
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from bench.machine import CpuUse
 from bench.measure import Series, Summary, ratio
@@ -145,6 +146,9 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(rows)
 
 
+PROFILES = Path(__file__).resolve().parent / "PROFILES.md"
+
+
 def results_markdown(
     outcomes: list[Outcome],
     machine: dict[str, str],
@@ -194,4 +198,7 @@ def results_markdown(
                 f"others {outcome.cpu.foreign_cores:.2f} cores, over {outcome.cpu.wall_s:.0f} s"
             )
         out += ["", *outcome.notes, ""]
+    if PROFILES.exists():
+        # Hand-written from py-spy profiles (issue 17): what limits each goal still missed.
+        out += [PROFILES.read_text().strip(), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -75,6 +75,7 @@ MAX_RETRY_AFTER_S = 3600.0
 MAX_INLINE_WAIT_S = 1.0  # a 5xx's Retry-After up to this is waited out, a longer one passed on
 
 
+
 @dataclasses.dataclass(frozen=True)
 class PatreonResponse:
     status: int
@@ -195,11 +196,14 @@ class PatreonHttp:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
+        parse_json: bool = True,
     ) -> PatreonResponse:
         """Send one request (GETs may be retried) and return Patreon's answer.
 
         ``rate_key`` names the per-token window (None: the client window only, as for
         the token endpoint). Raises a ``PatreonError`` as the module docstring says.
+        ``parse_json=False`` leaves ``body`` None for a 2xx: for a caller that reads
+        ``content`` itself (the all=true merge scans each page once).
         """
         url = self.base + path
         if params:
@@ -225,7 +229,9 @@ class PatreonHttp:
                     retry_after=whole_seconds(blocked_s),
                 )
             try:
-                response = self._send(method, url, path, headers, data, deadline, rate_key, attempt)
+                response = self._send(
+                    method, url, path, headers, data, deadline, rate_key, attempt, parse_json
+                )
             except UpstreamError:
                 if last or not self._may_retry(attempt, deadline):
                     raise
@@ -263,7 +269,8 @@ class PatreonHttp:
                 raise upstream_error(
                     f"Patreon answered {response.status}", None if wait is None else whole_seconds(wait)
                 )
-            if response.ok and response.status != 204 and response.body is None:
+            unreadable = response.body is None if parse_json else not response.content
+            if response.ok and response.status != 204 and unreadable:
                 raise upstream_error(f"Patreon answered {response.status} without a JSON body")
             return response
         raise AssertionError("unreachable")
@@ -285,6 +292,7 @@ class PatreonHttp:
         deadline: float,
         rate_key: Hashable | None,
         attempt: int,
+        parse_json: bool = True,
     ) -> PatreonResponse:
         with self.limiter.slot(rate_key, deadline):
             remaining = deadline - self._clock()
@@ -317,7 +325,8 @@ class PatreonHttp:
             patreon_uuid or "-",
         )
         body = None
-        if raw.content:
+        # A 2xx the caller scans itself is not parsed here; an error always is (its details).
+        if raw.content and (parse_json or not 200 <= raw.status_code < 300):
             try:
                 body = raw.json()
             except ValueError:

@@ -94,6 +94,7 @@ WEB_ONLY = frozenset(
 DEPRECATED = ("SESSION_SECRET",)
 WATCHDOG_ONLY = frozenset(
     {"WATCHDOG_MAX_MISSES", "WATCHDOG_PING_TIMEOUT_S", "WATCHDOG_CRASH_LIMIT", "WATCHDOG_CRASH_WINDOW_S"}
+    | {"WATCHDOG_INTERVAL_S"}
 )
 
 
@@ -179,6 +180,7 @@ class WorkerSettings(PatreonAppSettings):
 class WatchdogSettings(CommonSettings):
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
+    watchdog_interval_s: float
     watchdog_crash_limit: int
     watchdog_crash_window_s: float
 
@@ -273,9 +275,7 @@ class _Reader(Reader):
 
         scopes = tuple(
             s
-            for s in (
-                self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or ""
-            )
+            for s in (self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or "")
             .replace(",", " ")
             .split()
             if s
@@ -331,7 +331,8 @@ class _Reader(Reader):
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),
-            watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 2.0, 0.1, 60.0),
+            watchdog_ping_timeout_s=self.seconds("WATCHDOG_PING_TIMEOUT_S", 1.0, 0.1, 60.0),
+            watchdog_interval_s=self.seconds("WATCHDOG_INTERVAL_S", 1.0, 0.2, 60.0),
             watchdog_crash_limit=self.integer("WATCHDOG_CRASH_LIMIT", 5, 1, 1000),
             watchdog_crash_window_s=self.seconds("WATCHDOG_CRASH_WINDOW_S", 60.0, 1.0, 86400.0),
             member_sync_interval_s=self.seconds("BRIDGE_MEMBER_SYNC_INTERVAL_S", 21600.0, 0.0, 30 * 86400.0),

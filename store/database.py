@@ -10,6 +10,18 @@ process-wide lock before ``BEGIN IMMEDIATE``: SQLite's own busy handler retries 
 sleeps that grow to 100 ms, so many threads contending inside SQLite see waits of
 seconds (measured: 2.1 s with 96 writer threads, 0.29 s with the lock). Writers of the
 other process still meet the ``busy_timeout``.
+
+Every write has one budget, ``write_timeout_s``, for the process lock and SQLite's
+busy wait together: a Store that cannot get the database in that time raises
+``sqlite3.OperationalError`` (which callers answer 503 ``STORE_UNAVAILABLE``) instead
+of queueing behind a foreign lock. Web uses a short budget (``WEB_WRITE_TIMEOUT_S``) so
+a locked store never holds its threads; the worker keeps ``BUSY_TIMEOUT_MS``.
+
+Durability: WAL with ``synchronous=NORMAL``. A commit is in the WAL file when
+``COMMIT`` returns, so it survives the process being killed (kill -9, a crash); the
+WAL is fsynced at checkpoints, not at every commit, so a power cut or kernel crash can
+lose the last commits before the latest checkpoint (never corrupt the database).
+Web does not checkpoint (``auto_checkpoint=False``): the worker's commits do it.
 """
 
 from __future__ import annotations
@@ -17,10 +29,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 5000
+# Web answers a request that cannot write within this with 503 (issue 16: a foreign
+# lock must not hold web's threads for the 5 s busy timeout).
+WEB_WRITE_TIMEOUT_S = 0.4
 
 # (version, owner module, SQL). Append only: never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -224,7 +240,44 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    # Performance (issue 17): a change counter per table, bumped by triggers, so a
+    # process can cache a table's rows and re-read them only after any process changed
+    # them. Owned by store.generations.
+    (
+        400,
+        "store.generations",
+        """
+        CREATE TABLE IF NOT EXISTS table_generations (
+            name TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('webhook_secrets', 0);
+        CREATE TRIGGER IF NOT EXISTS webhook_secrets_inserted AFTER INSERT ON webhook_secrets BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'webhook_secrets';
+        END;
+        CREATE TRIGGER IF NOT EXISTS webhook_secrets_updated AFTER UPDATE ON webhook_secrets BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'webhook_secrets';
+        END;
+        CREATE TRIGGER IF NOT EXISTS webhook_secrets_deleted AFTER DELETE ON webhook_secrets BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'webhook_secrets';
+        END;
+        """,
+    ),
 ]
+
+
+def _statements(sql: str) -> list[str]:
+    """A migration's statements; a trigger's body (``BEGIN ... ; END``) stays whole."""
+    statements, current = [], ""
+    for piece in sql.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n\t;"):
+                statements.append(current)
+            current = ""
+    if current.strip(" \n\t;"):
+        statements.append(current)
+    return statements
 
 
 _write_locks: dict[Path, threading.Lock] = {}
@@ -238,8 +291,15 @@ def _write_lock(path: Path) -> threading.Lock:
 
 
 class Store:
-    def __init__(self, path: Path):
+    def __init__(
+        self, path: Path, *, write_timeout_s: float = BUSY_TIMEOUT_MS / 1000, auto_checkpoint: bool = True
+    ):
         self.path = Path(path)
+        self.write_timeout_s = write_timeout_s
+        # False for web: a commit that crosses SQLite's checkpoint threshold would run the
+        # checkpoint (and its fsyncs) inside that request; the worker, which commits
+        # after every event it applies, keeps checkpointing for both.
+        self.auto_checkpoint = auto_checkpoint
         self._local = threading.local()
         self._write_lock = _write_lock(self.path)
 
@@ -247,20 +307,43 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            busy_ms = self._busy_ms(self.write_timeout_s)
+            conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             conn.execute("PRAGMA foreign_keys=ON")
+            if not self.auto_checkpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
+            self._local.busy_ms = busy_ms
         return conn
 
+    @staticmethod
+    def _busy_ms(seconds: float) -> int:
+        return max(1, int(seconds * 1000))
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken at once (BEGIN IMMEDIATE) and committed on exit."""
+    def transaction(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once (BEGIN IMMEDIATE) and committed on exit.
+
+        Raises ``sqlite3.OperationalError`` when the process lock and the database
+        cannot both be had within ``timeout_s`` (``write_timeout_s`` by default).
+        """
         conn = self.connection()
-        with self._write_lock:
+        budget = self.write_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + budget
+        if not self._write_lock.acquire(timeout=budget):
+            raise sqlite3.OperationalError("database is locked (another writer of this process)")
+        try:
+            # SQLite's busy wait gets what is left of the budget (the full budget when
+            # the process lock came at once, which saves setting it on every write).
+            left = deadline - time.monotonic()
+            busy_ms = self._busy_ms(budget if left > budget - 0.01 else left)
+            if busy_ms != self._local.busy_ms:
+                conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+                self._local.busy_ms = busy_ms
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -268,18 +351,26 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             else:
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self._write_lock.release()
 
     def migrate(self) -> int:
         """Apply pending migrations; safe to run from both processes at once."""
-        with self.transaction() as conn:
+        # The full busy timeout: web and worker may start (and migrate) at once.
+        with self.transaction(timeout_s=BUSY_TIMEOUT_MS / 1000) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             # Versions are reserved in ranges per issue and land in any order, so apply
             # every version not yet recorded (in version order), not just those above the max.
             applied = {row["version"] for row in conn.execute("SELECT version FROM schema_version")}
             for version, _owner, sql in sorted(MIGRATIONS):
                 if version not in applied:
-                    for statement in filter(str.strip, sql.split(";")):
+                    for statement in _statements(sql):
                         conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                     applied.add(version)

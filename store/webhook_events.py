@@ -2,8 +2,8 @@
 
 Owns the table ``webhook_events`` (created by migration 10 in ``store.database``). Its
 ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT) is the event's sequence number: the SSE
-``id:``, the Socket.IO replay cursor and the back-fill cursor. Writers are serialized (``BEGIN IMMEDIATE``), so ids become visible
-in order: a reader that sees event N has seen every event before it, which is what
+``id:``, the Socket.IO replay cursor and the back-fill cursor. Writers are serialized (``BEGIN IMMEDIATE``; concurrent deliveries
+share one transaction, ``store.group_commit``), so ids become visible in order: a reader that sees event N has seen every event before it, which is what
 lets a subscriber resume from "the last id I saw".
 
 Patreon sends no delivery id, so a delivery is identified by the sha256 of its event
@@ -29,6 +29,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from store import group_commit
 from store.database import Store
 from store.timestamps import utc_now_iso
 from wire.patreon_schema import LEGACY_TRIGGERS, V2_TRIGGERS
@@ -92,11 +93,15 @@ def campaign_of(document: Any) -> str | None:
 def accept(
     store: Store, event: str, raw_body: bytes, *, document: Any = None, now: str | None = None
 ) -> tuple[int, bool]:
-    """Store a delivery in one committed transaction: ``(id, duplicate)``.
+    """Store a delivery and commit it: ``(id, duplicate)``.
 
     A delivery already stored (same event, same bytes) is not stored again; its
     original id comes back with ``duplicate=True``. ``document`` is the body already
     parsed, when the caller has it (the receiver validates it first).
+
+    Concurrent deliveries share one transaction (``store.group_commit``); this returns
+    only after the commit that holds this one. Raises ``sqlite3.Error`` (``StoreBusy``
+    when the store is locked) when it was not stored.
     """
     key = dedupe_key(event, raw_body)
     if document is None:
@@ -105,16 +110,21 @@ def accept(
         except ValueError:
             document = None
     campaign_id = campaign_of(document)
-    with store.transaction() as conn:
+    received_at = now or utc_now_iso()
+
+    def insert_once(conn: sqlite3.Connection) -> tuple[int, bool]:
+        # Look first: an INSERT that meets the UNIQUE key would still use up an id.
         row = conn.execute("SELECT id FROM webhook_events WHERE dedupe_key = ?", (key,)).fetchone()
         if row is not None:
             return row["id"], True
         cursor = conn.execute(
             "INSERT INTO webhook_events (event, body, dedupe_key, campaign_id, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (event, sqlite3.Binary(raw_body), key, campaign_id, now or utc_now_iso()),
+            (event, sqlite3.Binary(raw_body), key, campaign_id, received_at),
         )
         return int(cursor.lastrowid), False
+
+    return group_commit.for_store(store).run(insert_once)
 
 
 def _event(row: sqlite3.Row) -> StoredEvent:

@@ -7,8 +7,9 @@ supervisord restarts a worker that *exits*, but it cannot see one that *hangs*, 
 ``startsecs`` is restarted forever. This listener covers both, in the style of
 superlance's httpok:
 
-* ``TICK_5``: when supervisord says the worker is RUNNING, ping it over ZeroMQ on the
-  watchdog's own REQ socket (``ping`` is answered inline by the worker's loop, so a
+* every ``WATCHDOG_INTERVAL_S`` (its own timer, while it waits for the next event;
+  supervisord's ``TICK_5`` would add up to 5 s to every hang): when supervisord says
+  the worker is RUNNING, ping it over ZeroMQ on the watchdog's own REQ socket (``ping`` is answered inline by the worker's loop, so a
   busy worker still answers). A miss is retried at once on a fresh socket (Lazy
   Pirate); after ``WATCHDOG_MAX_MISSES`` pings in a row of ``WATCHDOG_PING_TIMEOUT_S``
   each go unanswered, the worker is hung: the watchdog sends it SIGKILL through
@@ -32,6 +33,10 @@ The supervisord protocol is on stdout and nothing else is ever written there; ev
 diagnostic goes to stderr (supervisord's ``stderr_logfile``). ``Watchdog`` takes its
 streams, its XML-RPC handle and its ping function as attributes, and ``run_once``
 serves one event, so a test drives it with fakes.
+
+Small on purpose (issue 17, idle RSS): it speaks the listener protocol itself (three
+lines of it, as superlance's listeners do) and reaches supervisord's XML-RPC over the
+unix socket with the standard library, instead of importing ``supervisor`` (10 MB).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import collections
 import http.client
 import logging
 import os
+import select
 import socket
 import sys
 import time
@@ -47,8 +53,6 @@ import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
-
-from supervisor import childutils
 
 from settings.config import EXIT_CONFIG, ConfigError, load_settings
 from settings.logs import configure_logging
@@ -80,6 +84,53 @@ RpcFailure = (xmlrpc.client.Fault, xmlrpc.client.ProtocolError, http.client.HTTP
 Ping = Callable[[float], "dict[str, Any] | None"]
 
 
+# -- supervisord's event listener protocol (supervisor.childutils, without its imports) --
+def headers_of(line: str) -> dict[str, str]:
+    """``key:value key:value`` (an event's header line, or its payload's first line)."""
+    return dict(token.split(":", 1) for token in line.split())
+
+
+def send_ready(stdout: TextIO) -> None:
+    stdout.write("READY\n")
+    stdout.flush()
+
+
+def send_ok(stdout: TextIO) -> None:
+    stdout.write("RESULT 2\nOK")
+    stdout.flush()
+
+
+class UnixTransport(xmlrpc.client.Transport):
+    """XML-RPC over supervisord's unix socket (``SUPERVISOR_SERVER_URL=unix://...``)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._path = path
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        path = self._path
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(RPC_TIMEOUT_S)
+                self.sock.connect(path)
+
+        return Connection("localhost", timeout=RPC_TIMEOUT_S)
+
+
+def rpc_interface(env: dict[str, str] | os._Environ) -> xmlrpc.client.ServerProxy:
+    """supervisord's XML-RPC, from the variables it gives its event listeners."""
+    url = env["SUPERVISOR_SERVER_URL"]
+    if url.startswith("unix://"):
+        return xmlrpc.client.ServerProxy("http://localhost", transport=UnixTransport(url[len("unix://") :]))
+    user, password = env.get("SUPERVISOR_USERNAME", ""), env.get("SUPERVISOR_PASSWORD", "")
+    if user:
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://{user}:{password}@{rest}"
+    return xmlrpc.client.ServerProxy(url.rstrip("/") + "/RPC2")
+
+
 class Watchdog:
     def __init__(
         self,
@@ -90,6 +141,7 @@ class Watchdog:
         ping_timeout_s: float,
         crash_limit: int,
         crash_window_s: float,
+        interval_s: float | None = None,
         state_file: Path | None = None,
         program: str = PROGRAM,
         clock: Callable[[], float] = time.monotonic,
@@ -105,8 +157,10 @@ class Watchdog:
         self.ping_timeout_s = ping_timeout_s
         self.crash_limit = crash_limit
         self.crash_window_s = crash_window_s
+        self.interval_s = interval_s  # None: only on supervisord's TICK events
         self.state_file = state_file
         self._clock = clock
+        self._next_check = clock()
         self._crashes: collections.deque[float] = collections.deque()
         self._own_kills: collections.deque[int] = collections.deque(maxlen=16)  # pids we SIGKILLed
         self._stop_requested_at: float | None = None
@@ -127,11 +181,12 @@ class Watchdog:
 
     def run_once(self) -> bool:
         """Serve one event; False when supervisord closed our stdin (it is going away)."""
-        childutils.listener.ready(self.stdout)
+        send_ready(self.stdout)
+        self._checks_until_event()
         line = self.stdin.readline()
         if not line:
             return False
-        headers = childutils.get_headers(line)
+        headers = headers_of(line)
         payload = self.stdin.read(int(headers["len"]))
         try:
             self.handle(headers["eventname"], payload)
@@ -139,14 +194,43 @@ class Watchdog:
             # A bug here must not kill the listener (supervisord would queue events
             # for it meanwhile); the event is still acknowledged.
             log.exception("failed to handle %s", headers.get("eventname"))
-        childutils.listener.ok(self.stdout)
+        send_ok(self.stdout)
         return True
+
+    def _checks_until_event(self) -> None:
+        """While READY and no event has come, check the worker every ``interval_s``.
+
+        supervisord sends nothing more until we answer an event, so nothing is
+        buffered on stdin between events and ``select`` on it is exact.
+        """
+        if self.interval_s is None:
+            return
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return  # a test's stream: events only
+        while True:
+            wait = self._next_check - self._clock()
+            if wait > 0 and select.select([fd], [], [], wait)[0]:
+                return
+            if self._clock() >= self._next_check:
+                try:
+                    self.check()
+                except Exception:
+                    log.exception("worker check failed")
+
+    def check(self) -> None:
+        """One check of the worker, and the time of the next one."""
+        self.on_tick()
+        self._next_check = self._clock() + (self.interval_s or 0.0)
 
     def handle(self, event_name: str, payload: str) -> None:
         if event_name.startswith("TICK_"):
-            self.on_tick()
+            # A backstop for the own timer; no second check when one was just made.
+            if self.interval_s is None or self._clock() >= self._next_check:
+                self.check()
         elif event_name.startswith("PROCESS_STATE_"):
-            fields = childutils.get_headers(payload)
+            fields = headers_of(payload)
             if f"{fields.get('groupname')}:{fields.get('processname')}" == self.program:
                 self.on_state(event_name[len("PROCESS_STATE_") :], fields)
 
@@ -339,20 +423,22 @@ def main() -> int:
     path = state_path(config.data_dir)
     pinger = Pinger(config.worker_endpoint)
     watchdog = Watchdog(
-        childutils.getRPCInterface(os.environ),
+        rpc_interface(os.environ),
         pinger,
         max_misses=config.watchdog_max_misses,
         ping_timeout_s=config.watchdog_ping_timeout_s,
         crash_limit=config.watchdog_crash_limit,
         crash_window_s=config.watchdog_crash_window_s,
+        interval_s=config.watchdog_interval_s,
         state_file=path,
     )
     watchdog.resume(read_state(config.data_dir))
     log.info(
-        "🔧 Watchdog watching %s on %s: ping every 5 s, restart after %d miss(es) of %g s; "
+        "🔧 Watchdog watching %s on %s: ping every %g s, restart after %d miss(es) of %g s; "
         "stop after %d unexpected exits within %g s",
         PROGRAM,
         config.worker_endpoint,
+        config.watchdog_interval_s,
         config.watchdog_max_misses,
         config.watchdog_ping_timeout_s,
         config.watchdog_crash_limit,

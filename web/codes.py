@@ -65,14 +65,20 @@ STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open;
 
 # -- what waitress's parser and engine.io (Socket.IO's transport) refuse, as JSON too
 # (web/server_errors.py) ------------------------------------------------------------------
-REQUEST_HEADERS_TOO_LARGE = _code("REQUEST_HEADERS_TOO_LARGE", 431, "the request headers are over waitress's limit")
+REQUEST_HEADERS_TOO_LARGE = _code(
+    "REQUEST_HEADERS_TOO_LARGE", 431, "the request headers are over waitress's limit"
+)
 UNSUPPORTED_TRANSFER_ENCODING = _code(
     "UNSUPPORTED_TRANSFER_ENCODING", 400, "a Transfer-Encoding other than chunked"
 )
 ORIGIN_NOT_ALLOWED = _code("ORIGIN_NOT_ALLOWED", 400, "Socket.IO: the page's Origin is not an allowed origin")
-INVALID_TRANSPORT = _code("INVALID_TRANSPORT", 400, "Socket.IO: a transport or upgrade this server does not take")
+INVALID_TRANSPORT = _code(
+    "INVALID_TRANSPORT", 400, "Socket.IO: a transport or upgrade this server does not take"
+)
 UNSUPPORTED_PROTOCOL_VERSION = _code(
-    "UNSUPPORTED_PROTOCOL_VERSION", 400, "Socket.IO: the client speaks an Engine.IO protocol this server does not"
+    "UNSUPPORTED_PROTOCOL_VERSION",
+    400,
+    "Socket.IO: the client speaks an Engine.IO protocol this server does not",
 )
 SOCKETIO_NOT_CONNECTED = _code("SOCKETIO_NOT_CONNECTED", 400, "Socket.IO: the session is not connected")
 INVALID_SESSION = _code("INVALID_SESSION", 400, "Socket.IO: an unknown or ended session id")

@@ -44,9 +44,7 @@ def with_success(document: bytes) -> bytes:
     than the whole hop to the worker."""
     body = document.lstrip()
     if not body.startswith(b"{"):
-        raise ApiError(
-            502, PATREON_UPSTREAM_ERROR, "Patreon answered with something that is not a document"
-        )
+        raise ApiError(502, PATREON_UPSTREAM_ERROR, "Patreon answered with something that is not a document")
     rest = body[1:].lstrip()
     return b'{"success":true' + (b"" if rest.startswith(b"}") else b",") + rest
 

@@ -37,6 +37,7 @@ from live import notify as live_notify
 from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
 from store.database import Store
+from store.generations import CachedRead
 from web.codes import (
     INVALID_PAYLOAD,
     INVALID_SIGNATURE,
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024  # Patreon's documents are a few KiB; waitress enforces the same limit
 SIGNATURE_HEADER = "X-Patreon-Signature"
 EVENT_HEADER = "X-Patreon-Event"
-STORE_RETRY_AFTER_S = 5
+STORE_RETRY_AFTER_S = 2
 MAX_EVENT_HEADER_CHARS = 64
 
 
@@ -95,7 +96,10 @@ class WebhookReceiverResource:
     def __init__(self, config: WebSettings, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
         self._config_secrets = list(config.webhook_secrets)
         self._store = store
-        self._stored_secrets = stored_secrets or (lambda: webhook_secrets.all_secrets(store))
+        # Re-read only after any process changed the table (store.generations).
+        self._stored_secrets = stored_secrets or CachedRead(
+            store, "webhook_secrets", webhook_secrets.all_secrets
+        )
 
     def _secrets(self) -> list[str]:
         try:

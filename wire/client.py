@@ -36,7 +36,6 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from wire import protocol
 from wire.actions import Payload
@@ -49,6 +48,7 @@ HEARTBEAT_TIMEOUT_S = 1.0
 HEARTBEAT_MAX_MISSES = 3
 DOWN_PROBE_INTERVAL_S = 0.1  # while down, probe often so recovery is quick
 POLL_SLICE_S = 0.02  # how often a waiting call looks at liveness
+WATCH_RECONNECT_MS = 10
 RETRY_AFTER_S = 2  # what a 503 tells the HTTP client
 
 
@@ -197,9 +197,16 @@ class WorkerClient:
 
     def _socket(self) -> zmq.Socket:
         sock = getattr(self._local, "sock", None)
+        generation = self.liveness.generation
+        if sock is not None and self._local.generation != generation:
+            # Made before the worker last went down: it may still be waiting out
+            # ZeroMQ's reconnect interval, while a fresh socket connects at once.
+            self._drop_socket()
+            sock = None
         if sock is None:
             sock = _req_socket(self._context, self.endpoint)
             self._local.sock = sock
+            self._local.generation = generation
         return sock
 
     def _drop_socket(self) -> None:
@@ -348,8 +355,16 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         # The watch socket never sends: it exists so its monitor reports the
         # connection's state. Pings go on their own REQ socket, renewed after a miss.
+        # Imported here: zmq.utils.monitor loads asyncio, which the watchdog (a Pinger
+        # user) has no use for (issue 17, idle RSS).
+        from zmq.utils.monitor import recv_monitor_message
+
+        self._recv_monitor = recv_monitor_message
         watch = self._context.socket(zmq.DEALER)
         watch.setsockopt(zmq.LINGER, 0)
+        # A restarted worker is seen within 10 ms instead of ZeroMQ's default 100 ms:
+        # its handshake triggers the ping that brings web back (one socket: cheap).
+        watch.setsockopt(zmq.RECONNECT_IVL, WATCH_RECONNECT_MS)
         monitor = watch.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         watch.connect(self.endpoint)
         self._poller = zmq.Poller()
@@ -393,7 +408,7 @@ class Heartbeat(threading.Thread):
         wake = self._pending[1] if self._pending else self._next_beat
         events = dict(self._poller.poll(max(0.0, min(wake - now, 0.5)) * 1000))
         if monitor in events:
-            event = recv_monitor_message(monitor)["event"]
+            event = self._recv_monitor(monitor)["event"]
             if event == zmq.EVENT_DISCONNECTED:
                 self.liveness.disconnected()
             # Connected or lost: either way, ask again now instead of waiting.

@@ -121,9 +121,7 @@ def normalize_query(params: Mapping[str, Any], allowed: Iterable[str]) -> dict[s
         fields = _FIELDS_KEY.fullmatch(key)
         if fields and "fields" in allowed:
             if fields.group(1) not in RESOURCE_TYPES:
-                raise ParamError(
-                    INVALID_FIELDS, f"{key}: {fields.group(1)!r} is not a Patreon resource type"
-                )
+                raise ParamError(INVALID_FIELDS, f"{key}: {fields.group(1)!r} is not a Patreon resource type")
             normalized[key] = ",".join(_comma_list(key, value, _NAME, INVALID_FIELDS, "attribute name"))
         elif key == "include" and key in allowed:
             normalized[key] = ",".join(

@@ -17,7 +17,6 @@ timeout, idempotency and the message shapes); ``attach`` registers every marked 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 import time
@@ -285,8 +284,8 @@ class PatreonActions:
             params["page[count]"] = str(
                 schema.MAX_PAGE_COUNT_WITH_PLEDGE_HISTORY if pledges else schema.MAX_PAGE_COUNT
             )
-        # Encoded once, here; web passes the bytes on without decoding them.
-        return Document(json.dumps(self.api.get_all(principal, path, params, deadline)).encode())
+        # Merged from the pages' own text (worker.page_merge); web passes the bytes on.
+        return Document(self.api.get_all_raw(principal, path, params, deadline))
 
     @handles(actions.MembersList)
     def members(self, data: dict[str, Any], deadline: float) -> Document:

@@ -13,14 +13,17 @@ Patreon's answers become ``ActionError``s here, one way for every action::
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
 from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST, PATREON_FORBIDDEN
 from wire.protocol import ActionError, Document
+from worker.page_merge import merged_document, peek_cursor, scan_page
 from worker.tokens import REAUTH_REQUIRED, Token, TokenStore, label
 
 log = logging.getLogger(__name__)
@@ -109,24 +112,26 @@ class PatreonApi:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         token: Token | None = None,
+        parse_json: bool = True,
     ) -> PatreonResponse:
         """One API call as ``principal``, returning the whole checked response.
 
-        A 401 refreshes the token (single-flight) and tries once more.
+        A 401 refreshes the token (single-flight) and tries once more. With
+        ``parse_json=False`` a 2xx body is left to the caller (``content``) to check.
         """
         token = token or self.tokens.current(principal, deadline)
-        response = self._send(token, method, path, deadline, params, json_body)
+        response = self._send(token, method, path, deadline, params, json_body, parse_json)
         if response.status == 401:
             log.info("Patreon answered 401 for %s: refreshing once", label(principal))
             token = self.tokens.refresh(principal, deadline, stale=token)
-            response = self._send(token, method, path, deadline, params, json_body)
+            response = self._send(token, method, path, deadline, params, json_body, parse_json)
         if not response.ok:
             raise error_for(response)
-        if response.status != 204 and not isinstance(response.body, dict):
+        if parse_json and response.status != 204 and not isinstance(response.body, dict):
             raise upstream_error("Patreon answered with something that is not a JSON:API document")
         return response
 
-    def _send(self, token, method, path, deadline, params, json_body) -> PatreonResponse:
+    def _send(self, token, method, path, deadline, params, json_body, parse_json=True) -> PatreonResponse:
         return self.http.request(
             method,
             API_PREFIX + path,
@@ -135,6 +140,7 @@ class PatreonApi:
             rate_key=token.rate_key,
             params=params,
             json_body=json_body,
+            parse_json=parse_json,
         )
 
     def get(self, principal: str, path: str, params: Mapping[str, str], deadline: float) -> dict[str, Any]:
@@ -143,48 +149,68 @@ class PatreonApi:
     def get_all(
         self, principal: str, path: str, params: Mapping[str, str], deadline: float
     ) -> dict[str, Any]:
-        """Every page of a listing, merged into one document.
+        """Every page of a listing, merged into one document (decoded; see ``get_all_raw``)."""
+        return json.loads(self.get_all_raw(principal, path, params, deadline))
+
+    def get_all_raw(self, principal: str, path: str, params: Mapping[str, str], deadline: float) -> bytes:
+        """Every page of a listing, merged into one JSON document, as bytes.
 
         Follows ``meta.pagination.cursors.next`` until it is absent, and stops (with
         a warning in ``meta``) when a cursor or a whole page repeats: a cursor loop
-        has been seen on Patreon. ``data`` and ``included`` hold each resource once.
+        has been seen on Patreon. ``data`` and ``included`` hold each resource once,
+        as the JSON text Patreon sent (``worker.page_merge``: no re-encoding).
         """
-        data: dict[tuple[str, str], Any] = {}
-        included: dict[tuple[str, str], Any] = {}
+        data: dict[tuple[str, str], str] = {}
+        included: dict[tuple[str, str], str] = {}
         seen_cursors: set[str] = set()
         page_params = dict(params)
         total = None
         pages = 0
         stopped = None
-        while True:
-            document = self.get(principal, path, page_params, deadline)
-            pages += 1
-            items = document.get("data")
-            if not isinstance(items, list):
-                raise upstream_error("Patreon answered a listing without a data list")
-            keys = [_key(item) for item in items]
-            if items and all(k in data for k in keys):
-                stopped = "a page repeated an earlier page"
-                break
-            for k, item in zip(keys, items, strict=True):
-                data.setdefault(k, item)
-            for item in document.get("included") or []:
-                if isinstance(item, dict):
-                    included.setdefault(_key(item), item)
-            pagination = (document.get("meta") or {}).get("pagination") or {}
-            if isinstance(pagination.get("total"), int):
-                total = pagination["total"]
-            cursor = (pagination.get("cursors") or {}).get("next")
-            if not cursor or not isinstance(cursor, str):
-                break
-            if cursor in seen_cursors:
-                stopped = "a cursor repeated"
-                break
-            if pages >= MAX_PAGES:
-                stopped = f"more than {MAX_PAGES} pages"
-                break
-            seen_cursors.add(cursor)
-            page_params["page[cursor]"] = cursor
+
+        def fetch(page_params: dict[str, str]) -> bytes:
+            return self.respond(
+                principal, "GET", path, deadline, params=page_params, parse_json=False
+            ).content
+
+        # While a page is scanned, the next one is already being fetched (one ahead at
+        # most, through the same rate limiter), when its cursor can be read off the tail.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetcher:
+            ahead: tuple[str, Future[bytes]] | None = None
+            raw = fetch(page_params)
+            while True:
+                guess = peek_cursor(raw)
+                if guess is not None and guess not in seen_cursors and pages + 1 < MAX_PAGES:
+                    ahead = (guess, prefetcher.submit(fetch, {**page_params, "page[cursor]": guess}))
+                page = scan_page(raw)
+                pages += 1
+                if page.data and all(k in data for k, _ in page.data):
+                    stopped = "a page repeated an earlier page"
+                    break
+                for k, text in page.data:
+                    data.setdefault(k, text)
+                for k, text in page.included:
+                    included.setdefault(k, text)
+                if isinstance(page.total(), int):
+                    total = page.total()
+                cursor = page.cursor()
+                if not cursor or not isinstance(cursor, str):
+                    break
+                if cursor in seen_cursors:
+                    stopped = "a cursor repeated"
+                    break
+                if pages >= MAX_PAGES:
+                    stopped = f"more than {MAX_PAGES} pages"
+                    break
+                seen_cursors.add(cursor)
+                page_params["page[cursor]"] = cursor
+                prefetched, ahead = ahead, None
+                if prefetched is not None and prefetched[0] == cursor:
+                    raw = prefetched[1].result()
+                else:
+                    raw = fetch(page_params)
+            if ahead is not None:
+                ahead[1].cancel()  # a guess not needed: never waited for (the pool's exit waits)
         if stopped:
             log.warning("stopped following cursors of %s after %d pages: %s", path, pages, stopped)
         meta: dict[str, Any] = {
@@ -194,13 +220,4 @@ class PatreonApi:
         }
         if stopped:
             meta["stopped"] = stopped
-        merged: dict[str, Any] = {"data": list(data.values()), "meta": meta}
-        if included:
-            merged["included"] = list(included.values())
-        return merged
-
-
-def _key(item: Any) -> tuple[str, str]:
-    if not isinstance(item, dict):
-        raise upstream_error("Patreon answered a resource that is not an object")
-    return (str(item.get("type")), str(item.get("id")))
+        return merged_document(list(data.values()), list(included.values()), meta)

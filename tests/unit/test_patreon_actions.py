@@ -53,7 +53,17 @@ class FakePatreon:
         self.routes[(method, pattern)] = answer
 
     def request(
-        self, method, path, *, deadline, token=None, rate_key=None, params=None, json_body=None, form=None
+        self,
+        method,
+        path,
+        *,
+        deadline,
+        token=None,
+        rate_key=None,
+        params=None,
+        json_body=None,
+        form=None,
+        parse_json=True,
     ):
         call = {
             "method": method,

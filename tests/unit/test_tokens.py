@@ -54,7 +54,17 @@ class FakePatreon:
         self.refresh_valid[refresh] = "user"
 
     def request(
-        self, method, path, *, deadline, token=None, rate_key=None, params=None, json_body=None, form=None
+        self,
+        method,
+        path,
+        *,
+        deadline,
+        token=None,
+        rate_key=None,
+        params=None,
+        json_body=None,
+        form=None,
+        parse_json=True,
     ):
         if path == "/api/oauth2/token":
             self.entered_refresh.set()

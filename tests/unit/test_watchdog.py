@@ -1,5 +1,5 @@
 """The watchdog listener driven one event at a time: real supervisord event envelopes
-on a fake stdin (``str``, as ``childutils`` reads them), a fake XML-RPC handle with the
+on a fake stdin (``str``, as supervisord's listener protocol is read), a fake XML-RPC handle with the
 real method names, faults and return types, a fake ping and a fake clock."""
 
 from __future__ import annotations
@@ -421,7 +421,8 @@ def test_pinger_gets_a_pong_and_renews_its_socket_after_a_miss():
 # -- configuration --------------------------------------------------------------------------
 def test_watchdog_settings_have_defaults_and_are_validated():
     config = load_config({}, NO_ENV_FILE, process="watchdog")
-    assert (config.watchdog_max_misses, config.watchdog_ping_timeout_s) == (2, 2.0)
+    assert (config.watchdog_max_misses, config.watchdog_ping_timeout_s) == (2, 1.0)
+    assert config.watchdog_interval_s == 1.0
     assert (config.watchdog_crash_limit, config.watchdog_crash_window_s) == (5, 60.0)
     config = load_config({"WATCHDOG_PING_TIMEOUT_S": "0.5", "WATCHDOG_CRASH_WINDOW_S": "30"}, NO_ENV_FILE)
     assert (config.watchdog_ping_timeout_s, config.watchdog_crash_window_s) == (0.5, 30.0)
@@ -454,3 +455,93 @@ def test_status_shows_the_watchdog_report_and_the_crash_route_is_test_only(sup, 
     crash = app.simulate_post("/api/patreon/_test/crash")
     assert (crash.status_code, crash.json["code"]) == (503, "PATREON_SERVICE_UNAVAILABLE")  # no worker here
     assert client("0").simulate_post("/api/patreon/_test/crash").status_code == 404
+
+
+# -- its own timer ----------------------------------------------------------------------------
+def test_between_events_the_worker_is_checked_on_the_watchdogs_own_interval(sup, tmp_path):
+    """On a real pipe (select works): checks run while no event comes, then the event
+    is served as usual; no TICK_5 needed."""
+    import os
+    import time
+
+    read_fd, write_fd = os.pipe()
+    checked = threading.Event()
+    pings: list[float] = []
+
+    def ping(timeout_s: float) -> dict[str, Any]:
+        pings.append(timeout_s)
+        if len(pings) >= 3:
+            checked.set()
+        return PONG
+
+    with os.fdopen(read_fd, "r") as stdin, os.fdopen(write_fd, "w") as feed:
+        dog = Watchdog(
+            FakeRpc(sup),
+            ping,
+            max_misses=2,
+            ping_timeout_s=1.0,
+            crash_limit=3,
+            crash_window_s=60.0,
+            interval_s=0.01,
+            clock=time.monotonic,
+            stdin=stdin,
+            stdout=io.StringIO(),
+        )
+        served = []
+        runner = threading.Thread(target=lambda: served.append(dog.run_once()))
+        runner.start()
+        assert checked.wait(10), "no check while waiting for an event"
+        feed.write(exited(100, expected=1))
+        feed.flush()
+        runner.join(10)
+    assert served == [True] and len(pings) >= 3
+    assert dog.stdout.getvalue() == "READY\nRESULT 2\nOK"
+
+
+def test_a_tick_right_after_a_timed_check_does_not_ping_again(sup, tmp_path, clock):
+    ping = FakePing()
+    dog = make(sup, tmp_path, ping=ping, clock=clock, interval_s=1.0)
+    dog.handle("TICK_5", "when:1")
+    dog.handle("TICK_5", "when:2")
+    assert len(ping.timeouts) == 1
+    clock.now += 1.0
+    dog.handle("TICK_5", "when:3")
+    assert len(ping.timeouts) == 2
+
+
+def test_the_rpc_interface_speaks_to_supervisords_unix_socket(tmp_path):
+    import http.server
+    import socketserver
+
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append((self.path, xmlrpc.client.loads(body)))
+            reply = xmlrpc.client.dumps(({"statename": "RUNNING", "pid": 7},), methodresponse=True).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(socketserver.UnixStreamServer):
+        def get_request(self):
+            request, _ = super().get_request()
+            return request, ("local", 0)
+
+    path = str(tmp_path / "supervisor.sock")
+    server = Server(path, Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        rpc = watchdog.rpc_interface({"SUPERVISOR_SERVER_URL": f"unix://{path}"})
+        assert rpc.supervisor.getProcessInfo(PROGRAM) == {"statename": "RUNNING", "pid": 7}
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert calls == [("/RPC2", ((PROGRAM,), "supervisor.getProcessInfo"))]
