@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import logging
+import sqlite3
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,7 +37,7 @@ from web.codes import (
     PATREON_AUTHORIZATION_ERROR,
     UNKNOWN_FIELD,
 )
-from web.errors import ApiError
+from web.errors import ApiError, store_unavailable
 from web.policy import read_json_body
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
@@ -195,7 +196,10 @@ class CallbackResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            self._handle(req, resp)
+            try:
+                self._handle(req, resp)
+            except sqlite3.OperationalError as ex:
+                raise store_unavailable(ex) from ex
         except (ApiError, WorkerError) as ex:
             if not wants_html(req):
                 raise
@@ -205,6 +209,9 @@ class CallbackResource:
             resp.status = falcon.code_to_http_status(status)
             resp.content_type = falcon.MEDIA_HTML
             resp.set_header("Cache-Control", "no-store")
+            retry_after = (ex.headers or {}).get("Retry-After") if isinstance(ex, ApiError) else None
+            if retry_after:
+                resp.set_header("Retry-After", retry_after)
             resp.text = error_page(status, code, message)
 
     def _handle(self, req: falcon.Request, resp: falcon.Response) -> None:
