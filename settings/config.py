@@ -65,7 +65,7 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE"}
+    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -121,6 +121,9 @@ class Config:
     test_actions: bool
     # Origins allowed to use Socket.IO cross-site; empty = same origin only.
     socketio_cors_origins: tuple[str, ...]
+    # Origins whose pages may make cookie-authenticated POSTs (web.policy), besides
+    # the request's own origin and PATREON_REDIRECT_URI's.
+    allowed_origins: tuple[str, ...]
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
     watchdog_crash_limit: int
@@ -193,6 +196,14 @@ class _Reader:
         bad = [o for o in items if o != "*" and (not o.startswith(("http://", "https://")) or "/" in o[8:])]
         if bad:
             self.problems.append((name, f"must be origins like https://example.com or *, got {bad}"))
+            return ()
+        return items
+
+    def exact_origins(self, name: str) -> tuple[str, ...]:
+        """Like ``origins``, without ``*``: every origin named."""
+        items = self.origins(name)
+        if "*" in items:
+            self.problems.append((name, "must name each origin; * is not allowed here"))
             return ()
         return items
 
@@ -312,6 +323,7 @@ class _Reader:
             trusted_proxy=trusted_proxy,
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
             socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
+            allowed_origins=self.exact_origins("ALLOWED_ORIGINS"),
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),

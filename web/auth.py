@@ -38,7 +38,7 @@ from web.codes import (
     UNKNOWN_FIELD,
 )
 from web.errors import ApiError, store_unavailable
-from web.policy import read_json_body
+from web.policy import read_json_body, require_same_origin_json
 from web.principals import AUTH_REQUIRED, Principal, call
 from web.sessions import Session, SessionStore, StateError
 from wire import actions
@@ -242,9 +242,11 @@ class CallbackResource:
         resp.location = self.login.config.post_login_url
 
 
+@falcon.before(require_same_origin_json)
 class TokenResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json_body(req)
@@ -262,9 +264,11 @@ class TokenResource:
         }
 
 
+@falcon.before(require_same_origin_json)
 class RefreshResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         # The session's own tokens, never a token from the body (a body is ignored).
@@ -285,9 +289,11 @@ class RefreshResource:
         resp.media = {"success": True, "tokens": result.get("tokens")}
 
 
+@falcon.before(require_same_origin_json)
 class LogoutResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         session = self.login.sessions.from_request(req)

@@ -28,6 +28,12 @@ INVALID_API_KEY = _code("INVALID_API_KEY", 401, "the server key given is wrong")
 SERVER_KEY_NOT_CONFIGURED = _code("SERVER_KEY_NOT_CONFIGURED", 403, "BRIDGE_API_KEY is not set")
 UNAUTHORIZED = _code("UNAUTHORIZED", 401, "neither a logged-in session nor the server key")
 
+# -- cookie-authenticated POSTs (web.policy.require_same_origin_json) -------------------------
+CROSS_ORIGIN_REQUEST = _code(
+    "CROSS_ORIGIN_REQUEST", 403, "a cookie-authenticated POST whose Origin or Referer is not an allowed origin"
+)
+JSON_REQUIRED = _code("JSON_REQUIRED", 415, "a cookie-authenticated POST whose Content-Type is not application/json")
+
 # -- login ------------------------------------------------------------------------------------
 INVALID_SCOPE = _code("INVALID_SCOPE", 400, "a scope that is unknown or not allowed")
 INVALID_STATE = _code("INVALID_STATE", 400, "the OAuth state is unknown, used or expired; start again")
