@@ -43,7 +43,10 @@ START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
 _SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_")
-_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"}
+_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"} | {
+    "LOGIN_RATE_LIMIT_PER_MINUTE",
+    "ALLOWED_ORIGINS",
+}
 
 
 def free_port() -> int:
@@ -89,6 +92,9 @@ class Stack:
             "DATA_DIR": str(self.dir / "var"),
             "SANDBOX_PORT": str(self.sandbox_port),
             "BRIDGE_TEST_ACTIONS": "1",
+            # Every test logs in from 127.0.0.1: the per-client login limit would count
+            # them all as one client (a test that checks the limit sets its own).
+            "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
             **(env or {}),
         }
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -65,7 +65,7 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS"}
+    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -124,6 +124,8 @@ class Config:
     # Origins whose pages may make cookie-authenticated POSTs (web.policy), besides
     # the request's own origin and PATREON_REDIRECT_URI's.
     allowed_origins: tuple[str, ...]
+    # Login starts (auth/url, /auth/patreon) each client may make per minute.
+    login_rate_per_minute: int
     watchdog_max_misses: int
     watchdog_ping_timeout_s: float
     watchdog_crash_limit: int
@@ -324,6 +326,7 @@ class _Reader:
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
             socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
             allowed_origins=self.exact_origins("ALLOWED_ORIGINS"),
+            login_rate_per_minute=self.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100_000),
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),

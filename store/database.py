@@ -137,6 +137,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE IF EXISTS kv;
         """,
     ),
+    # Hardening (issue 16): a login start writes no session row, so a state is bound to
+    # the cookie value it was issued to (``session_id``), which need not be a session's
+    # id: the foreign key goes. Pending states are kept.
+    (
+        300,
+        "web.sessions",
+        """
+        CREATE TABLE oauth_states_300 (
+            state TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        INSERT INTO oauth_states_300 (state, session_id, redirect_uri, scopes, expires_at)
+            SELECT state, session_id, redirect_uri, scopes, expires_at FROM oauth_states;
+        DROP TABLE oauth_states;
+        ALTER TABLE oauth_states_300 RENAME TO oauth_states;
+        CREATE INDEX IF NOT EXISTS oauth_states_session ON oauth_states (session_id);
+        CREATE INDEX IF NOT EXISTS oauth_states_expiry ON oauth_states (expires_at);
+        """,
+    ),
 ]
 
 

@@ -37,6 +37,10 @@ JSON_REQUIRED = _code("JSON_REQUIRED", 415, "a cookie-authenticated POST whose C
 # -- login ------------------------------------------------------------------------------------
 INVALID_SCOPE = _code("INVALID_SCOPE", 400, "a scope that is unknown or not allowed")
 INVALID_STATE = _code("INVALID_STATE", 400, "the OAuth state is unknown, used or expired; start again")
+LOGIN_RATE_LIMITED = _code(
+    "LOGIN_RATE_LIMITED", 429, "too many login starts from this client (LOGIN_RATE_LIMIT_PER_MINUTE); see Retry-After"
+)
+LOGIN_STATES_FULL = _code("LOGIN_STATES_FULL", 503, "too many logins are pending at once; retry later")
 PATREON_AUTHORIZATION_ERROR = _code(
     "PATREON_AUTHORIZATION_ERROR", 400, "Patreon sent the user back with an error"
 )
