@@ -101,6 +101,16 @@ class Stack:
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.process: subprocess.Popen | None = None
 
+    def cipher(self):
+        """The cipher web and worker seal tokens and webhook secrets with: the stack's
+        BRIDGE_ENCRYPTION_KEY, or the key the sandbox mode generated under var/."""
+        from store.encryption import Cipher, keys_for
+
+        configured = tuple(
+            k.strip() for k in self.env.get("BRIDGE_ENCRYPTION_KEY", "").split(",") if k.strip()
+        )
+        return Cipher(keys_for("sandbox", configured, self.dir / "var"))
+
     # -- lifecycle -------------------------------------------------------------
     def start(self, *, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> Stack:
         """Start supervisord; with ``wait``, until web and worker serve (stop it on failure)."""

@@ -12,6 +12,8 @@ creator token. Half-set credentials are an error, never a silent fallback.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 from collections.abc import Mapping
@@ -77,6 +79,13 @@ WATCHDOG_ONLY = frozenset(
 )
 
 
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return False
+
+
 class ConfigError(Exception):
     """Invalid or half-set configuration: one ``(variable, problem)`` per bad variable."""
 
@@ -124,6 +133,10 @@ class Config:
     # Origins whose pages may make cookie-authenticated POSTs (web.policy), besides
     # the request's own origin and PATREON_REDIRECT_URI's.
     allowed_origins: tuple[str, ...]
+    # Fernet keys sealing tokens and webhook secrets in the store (store/encryption.py):
+    # the first encrypts, all decrypt. Empty: sandbox mode generates one under DATA_DIR;
+    # live mode refuses to start (web and worker).
+    encryption_keys: tuple[str, ...] = dataclasses.field(repr=False)
     # Login starts (auth/url, /auth/patreon) each client may make per minute.
     login_rate_per_minute: int
     watchdog_max_misses: int
@@ -201,6 +214,20 @@ class _Reader:
             return ()
         return items
 
+    def fernet_keys(self, name: str) -> tuple[str, ...]:
+        """A comma list of Fernet keys (urlsafe base64 of 32 bytes); never echoed back."""
+        keys = tuple(k.strip() for k in (self.text(name) or "").split(",") if k.strip())
+        bad = [i + 1 for i, key in enumerate(keys) if not _is_fernet_key(key)]
+        if bad:
+            self.problems.append(
+                (
+                    name,
+                    f"key {', '.join(map(str, bad))} is not a Fernet key (python -m store.rekey --new-key)",
+                )
+            )
+            return ()
+        return keys
+
     def exact_origins(self, name: str) -> tuple[str, ...]:
         """Like ``origins``, without ``*``: every origin named."""
         items = self.origins(name)
@@ -272,9 +299,7 @@ class _Reader:
 
         scopes = tuple(
             s
-            for s in (
-                self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or ""
-            )
+            for s in (self.text("PATREON_DEFAULT_SCOPES", " ".join(DEFAULT_SCOPES)) or "")
             .replace(",", " ")
             .split()
             if s
@@ -326,6 +351,7 @@ class _Reader:
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
             socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
             allowed_origins=self.exact_origins("ALLOWED_ORIGINS"),
+            encryption_keys=self.fernet_keys("BRIDGE_ENCRYPTION_KEY"),
             login_rate_per_minute=self.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100_000),
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.

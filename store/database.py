@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from store.encryption import PLAINTEXT, Cipher, Plaintext
+
 BUSY_TIMEOUT_MS = 5000
 
 # (version, owner module, SQL). Append only: never edit a migration that has shipped.
@@ -173,8 +175,11 @@ def _write_lock(path: Path) -> threading.Lock:
 
 
 class Store:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cipher: Cipher | None = None):
         self.path = Path(path)
+        # Seals tokens and webhook secrets (store/encryption.py); the entry points pass
+        # the configured one. None: plaintext, for unit tests that build a Store by hand.
+        self.cipher: Cipher | Plaintext = cipher or PLAINTEXT
         self._local = threading.local()
         self._write_lock = _write_lock(self.path)
 

@@ -16,7 +16,7 @@ from waitress.task import ThreadedTaskDispatcher
 
 from settings.config import EXIT_CONFIG, ConfigError, load_config
 from settings.logs import configure_logging
-from store.database import Store
+from store.encryption import KeyMissing, UndecryptableValue, open_store
 from web.app import create_app
 from web.events import StreamGate
 from web.live import LiveEvents
@@ -60,8 +60,11 @@ def main() -> int:
         for line in ex.lines():
             log.error(line)
         return EXIT_CONFIG
-    store = Store(config.store_path)
-    store.migrate()
+    try:
+        store = open_store(config)
+    except (KeyMissing, UndecryptableValue) as ex:
+        log.error("❌ Configuration error: %s", ex)
+        return EXIT_CONFIG
     worker = WorkerClient(config.worker_endpoint)
     worker.start()
     streams = StreamGate(config.max_streams)  # one cap for SSE streams and Socket.IO long-polls

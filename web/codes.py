@@ -30,15 +30,21 @@ UNAUTHORIZED = _code("UNAUTHORIZED", 401, "neither a logged-in session nor the s
 
 # -- cookie-authenticated POSTs (web.policy.require_same_origin_json) -------------------------
 CROSS_ORIGIN_REQUEST = _code(
-    "CROSS_ORIGIN_REQUEST", 403, "a cookie-authenticated POST whose Origin or Referer is not an allowed origin"
+    "CROSS_ORIGIN_REQUEST",
+    403,
+    "a cookie-authenticated POST whose Origin or Referer is not an allowed origin",
 )
-JSON_REQUIRED = _code("JSON_REQUIRED", 415, "a cookie-authenticated POST whose Content-Type is not application/json")
+JSON_REQUIRED = _code(
+    "JSON_REQUIRED", 415, "a cookie-authenticated POST whose Content-Type is not application/json"
+)
 
 # -- login ------------------------------------------------------------------------------------
 INVALID_SCOPE = _code("INVALID_SCOPE", 400, "a scope that is unknown or not allowed")
 INVALID_STATE = _code("INVALID_STATE", 400, "the OAuth state is unknown, used or expired; start again")
 LOGIN_RATE_LIMITED = _code(
-    "LOGIN_RATE_LIMITED", 429, "too many login starts from this client (LOGIN_RATE_LIMIT_PER_MINUTE); see Retry-After"
+    "LOGIN_RATE_LIMITED",
+    429,
+    "too many login starts from this client (LOGIN_RATE_LIMIT_PER_MINUTE); see Retry-After",
 )
 LOGIN_STATES_FULL = _code("LOGIN_STATES_FULL", 503, "too many logins are pending at once; retry later")
 PATREON_AUTHORIZATION_ERROR = _code(
@@ -58,14 +64,20 @@ STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open;
 
 # -- what waitress's parser and engine.io (Socket.IO's transport) refuse, as JSON too
 # (web/server_errors.py) ------------------------------------------------------------------
-REQUEST_HEADERS_TOO_LARGE = _code("REQUEST_HEADERS_TOO_LARGE", 431, "the request headers are over waitress's limit")
+REQUEST_HEADERS_TOO_LARGE = _code(
+    "REQUEST_HEADERS_TOO_LARGE", 431, "the request headers are over waitress's limit"
+)
 UNSUPPORTED_TRANSFER_ENCODING = _code(
     "UNSUPPORTED_TRANSFER_ENCODING", 400, "a Transfer-Encoding other than chunked"
 )
 ORIGIN_NOT_ALLOWED = _code("ORIGIN_NOT_ALLOWED", 400, "Socket.IO: the page's Origin is not an allowed origin")
-INVALID_TRANSPORT = _code("INVALID_TRANSPORT", 400, "Socket.IO: a transport or upgrade this server does not take")
+INVALID_TRANSPORT = _code(
+    "INVALID_TRANSPORT", 400, "Socket.IO: a transport or upgrade this server does not take"
+)
 UNSUPPORTED_PROTOCOL_VERSION = _code(
-    "UNSUPPORTED_PROTOCOL_VERSION", 400, "Socket.IO: the client speaks an Engine.IO protocol this server does not"
+    "UNSUPPORTED_PROTOCOL_VERSION",
+    400,
+    "Socket.IO: the client speaks an Engine.IO protocol this server does not",
 )
 SOCKETIO_NOT_CONNECTED = _code("SOCKETIO_NOT_CONNECTED", 400, "Socket.IO: the session is not connected")
 INVALID_SESSION = _code("INVALID_SESSION", 400, "Socket.IO: an unknown or ended session id")

@@ -47,14 +47,17 @@ def main() -> int:
 
     import zmq
 
-    from store.database import Store
+    from store.encryption import KeyMissing, UndecryptableValue, open_store
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
     from worker.server import WorkerServer
 
     try:
-        store = Store(config.store_path)
-        store.migrate()
+        store = open_store(config)
+    except (KeyMissing, UndecryptableValue) as ex:
+        log.error("❌ Configuration error: %s", ex)
+        return EXIT_CONFIG
+    try:
         ping = PingInfo(config, in_flight=lambda: server.in_flight)
         server = WorkerServer(
             config.worker_endpoint,

@@ -31,7 +31,8 @@ def stack():
 
 def stored_secrets(stack: Stack) -> dict[str, str]:
     with sqlite3.connect(stack.dir / "var" / "bridge.sqlite3", timeout=5) as conn:
-        return dict(conn.execute("SELECT webhook_id, secret FROM webhook_secrets"))
+        rows = conn.execute("SELECT webhook_id, secret FROM webhook_secrets").fetchall()
+    return {hook_id: stack.cipher().open(secret) for hook_id, secret in rows}
 
 
 def listed(stack: Stack) -> dict[str, dict]:

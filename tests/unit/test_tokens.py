@@ -17,6 +17,7 @@ from patreon_client.http import PatreonResponse
 from patreon_client.oauth import Grant, OAuthClient
 from settings.config import load_config
 from store.database import Store
+from store.encryption import Cipher, new_key
 from store.tokens import CREATOR, session_principal
 from wire.protocol import ActionError
 from worker.patreon_api import PatreonApi
@@ -114,9 +115,24 @@ def login(tokens: TokenStore, patreon: FakePatreon, principal: str = SESSION, ex
     tokens.save_grant(principal, Grant("access-0", "refresh-0", expires_in, "identity", "Bearer"), "42")
 
 
+@pytest.fixture(params=["plaintext", "sealed"])
+def store(request, tmp_path):
+    """Every test here runs on a plain store and on one sealing tokens (store/encryption.py):
+    the compare-and-swap of a rotation must work on sealed values too."""
+    store = Store(tmp_path / "bridge.sqlite3", Cipher([new_key()]) if request.param == "sealed" else None)
+    store.migrate()
+    return store
+
+
 def stored(store: Store, principal: str) -> dict:
+    """The row, with its tokens opened (they are sealed in a sealing store)."""
     row = store.connection().execute("SELECT * FROM tokens WHERE principal = ?", (principal,)).fetchone()
-    return dict(row) if row else {}
+    if not row:
+        return {}
+    opened = dict(row)
+    for column in ("access_token", "refresh_token"):
+        opened[column] = store.cipher.open(row[column])
+    return opened
 
 
 def deadline() -> float:
