@@ -233,8 +233,14 @@ class SessionStore:
         return session
 
     def end(self, session_id: str) -> None:
+        """End a session and forget its Patreon tokens: a token never outlives its
+        session (issue 16, finding 5: a session ended by ``PATREON_REAUTH_REQUIRED``
+        left a working refresh token behind). Patreon offers no revocation endpoint,
+        so forgetting is all that can be done; the worker's sweep removes any pair
+        that still loses its session (``store.tokens.sweep_orphans``)."""
         with self._store.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        tokens.forget(self._store, tokens.session_principal(session_id))
 
     def _purge_expired(self) -> None:
         """Drop expired sessions (and their tokens) and states, every few minutes."""

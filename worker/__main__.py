@@ -51,6 +51,7 @@ def main() -> int:
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
     from worker.server import WorkerServer
+    from worker.token_sweep import OrphanTokenSweeper
 
     try:
         store = open_store(config)
@@ -70,11 +71,13 @@ def main() -> int:
         log.error("❌ Patreon service error: %s", ex)
         return EXIT_UNAVAILABLE
     consumer = EventConsumer(store)  # stored webhook events -> member state
+    sweeper = OrphanTokenSweeper(store)  # session tokens whose session has ended
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
         server.stop()
         consumer.stop()
+        sweeper.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -82,6 +85,7 @@ def main() -> int:
         log.warning("🧪 SANDBOX MODE: no Patreon credentials set; talking to %s", config.patreon_api_base)
     log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
     consumer.start()
+    sweeper.start()
     server.serve_forever()
     consumer.join()
     if server.in_flight:
