@@ -206,7 +206,10 @@ def test_invalid_grant_ends_the_session(store, patreon, clock):
     assert after.value.code == "PATREON_AUTH_REQUIRED"
 
 
-def test_a_second_401_after_the_refresh_is_reauth_required(store, patreon, clock):
+def test_a_second_401_after_a_successful_refresh_keeps_the_login(store, patreon, clock):
+    # Issue 16, finding 9: Patreon has just accepted the refresh token, so a 401 for the
+    # new access token does not mean the login is gone: 502 PATREON_TOKEN_REFUSED (retry),
+    # not PATREON_REAUTH_REQUIRED (which ends a browser session).
     tokens = make_tokens(store, patreon, clock)
     login(tokens, patreon)
     patreon.access_valid.clear()
@@ -215,8 +218,10 @@ def test_a_second_401_after_the_refresh_is_reauth_required(store, patreon, clock
     )  # new ones fail too
     with pytest.raises(ActionError) as caught:
         PatreonApi(patreon, tokens).get(SESSION, "/identity", {}, deadline())
-    assert (caught.value.status, caught.value.code) == (401, "PATREON_REAUTH_REQUIRED")
+    assert (caught.value.status, caught.value.code) == (502, "PATREON_TOKEN_REFUSED")
+    assert caught.value.retry_after == 1
     assert patreon.token_calls == 1
+    assert stored(store, SESSION)["refresh_token"] == "refresh-1"  # the rotated pair is kept
 
 
 def test_explicit_refresh_without_tokens_is_missing_refresh_token(store, patreon, clock):
