@@ -79,6 +79,7 @@ UNSUPPORTED_PROTOCOL_VERSION = _code(
     400,
     "Socket.IO: the client speaks an Engine.IO protocol this server does not",
 )
+JSONP_NOT_SUPPORTED = _code("JSONP_NOT_SUPPORTED", 400, "Socket.IO: JSONP polling (j=) is not supported")
 SOCKETIO_NOT_CONNECTED = _code("SOCKETIO_NOT_CONNECTED", 400, "Socket.IO: the session is not connected")
 INVALID_SESSION = _code("INVALID_SESSION", 400, "Socket.IO: an unknown or ended session id")
 
