@@ -110,8 +110,8 @@ class Login:
     def start(self, req: falcon.Request, resp: falcon.Response, scopes: tuple[str, ...]) -> tuple[str, str]:
         """A fresh state bound to the caller's cookie (set if needed): (authorize URL, state).
 
-        Anonymous callers are rate limited per client (429 ``LOGIN_RATE_LIMITED``), and
-        no session row is written until the login succeeds.
+        Login starts are rate limited per client address (429 ``LOGIN_RATE_LIMITED``),
+        and no session row is written until the login succeeds.
         """
         wait_s = self.limiter.wait_s(req.remote_addr or "-")
         if wait_s > 0:
