@@ -45,7 +45,10 @@ START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
 _SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_", "LIVE_")
-_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"}
+_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"} | {
+    "LOGIN_RATE_LIMIT_PER_MINUTE",
+    "ALLOWED_ORIGINS",
+}
 
 
 def free_port() -> int:
@@ -93,12 +96,25 @@ class Stack:
             "SANDBOX_PORT": str(self.sandbox_port),
             "LIVE_PORT": str(self.live_port),
             "BRIDGE_TEST_ACTIONS": "1",
+            # Every test logs in from 127.0.0.1: the per-client login limit would count
+            # them all as one client (a test that checks the limit sets its own).
+            "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
             **(env or {}),
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.live_url = f"http://127.0.0.1:{self.live_port}"
         self.process: subprocess.Popen | None = None
+
+    def cipher(self):
+        """The cipher web and worker seal tokens and webhook secrets with: the stack's
+        BRIDGE_ENCRYPTION_KEY, or the key the sandbox mode generated under var/."""
+        from store.encryption import Cipher, keys_for
+
+        configured = tuple(
+            k.strip() for k in self.env.get("BRIDGE_ENCRYPTION_KEY", "").split(",") if k.strip()
+        )
+        return Cipher(keys_for("sandbox", configured, self.dir / "var"))
 
     # -- lifecycle -------------------------------------------------------------
     def start(self, *, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> Stack:

@@ -22,6 +22,7 @@ import waitress
 from sandbox.app import build
 from sandbox.settings import EXIT_CONFIG, SandboxSettings, SettingsError
 from settings.environment import live_mode, read_environment
+from settings.logs import EscapingFormatter
 
 log = logging.getLogger("sandbox")
 
@@ -35,11 +36,12 @@ def _stop(signum, frame) -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    # The access log writes request paths: the formatter escapes their control characters.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -390,10 +390,11 @@ class Faults:
         resp.media = {"faults": self.sandbox.faults.list()}
 
     def on_post(self, req, resp):
-        """{path, match?: prefix|exact, method?, latency_ms?, status?, count?: n|null,
-        retry_after?, body?, html?}: delay and/or fail the next `count` matching
-        requests (default 1; null = until cleared); html: true answers with the edge's
-        HTML page (Cloudflare-like) instead of JSON, e.g. an HTML 503 or 401."""
+        """{path, match?: prefix|exact, method?, latency_ms?, answer_latency_ms?, status?,
+        count?: n|null, retry_after?, body?, html?}: delay and/or fail the next `count`
+        matching requests (default 1; null = until cleared); answer_latency_ms delays the
+        answer after the request was served (a create stored, its answer late); html: true
+        answers with the edge's HTML page (Cloudflare-like) instead of JSON."""
         body = _body(req)
         path = body.get("path")
         if not isinstance(path, str) or not path.startswith("/") or is_control(path):
@@ -405,14 +406,17 @@ class Faults:
         if method is not None and (not isinstance(method, str) or not method.isalpha()):
             raise ControlError(400, "bad_method", "'method' must be an HTTP method.")
         latency_ms = _optional_int(body, "latency_ms", 0, 0, 120_000)
+        answer_latency_ms = _optional_int(body, "answer_latency_ms", 0, 0, 120_000)
         status = _optional_int(body, "status", None, 400, 599)
         # Absent: the next request only. null: every matching request until cleared.
         until_cleared = "count" in body and body["count"] is None
         count = None if until_cleared else _optional_int(body, "count", 1, 1, 1_000_000)
         retry_after = _optional_int(body, "retry_after", None, 0, 86_400)
         html = _optional_bool(body, "html", False)
-        if not latency_ms and status is None:
-            raise ControlError(400, "empty_fault", "Give 'latency_ms', 'status' or both.")
+        if not latency_ms and not answer_latency_ms and status is None:
+            raise ControlError(
+                400, "empty_fault", "Give 'latency_ms', 'answer_latency_ms', 'status' or both."
+            )
         if html and (status is None or body.get("body") is not None):
             raise ControlError(400, "bad_html", "'html' needs a 'status' and no 'body'.")
         fault = self.sandbox.faults.add(
@@ -420,6 +424,7 @@ class Faults:
             match=match,
             method=method.upper() if method else None,
             latency_ms=latency_ms,
+            answer_latency_ms=answer_latency_ms,
             status=status,
             count=count,
             retry_after=retry_after,

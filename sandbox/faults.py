@@ -2,7 +2,10 @@
 
 A fault matches a path (exactly, or as a prefix) and optionally a method, and applies
 to its next `count` matching requests (`count: null` = until cleared). The first
-matching fault wins. It may delay the request by `latency_ms`, and/or answer it with
+matching fault wins. It may delay the request by `latency_ms` (before it is served:
+a create is applied only after the delay), delay the answer by `answer_latency_ms`
+(after it is served: Patreon has stored the create when the caller times out), and/or
+answer it with
 `status` instead of serving it: a 429 carries `Retry-After` and Patreon's
 `RequestThrottled` body; other statuses a JSON:API error body (or `body` if given),
 or with `html: true` an HTML page as Patreon's edge (Cloudflare) sends for 5xx and
@@ -33,6 +36,7 @@ class Fault:
     match: str = "prefix"  # "prefix" | "exact"
     method: str | None = None
     latency_ms: int = 0
+    answer_latency_ms: int = 0
     status: int | None = None
     count: int | None = 1  # None: until cleared
     retry_after: int | None = None  # None: 1 s on a 429/503, no header otherwise
@@ -52,6 +56,7 @@ class Fault:
             "match": self.match,
             "method": self.method,
             "latency_ms": self.latency_ms,
+            "answer_latency_ms": self.answer_latency_ms,
             "status": self.status,
             "count": self.count,
             "retry_after": self.retry_after,
@@ -123,6 +128,7 @@ class FaultMiddleware:
         fault = self.injector.take(req.method, req.path)
         if fault is None:
             return
+        req.context.fault = fault
         if fault.latency_ms:
             self.counters.incr("delayed")
             self.sleep(fault.latency_ms / 1000)
@@ -146,3 +152,9 @@ class FaultMiddleware:
             headers=headers,
             body=fault.body,
         )
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded) -> None:
+        fault = getattr(req.context, "fault", None)
+        if fault is not None and fault.answer_latency_ms:
+            self.counters.incr("delayed")
+            self.sleep(fault.answer_latency_ms / 1000)

@@ -25,6 +25,8 @@ creator token. Half-set credentials are an error, never a silent fallback.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 from collections.abc import Mapping
@@ -85,7 +87,7 @@ WORKER_ONLY = frozenset(
 )
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE"}
+    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -96,6 +98,13 @@ WATCHDOG_ONLY = frozenset(
     {"WATCHDOG_MAX_MISSES", "WATCHDOG_PING_TIMEOUT_S", "WATCHDOG_CRASH_LIMIT", "WATCHDOG_CRASH_WINDOW_S"}
     | {"WATCHDOG_INTERVAL_S"}
 )
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return False
 
 
 class ConfigError(Exception):
@@ -131,7 +140,13 @@ class CommonSettings:
 
 @_settings
 class PatreonAppSettings(CommonSettings):
-    """The Patreon OAuth client, as web (authorize URLs) and worker (token calls) need it."""
+    """What web and worker both need: the Patreon OAuth client (authorize URLs, token
+    calls) and the keys that seal tokens and webhook secrets in the store."""
+
+    # Fernet keys sealing tokens and webhook secrets in the store (store/encryption.py):
+    # the first encrypts, all decrypt. Empty: sandbox mode generates one under DATA_DIR;
+    # live mode refuses to start (web and worker).
+    encryption_keys: tuple[str, ...] = dataclasses.field(repr=False)
 
     patreon_api_base: str
     client_id: str
@@ -156,6 +171,11 @@ class WebSettings(PatreonAppSettings):
     trusted_proxy: str | None
     # Origins allowed to use Socket.IO cross-site; empty = same origin only.
     socketio_cors_origins: tuple[str, ...]
+    # Origins whose pages may make cookie-authenticated POSTs (web.policy), besides
+    # the request's own origin and PATREON_REDIRECT_URI's.
+    allowed_origins: tuple[str, ...]
+    # Login starts (auth/url, /auth/patreon) each client may make per minute.
+    login_rate_per_minute: int
 
 
 @_settings
@@ -228,6 +248,28 @@ class _Reader(Reader):
             "worker": WEB_ONLY | WATCHDOG_ONLY,
             "watchdog": WEB_ONLY | WORKER_ONLY,
         }.get(process or "", frozenset())
+
+    def fernet_keys(self, name: str) -> tuple[str, ...]:
+        """A comma list of Fernet keys (urlsafe base64 of 32 bytes); never echoed back."""
+        keys = tuple(k.strip() for k in (self.text(name) or "").split(",") if k.strip())
+        bad = [i + 1 for i, key in enumerate(keys) if not _is_fernet_key(key)]
+        if bad:
+            self.problems.append(
+                (
+                    name,
+                    f"key {', '.join(map(str, bad))} is not a Fernet key (python -m store.rekey --new-key)",
+                )
+            )
+            return ()
+        return keys
+
+    def exact_origins(self, name: str) -> tuple[str, ...]:
+        """Like ``origins``, without ``*``: every origin named."""
+        items = self.origins(name)
+        if "*" in items:
+            self.problems.append((name, "must name each origin; * is not allowed here"))
+            return ()
+        return items
 
     def build(self) -> Config:
         host = self.text("HOST", "127.0.0.1")
@@ -328,6 +370,9 @@ class _Reader(Reader):
             trusted_proxy=trusted_proxy,
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
             socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
+            allowed_origins=self.exact_origins("ALLOWED_ORIGINS"),
+            encryption_keys=self.fernet_keys("BRIDGE_ENCRYPTION_KEY"),
+            login_rate_per_minute=self.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100_000),
             # Defaults: a hang is found within one TICK_5 plus 2 x 2 s of silence (~9 s at
             # worst); 5 unexpected exits within 60 s after start stop the worker.
             watchdog_max_misses=self.integer("WATCHDOG_MAX_MISSES", 2, 1, 100),

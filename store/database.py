@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from store.encryption import PLAINTEXT, Cipher, Plaintext
+
 BUSY_TIMEOUT_MS = 5000
 # Web answers a request that cannot write within this with 503 (issue 16: a foreign
 # lock must not hold web's threads for the 5 s busy timeout).
@@ -240,6 +242,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    # Hardening (issue 16): a login start writes no session row, so a state is bound to
+    # the cookie value it was issued to (``session_id``), which need not be a session's
+    # id: the foreign key goes. Pending states are kept.
+    (
+        300,
+        "web.sessions",
+        """
+        CREATE TABLE oauth_states_300 (
+            state TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        INSERT INTO oauth_states_300 (state, session_id, redirect_uri, scopes, expires_at)
+            SELECT state, session_id, redirect_uri, scopes, expires_at FROM oauth_states;
+        DROP TABLE oauth_states;
+        ALTER TABLE oauth_states_300 RENAME TO oauth_states;
+        CREATE INDEX IF NOT EXISTS oauth_states_session ON oauth_states (session_id);
+        CREATE INDEX IF NOT EXISTS oauth_states_expiry ON oauth_states (expires_at);
+        """,
+    ),
     # Performance (issue 17): a change counter per table, bumped by triggers, so a
     # process can cache a table's rows and re-read them only after any process changed
     # them. Owned by store.generations.
@@ -292,9 +316,17 @@ def _write_lock(path: Path) -> threading.Lock:
 
 class Store:
     def __init__(
-        self, path: Path, *, write_timeout_s: float = BUSY_TIMEOUT_MS / 1000, auto_checkpoint: bool = True
+        self,
+        path: Path,
+        cipher: Cipher | None = None,
+        *,
+        write_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
+        auto_checkpoint: bool = True,
     ):
         self.path = Path(path)
+        # Seals tokens and webhook secrets (store/encryption.py); the entry points pass
+        # the configured one. None: plaintext, for unit tests that build a Store by hand.
+        self.cipher: Cipher | Plaintext = cipher or PLAINTEXT
         self.write_timeout_s = write_timeout_s
         # False for web: a commit that crosses SQLite's checkpoint threshold would run the
         # checkpoint (and its fsyncs) inside that request; the worker, which commits

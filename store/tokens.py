@@ -13,10 +13,15 @@ creator, a fingerprint of the environment pair the row descends from. access_tok
 
 from __future__ import annotations
 
+import time
+
 from store.database import Store
 
 CREATOR = "creator"
 SESSION_PREFIX = "session:"
+# A login's tokens are stored by the worker a moment before web writes the session row
+# (web.auth.Login.finish): a pair younger than this is never an orphan.
+ORPHAN_GRACE_S = 600.0
 
 
 def session_principal(session_id: str) -> str:
@@ -27,3 +32,17 @@ def forget(store: Store, principal: str) -> bool:
     """Drop a principal's tokens (logout, an expired session). True if there were any."""
     with store.transaction() as conn:
         return conn.execute("DELETE FROM tokens WHERE principal = ?", (principal,)).rowcount > 0
+
+
+def sweep_orphans(store: Store, *, now: float | None = None, grace_s: float = ORPHAN_GRACE_S) -> int:
+    """Drop session tokens whose session is gone (ended, expired, or never written
+    because its login failed half way), unless updated within ``grace_s``. Returns
+    how many went. Reads ``sessions`` (web.sessions' table) for the one purpose of
+    finding them; the worker runs it every few minutes (worker/token_sweep.py)."""
+    cutoff = (time.time() if now is None else now) - grace_s
+    with store.transaction() as conn:
+        return conn.execute(
+            "DELETE FROM tokens WHERE principal LIKE 'session:%' AND updated_at < ?"
+            " AND substr(principal, ?) NOT IN (SELECT id FROM sessions)",
+            (cutoff, len(SESSION_PREFIX) + 1),
+        ).rowcount

@@ -6,9 +6,13 @@ Owns the table ``webhook_events`` (created by migration 10 in ``store.database``
 share one transaction, ``store.group_commit``), so ids become visible in order: a reader that sees event N has seen every event before it, which is what
 lets a subscriber resume from "the last id I saw".
 
-Patreon sends no delivery id, so a delivery is identified by the sha256 of its event
-name and its raw body (``dedupe_key``, UNIQUE): a retried delivery is stored once and
-answered with the id it got the first time.
+Patreon sends no delivery id, so a delivery is identified by the sha256 of its raw
+body (``dedupe_key``, UNIQUE): a retried delivery is stored once and answered with the
+id it got the first time. The trigger (``X-Patreon-Event``) is not part of the key:
+the signature covers only the body, so a captured delivery replayed under another
+trigger is the same delivery and is not stored again (issue 16). Rows stored before
+that change carry the old key, sha256 of event name + newline + body
+(``legacy_dedupe_key``), and are matched by it too, under every trigger.
 
 The raw body is kept byte for byte (it is what the signature covered); the message
 that live subscribers receive is built from it on the way out (``StoredEvent.message``).
@@ -75,9 +79,13 @@ class StoredEvent:
         }
 
 
-def dedupe_key(event: str, raw_body: bytes) -> str:
-    # Event names never contain a newline (the receiver only takes known triggers),
-    # so the separator makes the key unambiguous.
+def dedupe_key(raw_body: bytes) -> str:
+    """The key of a delivery: its body alone, which is all the signature covers."""
+    return hashlib.sha256(raw_body).hexdigest()
+
+
+def legacy_dedupe_key(event: str, raw_body: bytes) -> str:
+    """The key rows got before issue 16 (event name, newline, body)."""
     return hashlib.sha256(event.encode("utf-8") + b"\n" + raw_body).hexdigest()
 
 
@@ -95,15 +103,17 @@ def accept(
 ) -> tuple[int, bool]:
     """Store a delivery and commit it: ``(id, duplicate)``.
 
-    A delivery already stored (same event, same bytes) is not stored again; its
-    original id comes back with ``duplicate=True``. ``document`` is the body already
+    A delivery already stored (the same bytes, under whatever trigger) is not stored
+    again; its original id comes back with ``duplicate=True``. ``document`` is the body already
     parsed, when the caller has it (the receiver validates it first).
 
     Concurrent deliveries share one transaction (``store.group_commit``); this returns
     only after the commit that holds this one. Raises ``sqlite3.Error`` (``StoreBusy``
     when the store is locked) when it was not stored.
     """
-    key = dedupe_key(event, raw_body)
+    key = dedupe_key(raw_body)
+    # An older row of this body may carry the legacy key of any trigger: a handful of hashes.
+    keys = [key, *(legacy_dedupe_key(trigger, raw_body) for trigger in sorted(TRIGGERS | {event}))]
     if document is None:
         try:
             document = json.loads(raw_body)
@@ -114,7 +124,11 @@ def accept(
 
     def insert_once(conn: sqlite3.Connection) -> tuple[int, bool]:
         # Look first: an INSERT that meets the UNIQUE key would still use up an id.
-        row = conn.execute("SELECT id FROM webhook_events WHERE dedupe_key = ?", (key,)).fetchone()
+        row = conn.execute(
+            f"SELECT id FROM webhook_events WHERE dedupe_key IN ({','.join('?' * len(keys))})"
+            " ORDER BY id LIMIT 1",
+            keys,
+        ).fetchone()
         if row is not None:
             return row["id"], True
         cursor = conn.execute(

@@ -3,7 +3,8 @@
 Patreon signs each delivery with the secret of the webhook it belongs to, and shows
 that secret when the webhook is created. ``webhooks.create`` saves it here;
 ``webhooks.delete`` removes it; the receiver in web verifies deliveries against
-``all_secrets(store)`` (plus ``PATREON_WEBHOOK_SECRET``). Secrets are never logged.
+``all_secrets(store)`` (plus ``PATREON_WEBHOOK_SECRET``). Secrets are never logged,
+and are stored sealed by ``store.cipher`` (store/encryption.py).
 The table is migration 3 in store/database.py.
 """
 
@@ -18,7 +19,7 @@ def save(store: Store, webhook_id: str, secret: str, *, now: float | None = None
     with store.transaction() as conn:
         conn.execute(
             "INSERT OR REPLACE INTO webhook_secrets (webhook_id, secret, created_at) VALUES (?, ?, ?)",
-            (webhook_id, secret, time.time() if now is None else now),
+            (webhook_id, store.cipher.seal(secret), time.time() if now is None else now),
         )
 
 
@@ -34,7 +35,7 @@ def all_secrets(store: Store) -> list[str]:
         .execute("SELECT secret FROM webhook_secrets ORDER BY created_at DESC, webhook_id")
         .fetchall()
     )
-    return list(dict.fromkeys(row["secret"] for row in rows))
+    return list(dict.fromkeys(store.cipher.open(row["secret"]) for row in rows))
 
 
 def known_ids(store: Store) -> set[str]:

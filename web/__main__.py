@@ -17,7 +17,8 @@ from waitress.task import ThreadedTaskDispatcher
 from settings.config import EXIT_CONFIG, ConfigError, load_settings
 from settings.logs import configure_logging
 from store import group_commit
-from store.database import WEB_WRITE_TIMEOUT_S, Store
+from store.database import WEB_WRITE_TIMEOUT_S
+from store.encryption import KeyMissing, UndecryptableValue, open_store
 from web.app import create_app
 from web.events import StreamGate
 from web.live import LiveEvents
@@ -61,9 +62,12 @@ def main() -> int:
         for line in ex.lines():
             log.error(line)
         return EXIT_CONFIG
-    # A short write budget: a locked store answers 503 at once instead of holding threads.
-    store = Store(config.store_path, write_timeout_s=WEB_WRITE_TIMEOUT_S, auto_checkpoint=False)
-    store.migrate()
+    try:
+        # A short write budget: a locked store answers 503 at once instead of holding threads.
+        store = open_store(config, write_timeout_s=WEB_WRITE_TIMEOUT_S, auto_checkpoint=False)
+    except (KeyMissing, UndecryptableValue) as ex:
+        log.error("❌ Configuration error: %s", ex)
+        return EXIT_CONFIG
     # Writers waiting on the store may hold at most a quarter of the threads.
     group_commit.for_store(store).max_waiting = max(group_commit.DEFAULT_MAX_WAITING, config.web_threads // 4)
     worker = WorkerClient(config.worker_endpoint)

@@ -18,6 +18,7 @@ from web.entitlements import AccessResource, EntitlementsResource, MyEntitlement
 from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
 from web.live_tokens import LiveTokenResource
 from web.memberstate import MemberStateResource
+from web.openapi import OpenApiResource
 from web.patreon_api import ReadResource
 from web.requestid import RequestIdMiddleware
 from web.sessions import SessionStore
@@ -51,6 +52,7 @@ def create_app(
     # -- health (no store needed) -----------------------------------------------------------
     route("/api/patreon/status", StatusResource(config, worker, store))
     route("/api/patreon/health", HealthResource(worker))
+    route("/api/patreon/openapi.json", OpenApiResource())  # the document of this table
     if config.test_actions:
         route("/api/patreon/_test/sleep", SleepResource(worker))
         route("/api/patreon/_test/crash", CrashResource(worker))

@@ -8,7 +8,8 @@
     POST /api/patreon/auth/logout          drop the tokens and the session
 
 Scopes go to Patreon SPACE-separated (Patreon silently ignores comma-separated ones).
-Each login gets a fresh ``state`` bound to the caller's session (``web.sessions``);
+Each login gets a fresh ``state`` bound to the caller's cookie (``web.sessions``), and
+login starts are rate limited per client (``LOGIN_RATE_LIMIT_PER_MINUTE``);
 the callback uses it up before anything else, so a state works once. The code
 exchange and the identity happen in the worker, which keeps the tokens: no answer
 here ever carries a token. A successful login rotates the session id.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import html
 import logging
+import sqlite3
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,16 +32,19 @@ from settings.config import V2_SCOPES, WebSettings
 from store import tokens
 from store.database import Store
 from web import sessions as sessions_mod
+from web.client_limit import ClientRateLimiter
 from web.codes import (
     INVALID_SCOPE,
     INVALID_STATE,
+    LOGIN_RATE_LIMITED,
+    LOGIN_STATES_FULL,
     PATREON_AUTHORIZATION_ERROR,
     UNKNOWN_FIELD,
 )
-from web.errors import ApiError
-from web.policy import read_json_body
+from web.errors import ApiError, store_unavailable
+from web.policy import read_json_body, require_same_origin_json
 from web.principals import AUTH_REQUIRED, Principal, call
-from web.sessions import Session, SessionStore, StateError
+from web.sessions import Session, SessionStore, StateError, StatesFull
 from wire import actions
 from wire.client import WorkerClient, WorkerError
 from wire.codes import INVALID_PARAMETER, MISSING_AUTH_CODE, MISSING_REFRESH_TOKEN, UNKNOWN_PARAMETER
@@ -49,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_SCOPES_CHARS = 500
 MAX_CODE_CHARS = 512
 MAX_REFLECTED_CHARS = 200
+LOGIN_BURST = 10  # login starts a client may make at once, before the per-minute rate applies
+STATE_FULL_RETRY_S = 60
 CALLBACK_PARAMS = {"code", "state", "error", "error_description", "error_uri", "scope"}
 
 
@@ -86,19 +93,46 @@ def only_params(req: falcon.Request, allowed: set[str]) -> dict[str, str]:
 class Login:
     """What the login endpoints share: sessions, states, the exchange."""
 
-    def __init__(self, config: WebSettings, worker: WorkerClient, store: Store, sessions: SessionStore):
+    def __init__(
+        self,
+        config: WebSettings,
+        worker: WorkerClient,
+        store: Store,
+        sessions: SessionStore,
+        limiter: ClientRateLimiter | None = None,
+    ):
         self.config = config
         self.worker = worker
         self.store = store
         self.sessions = sessions
+        self.limiter = limiter or ClientRateLimiter(config.login_rate_per_minute, LOGIN_BURST)
 
     def start(self, req: falcon.Request, resp: falcon.Response, scopes: tuple[str, ...]) -> tuple[str, str]:
-        """A fresh state for the caller's session (made if needed): (authorize URL, state)."""
-        session = self.sessions.from_request(req)
-        if session is None:
-            session = self.sessions.create()
-            self.sessions.set_cookie(resp, session)
-        state = self.sessions.issue_state(session, self.config.redirect_uri, scopes)
+        """A fresh state bound to the caller's cookie (set if needed): (authorize URL, state).
+
+        Login starts are rate limited per client address (429 ``LOGIN_RATE_LIMITED``),
+        and no session row is written until the login succeeds.
+        """
+        wait_s = self.limiter.wait_s(req.remote_addr or "-")
+        if wait_s > 0:
+            raise ApiError(
+                429,
+                LOGIN_RATE_LIMITED,
+                "Too many login starts from this client; retry later",
+                retry_after=wait_s,
+            )
+        binding, anonymous = self.sessions.binding_for(req)
+        try:
+            state = self.sessions.issue_state(binding, self.config.redirect_uri, scopes)
+        except StatesFull:
+            raise ApiError(
+                503,
+                LOGIN_STATES_FULL,
+                "Too many logins are pending; retry later",
+                retry_after=STATE_FULL_RETRY_S,
+            ) from None
+        if anonymous:
+            self.sessions.set_anonymous_cookie(resp, binding)
         query = urlencode(
             {
                 "response_type": "code",
@@ -117,7 +151,7 @@ class Login:
         old = self.sessions.from_request(req)
         # The state first: it is used up when presented, whatever is wrong after it.
         try:
-            pending = self.sessions.consume_state(old, state)
+            pending = self.sessions.consume_state(self.sessions.bindings(req), state)
         except StateError as ex:
             raise ApiError(400, INVALID_STATE, f"Invalid state: {ex}; start the login again") from ex
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
@@ -195,7 +229,10 @@ class CallbackResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            self._handle(req, resp)
+            try:
+                self._handle(req, resp)
+            except sqlite3.OperationalError as ex:
+                raise store_unavailable(ex) from ex
         except (ApiError, WorkerError) as ex:
             if not wants_html(req):
                 raise
@@ -205,6 +242,9 @@ class CallbackResource:
             resp.status = falcon.code_to_http_status(status)
             resp.content_type = falcon.MEDIA_HTML
             resp.set_header("Cache-Control", "no-store")
+            retry_after = (ex.headers or {}).get("Retry-After") if isinstance(ex, ApiError) else None
+            if retry_after:
+                resp.set_header("Retry-After", retry_after)
             resp.text = error_page(status, code, message)
 
     def _handle(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -218,7 +258,7 @@ class CallbackResource:
         if "error" in params:
             # The state is used up all the same: it must not work after a refusal.
             try:
-                self.login.sessions.consume_state(self.login.sessions.from_request(req), params.get("state"))
+                self.login.sessions.consume_state(self.login.sessions.bindings(req), params.get("state"))
             except StateError:
                 pass
             error = params["error"][:MAX_REFLECTED_CHARS]
@@ -235,9 +275,11 @@ class CallbackResource:
         resp.location = self.login.config.post_login_url
 
 
+@falcon.before(require_same_origin_json)
 class TokenResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json_body(req)
@@ -255,9 +297,11 @@ class TokenResource:
         }
 
 
+@falcon.before(require_same_origin_json)
 class RefreshResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         # The session's own tokens, never a token from the body (a body is ignored).
@@ -278,9 +322,11 @@ class RefreshResource:
         resp.media = {"success": True, "tokens": result.get("tokens")}
 
 
+@falcon.before(require_same_origin_json)
 class LogoutResource:
     def __init__(self, login: Login):
         self.login = login
+        self.config = login.config
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         session = self.login.sessions.from_request(req)

@@ -37,9 +37,25 @@ INVALID_API_KEY = _code("INVALID_API_KEY", 401, "the server key given is wrong")
 SERVER_KEY_NOT_CONFIGURED = _code("SERVER_KEY_NOT_CONFIGURED", 403, "BRIDGE_API_KEY is not set")
 UNAUTHORIZED = _code("UNAUTHORIZED", 401, "neither a logged-in session nor the server key")
 
+# -- cookie-authenticated POSTs (web.policy.require_same_origin_json) -------------------------
+CROSS_ORIGIN_REQUEST = _code(
+    "CROSS_ORIGIN_REQUEST",
+    403,
+    "a cookie-authenticated POST whose Origin or Referer is not an allowed origin",
+)
+JSON_REQUIRED = _code(
+    "JSON_REQUIRED", 415, "a cookie-authenticated POST whose Content-Type is not application/json"
+)
+
 # -- login ------------------------------------------------------------------------------------
 INVALID_SCOPE = _code("INVALID_SCOPE", 400, "a scope that is unknown or not allowed")
 INVALID_STATE = _code("INVALID_STATE", 400, "the OAuth state is unknown, used or expired; start again")
+LOGIN_RATE_LIMITED = _code(
+    "LOGIN_RATE_LIMITED",
+    429,
+    "too many login starts from this client (LOGIN_RATE_LIMIT_PER_MINUTE); see Retry-After",
+)
+LOGIN_STATES_FULL = _code("LOGIN_STATES_FULL", 503, "too many logins are pending at once; retry later")
 PATREON_AUTHORIZATION_ERROR = _code(
     "PATREON_AUTHORIZATION_ERROR", 400, "Patreon sent the user back with an error"
 )
@@ -80,6 +96,7 @@ UNSUPPORTED_PROTOCOL_VERSION = _code(
     400,
     "Socket.IO: the client speaks an Engine.IO protocol this server does not",
 )
+JSONP_NOT_SUPPORTED = _code("JSONP_NOT_SUPPORTED", 400, "Socket.IO: JSONP polling (j=) is not supported")
 SOCKETIO_NOT_CONNECTED = _code("SOCKETIO_NOT_CONNECTED", 400, "Socket.IO: the session is not connected")
 INVALID_SESSION = _code("INVALID_SESSION", 400, "Socket.IO: an unknown or ended session id")
 

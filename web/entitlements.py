@@ -119,7 +119,8 @@ class AccessResource(_Reads):
             )
         else:
             raw = _single(req, "minCents") or ""
-            if not raw.isdigit() or len(raw) > 9 or int(raw) > MAX_MIN_CENTS:
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) > MAX_MIN_CENTS:
                 raise ApiError(400, INVALID_MIN_CENTS, "minCents must be a whole number of cents")
             query = rule.Query(min_cents=int(raw))
         decision = answers.access(

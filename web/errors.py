@@ -8,6 +8,8 @@ Domain errors are translated here, in one place:
   timeout -> 504, an error reply -> the status and code the worker chose;
 * any other ``falcon.HTTPError`` (unknown route, wrong method, body too large) gets a
   code derived from its status;
+* ``sqlite3.OperationalError`` (the store locked past its busy timeout, its disk
+  failing) -> 503 ``STORE_UNAVAILABLE`` with ``Retry-After``: nothing was written;
 * anything unexpected -> 500 ``INTERNAL_ERROR``, logged with its traceback.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 from typing import Any
 
 import falcon
@@ -29,6 +32,7 @@ from web.codes import (
     METHOD_NOT_ALLOWED,
     PAYLOAD_TOO_LARGE,
     SERVICE_UNAVAILABLE,
+    STORE_UNAVAILABLE,
     UNAUTHORIZED,
     UNSUPPORTED_MEDIA_TYPE,
 )
@@ -38,6 +42,7 @@ from wire.codes import NOT_FOUND, PATREON_SERVICE_TIMEOUT, PATREON_UPSTREAM_ERRO
 log = logging.getLogger(__name__)
 
 SERVICE_UNAVAILABLE_MESSAGE = "Patreon service is not available"
+STORE_RETRY_AFTER_S = 5
 
 _CODES_BY_STATUS = {
     400: BAD_REQUEST,
@@ -98,6 +103,18 @@ def worker_error_to_api(ex: WorkerError) -> ApiError:
     return ApiError(ex.status, ex.code, message, retry_after=ex.retry_after)
 
 
+def store_unavailable(ex: sqlite3.Error) -> ApiError:
+    """The answer when the store cannot be used: the transaction rolled back, retry later."""
+    log.error("the store cannot be used: %s", ex)
+    return ApiError(
+        503, STORE_UNAVAILABLE, "The store is not available right now; retry", retry_after=STORE_RETRY_AFTER_S
+    )
+
+
+def _handle_store_error(req, resp, ex: sqlite3.OperationalError, params) -> None:
+    raise store_unavailable(ex) from ex
+
+
 def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
     status = ex.status_code
     code = ex.code if isinstance(ex.code, str) else code_for_status(status)
@@ -121,4 +138,5 @@ def install(app: falcon.App) -> None:
     # Falcon looks handlers up by the most specific class, so order does not matter.
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(WorkerError, _handle_worker_error)
+    app.add_error_handler(sqlite3.OperationalError, _handle_store_error)
     app.set_error_serializer(_serialize)

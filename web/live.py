@@ -39,7 +39,7 @@ import socketio
 from settings.config import WebSettings
 from store import webhook_events
 from store.database import Store
-from web.codes import INVALID_SINCE, STREAMS_FULL
+from web.codes import INVALID_SINCE, JSONP_NOT_SUPPORTED, STREAMS_FULL
 from web.errors import ApiError, error_body
 from web.events import (
     STREAMS_FULL_RETRY_AFTER_S,
@@ -93,6 +93,22 @@ class _Join:
         self.deadline = deadline
 
 
+class OneLineHandlerErrors(logging.Filter):
+    """python-socketio/engine.io log a client's malformed packet with a full traceback
+    (``logger.exception("message handler error")``): bad input is the client's fault,
+    so it becomes one warning line naming the exception type (issue 16, finding 9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            name = type(record.exc_info[1]).__name__
+            record.msg = f"{record.getMessage()}: {name} (a malformed packet from a client?)"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class LiveEvents:
     def __init__(
         self,
@@ -120,6 +136,9 @@ class LiveEvents:
             logger=False,
             engineio_logger=False,
         )
+        for logger in (self.sio.logger, self.sio.eio.logger):
+            if not any(isinstance(f, OneLineHandlerErrors) for f in logger.filters):
+                logger.addFilter(OneLineHandlerErrors())
         self.sio.on("connect", self._on_connect)
         self._joins: queue.SimpleQueue[_Join] = queue.SimpleQueue()
         self._waiting: list[_Join] = []
@@ -301,6 +320,16 @@ class LongPollGate:
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        if environ.get("PATH_INFO", "").startswith(self._path) and "j" in parse_qs(
+            environ.get("QUERY_STRING", ""), keep_blank_values=True
+        ):
+            # JSONP polling answers as a script any page may load, cookies and all: a
+            # way around CORS that no client of ours needs (issue 16, finding 9).
+            body = json.dumps(error_body("JSONP polling (j=) is not supported", JSONP_NOT_SUPPORTED)).encode()
+            start_response(
+                "400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         if not self._is_long_poll(environ):
             return self._app(environ, start_response)
         if not self._gate.try_enter():

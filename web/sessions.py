@@ -1,5 +1,5 @@
 """Browser sessions and pending OAuth ``state``s: the owner of ``sessions`` and
-``oauth_states`` (migration 4 in store/database.py).
+``oauth_states`` (migrations 4 and 300 in store/database.py).
 
 A session is a random id (``secrets.token_urlsafe``, 256 bits) in an HttpOnly,
 SameSite=Lax cookie named ``pb_session`` (Secure when ``SESSION_COOKIE_SECURE``);
@@ -11,9 +11,14 @@ worker's (``store/tokens.py``, principal ``session:<id>``), never in the cookie.
 Login rotates the id (``login``): the id a browser had before it logged in (and that
 a page could have planted) never becomes a logged-in session.
 
-A ``state`` is bound to the session that asked for it, expires after
-``STATE_TTL_S``, and is deleted the moment it is presented (``consume``), whatever
-happens next: it works once.
+A ``state`` is bound to the cookie of the browser that asked for it (``binding``: the
+session id of a logged-in session, else the random value of the ``pb_session``
+cookie, set when the browser had none), expires after ``STATE_TTL_S``, and is
+deleted the moment it is presented (``consume_state``), whatever happens next: it
+works once. A login start writes no session row: the one row a login needs is
+written when it succeeds (``login``), so anonymous clients cannot fill ``sessions``
+(issue 16, finding 7). At most ``MAX_STATES`` unexpired states exist at once; past
+that a login start is refused with 503 ``LOGIN_STATES_FULL`` until some expire.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from store.database import Store
 
 COOKIE_NAME = "pb_session"
 STATE_TTL_S = 600.0  # 10 minutes to get through Patreon's consent page
-# A session that never logged in lives as long as its newest state: anonymous
-# clients must not be able to fill the store with long-lived rows.
+# The cookie of a browser that has only started a login lives as long as its state.
 ANONYMOUS_TTL_S = STATE_TTL_S
-MAX_PENDING_STATES = 5  # per session: a new login start drops the oldest beyond it
+MAX_PENDING_STATES = 5  # per binding: a new login start drops the oldest beyond it
+MAX_STATES = 20_000  # unexpired states in all; far above real logins in 10 minutes
 SESSION_TTL_S = 30 * 24 * 3600.0  # a logged-in session, from its login
 PURGE_INTERVAL_S = 300.0
 
@@ -62,6 +67,10 @@ class PendingState:
 
 class StateError(Exception):
     """A ``state`` that is unknown, expired, used, or not this session's."""
+
+
+class StatesFull(Exception):
+    """``MAX_STATES`` unexpired states exist: no login can start until some expire."""
 
 
 def new_id() -> str:
@@ -115,6 +124,23 @@ class SessionStore:
                 return session
         return None
 
+    def bindings(self, req: falcon.Request) -> list[str]:
+        """Every well-formed ``pb_session`` value the request carries (a state may be bound to any)."""
+        return [v for v in req.get_cookie_values(COOKIE_NAME) or [] if _SESSION_ID.fullmatch(v)]
+
+    def binding_for(self, req: falcon.Request) -> tuple[str, bool]:
+        """What a new state is bound to, and whether that is an anonymous cookie value
+        (to set again, so the cookie lasts as long as the new state).
+
+        A logged-in session's id; else the cookie value the browser already has; else a
+        fresh one. No row is written.
+        """
+        session = self.from_request(req)
+        if session is not None:
+            return session.id, False
+        values = self.bindings(req)
+        return (values[0] if values else new_id()), True
+
     # -- writing -----------------------------------------------------------------------
     def create(self) -> Session:
         self._purge_expired()
@@ -128,33 +154,37 @@ class SessionStore:
             )
         return session
 
-    def issue_state(self, session: Session, redirect_uri: str, scopes: tuple[str, ...]) -> str:
+    def issue_state(self, binding: str, redirect_uri: str, scopes: tuple[str, ...]) -> str:
+        """A new state bound to ``binding``; ``StatesFull`` when ``MAX_STATES`` are pending."""
+        self._purge_expired()
         state = secrets.token_urlsafe(32)
-        expires_at = self._clock() + STATE_TTL_S
+        now = self._clock()
         with self._store.transaction() as conn:
-            # Keep the newest few states of this session (several tabs may log in at once).
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM oauth_states WHERE expires_at > ?", (now,)
+            ).fetchone()[0]
+            if pending >= MAX_STATES:
+                conn.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))
+                raise StatesFull()
+            # Keep the newest few states of this binding (several tabs may log in at once).
             conn.execute(
                 "DELETE FROM oauth_states WHERE session_id = ? AND state NOT IN"
                 " (SELECT state FROM oauth_states WHERE session_id = ?"
                 " ORDER BY expires_at DESC, rowid DESC LIMIT ?)",
-                (session.id, session.id, MAX_PENDING_STATES - 1),
+                (binding, binding, MAX_PENDING_STATES - 1),
             )
             conn.execute(
                 "INSERT INTO oauth_states (state, session_id, redirect_uri, scopes, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (state, session.id, redirect_uri, " ".join(scopes), expires_at),
-            )
-            # An anonymous session lives as long as its newest state.
-            conn.execute(
-                "UPDATE sessions SET expires_at = MAX(expires_at, ?) WHERE id = ? AND user_id IS NULL",
-                (expires_at, session.id),
+                (state, binding, redirect_uri, " ".join(scopes), now + STATE_TTL_S),
             )
         return state
 
-    def consume_state(self, session: Session | None, state: str | None) -> PendingState:
-        """Use up ``state``; raise ``StateError`` unless it is this session's and fresh.
+    def consume_state(self, bindings: list[str], state: str | None) -> PendingState:
+        """Use up ``state``; raise ``StateError`` unless it is bound to one of ``bindings``
+        (the request's cookie values) and fresh.
 
-        A state presented by another session is deleted too: it has leaked.
+        A state presented by another browser is deleted too: it has leaked.
         """
         if not isinstance(state, str) or not _STATE.fullmatch(state):
             raise StateError("state is missing or malformed")
@@ -170,7 +200,10 @@ class SessionStore:
         # session is gone too, and "expired" is what the user needs to hear.
         if row["expires_at"] <= self._clock():
             raise StateError("state has expired")
-        if session is None or not secrets.compare_digest(row["session_id"], session.id):
+        matched = False
+        for binding in bindings:
+            matched |= secrets.compare_digest(row["session_id"], binding)
+        if not matched:
             raise StateError("state was issued to another session")
         return PendingState(row["redirect_uri"], tuple(row["scopes"].split()))
 
@@ -200,8 +233,14 @@ class SessionStore:
         return session
 
     def end(self, session_id: str) -> None:
+        """End a session and forget its Patreon tokens: a token never outlives its
+        session (issue 16, finding 5: a session ended by ``PATREON_REAUTH_REQUIRED``
+        left a working refresh token behind). Patreon offers no revocation endpoint,
+        so forgetting is all that can be done; the worker's sweep removes any pair
+        that still loses its session (``store.tokens.sweep_orphans``)."""
         with self._store.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        tokens.forget(self._store, tokens.session_principal(session_id))
 
     def _purge_expired(self) -> None:
         """Drop expired sessions (and their tokens) and states, every few minutes."""
@@ -231,6 +270,9 @@ class SessionStore:
             http_only=True,
             same_site="Lax",
         )
+
+    def set_anonymous_cookie(self, resp: falcon.Response, binding: str) -> None:
+        self.set_cookie(resp, Session(binding, None, ()))
 
     def clear_cookie(self, resp: falcon.Response) -> None:
         resp.unset_cookie(COOKIE_NAME, path="/", same_site="Lax")

@@ -15,7 +15,11 @@ A delivery is checked in this order, each failure with its own code:
 The signature covers the bytes exactly as received: the body is read raw and never
 re-serialized before the check (the original's bug). An accepted delivery is
 written to the store and committed, and only then answered 200; the same delivery
-again is answered 200 with ``duplicate: true`` and its first id. The receiver never
+again is answered 200 with ``duplicate: true`` and its first id. "The same" means the
+same body bytes, whatever ``X-Patreon-Event`` says: the signature does not cover the
+header, so a body replayed under another trigger is not stored again; it is answered
+like any duplicate, and a warning with both trigger names and the stored id (nothing
+from the body) is logged. The receiver never
 talks to the worker, so it accepts while the worker is down; the worker consumes the
 stored events later. No session or CSRF logic applies here: the signature is the
 authentication.
@@ -114,6 +118,20 @@ class WebhookReceiverResource:
     def _read_body(self, req: falcon.Request) -> bytes:
         return read_body(req, MAX_BODY_BYTES, f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes")
 
+    def _warn_if_trigger_differs(self, event: str, event_id: int) -> None:
+        try:
+            stored = webhook_events.get(self._store, event_id)
+        except sqlite3.Error:
+            return  # the answer does not depend on it
+        if stored is not None and stored.event != event:
+            log.warning(
+                "webhook body already stored as event id=%d under %s; this delivery says %s:"
+                " not stored again (a replay under another trigger?)",
+                event_id,
+                stored.event,
+                event,
+            )
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         secrets = self._secrets()
         if not secrets:
@@ -149,7 +167,9 @@ class WebhookReceiverResource:
             raise ApiError(
                 503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
             ) from ex
-        if not duplicate:
+        if duplicate:
+            self._warn_if_trigger_differs(event, event_id)
+        else:
             live_notify.committed(self._store.path.parent, event_id)  # wake live; never blocks or raises
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""

@@ -82,6 +82,9 @@ PATREON_AUTH_REQUIRED = _code("PATREON_AUTH_REQUIRED", 401, "not logged in with 
 PATREON_REAUTH_REQUIRED = _code(
     "PATREON_REAUTH_REQUIRED", 401, "Patreon no longer accepts this login; log in again"
 )
+PATREON_TOKEN_REFUSED = _code(
+    "PATREON_TOKEN_REFUSED", 502, "Patreon refused a token it had just refreshed; the login is kept; retry"
+)
 MISSING_REFRESH_TOKEN = _code("MISSING_REFRESH_TOKEN", 400, "no Patreon tokens to refresh for this principal")
 CREATOR_TOKEN_NOT_CONFIGURED = _code(
     "CREATOR_TOKEN_NOT_CONFIGURED",

@@ -47,16 +47,20 @@ def main() -> int:
 
     import zmq
 
-    from store.database import Store
+    from store.encryption import KeyMissing, UndecryptableValue, open_store
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
     from worker.members import MemberPrograms
     from worker.patreon_actions import build_actions
     from worker.server import WorkerServer
+    from worker.token_sweep import OrphanTokenSweeper
 
     try:
-        store = Store(config.store_path)
-        store.migrate()
+        store = open_store(config)
+    except (KeyMissing, UndecryptableValue) as ex:
+        log.error("❌ Configuration error: %s", ex)
+        return EXIT_CONFIG
+    try:
         ping = PingInfo(config, in_flight=lambda: server.in_flight)
         patreon = build_actions(config, store)  # one rate-limited Patreon client for everything
         programs = MemberPrograms(config, store, patreon.api)  # refresh + sync threads
@@ -76,12 +80,14 @@ def main() -> int:
         on_refresh_wanted=programs.refresher.wake,
         on_sync_wanted=lambda: programs.sync.request("legacy pledge of an unknown member"),
     )
+    sweeper = OrphanTokenSweeper(store)  # session tokens whose session has ended
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
         server.stop()
         consumer.stop()
         programs.stop()
+        sweeper.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -90,6 +96,7 @@ def main() -> int:
     log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
     consumer.start()
     programs.start()
+    sweeper.start()
     server.serve_forever()
     consumer.join()
     programs.join()

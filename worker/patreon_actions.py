@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from patreon_client.errors import InvalidGrant, PatreonError
+from patreon_client.errors import InvalidGrant, PatreonError, UpstreamError
 from patreon_client.http import PatreonHttp, upstream_error
 from patreon_client.oauth import OAuthClient
 from patreon_client.ratelimit import RateLimiter
@@ -45,6 +45,7 @@ from wire.codes import (
     NOT_FOUND,
     NOTHING_TO_UPDATE,
     PATREON_AUTH_FAILED,
+    PATREON_UPSTREAM_ERROR,
 )
 from wire.protocol import (
     INVALID_DATA,
@@ -80,6 +81,9 @@ CAMPAIGN_FIELDS = (
 )
 POST_FIELDS = "title,content,url,published_at,is_paid,is_public,tiers,embed_url,embed_data,app_id,app_status"
 WEBHOOK_FIELDS = "last_attempted_at,num_consecutive_times_failed,paused,triggers,uri"
+# How long a webhook create waits for Patreon's answer, leaving the rest of the action's
+# time to find the webhook when no answer comes (Patreon may have stored it anyway).
+CREATE_WAIT_S = 12.0
 
 # Useful answers by default: Patreon sends only type and id unless asked for fields.
 # Applied when the caller names no ``include`` and no ``fields[...]``.
@@ -337,7 +341,26 @@ class PatreonActions:
                 "relationships": {"campaign": {"data": {"type": "campaign", "id": campaign_id}}},
             }
         }
-        document = self.api.call(CREATOR, "POST", "/webhooks", deadline, json_body=body)
+        # Idempotent (issue 16, finding 3): a webhook with this URI and these triggers that
+        # already exists (a create that timed out, retried) is adopted, not made twice.
+        existing = self._find_webhook(uri, triggers, campaign_id, deadline)
+        if existing is not None:
+            return {"webhook": self._adopt(existing, campaign_id, deadline)}
+        try:
+            document = self.api.call(
+                CREATOR, "POST", "/webhooks", min(deadline, time.monotonic() + CREATE_WAIT_S), json_body=body
+            )
+        except (UpstreamError, ActionError) as ex:
+            if isinstance(ex, ActionError) and ex.code != PATREON_UPSTREAM_ERROR:
+                raise
+            # No answer (a timeout, a 5xx, a lost connection): Patreon may have stored it.
+            log.warning(
+                "webhook create for campaign %s got no answer: looking for it at Patreon", campaign_id
+            )
+            found = self._find_webhook(uri, triggers, campaign_id, deadline)
+            if found is None:
+                raise
+            return {"webhook": self._adopt(found, campaign_id, deadline)}
         resource = (document or {}).get("data")
         if not isinstance(resource, dict) or resource.get("id") is None:
             raise upstream_error("Patreon created a webhook but did not say which")
@@ -356,6 +379,51 @@ class PatreonActions:
             hook["secret_stored"] = False
         log.info("webhook %s created for campaign %s (%s)", hook["id"], campaign_id, ",".join(triggers))
         return {"webhook": hook}
+
+    def _find_webhook(
+        self, uri: str, triggers: list[str], campaign_id: str, deadline: float
+    ) -> dict[str, Any] | None:
+        """The creator's webhook with this URI, these triggers (in any order) and campaign."""
+        params = {
+            "fields[webhook]": WEBHOOK_FIELDS + ",secret",
+            "include": "campaign",
+            "fields[campaign]": "vanity",
+        }
+        document = self.api.get_all(CREATOR, "/webhooks", params, deadline)
+        for resource in document["data"]:
+            attributes = resource.get("attributes") or {}
+            campaign = ((resource.get("relationships") or {}).get("campaign") or {}).get("data") or {}
+            if (
+                attributes.get("uri") == uri
+                and sorted(attributes.get("triggers") or []) == sorted(triggers)
+                and campaign.get("id") in (None, campaign_id)
+            ):
+                return resource
+        return None
+
+    def _adopt(self, resource: dict[str, Any], campaign_id: str, deadline: float) -> dict[str, Any]:
+        """A webhook found at Patreon: its secret recovered (stored), or it is removed."""
+        hook = flatten_webhook(resource, with_secret=True)
+        hook["campaign_id"] = hook["campaign_id"] or campaign_id
+        hook["recovered"] = True
+        secret = hook.get("secret")
+        if isinstance(secret, str) and secret:
+            webhook_secrets.save(self.store, hook["id"], secret)
+            hook["secret_stored"] = True
+        elif hook["id"] in webhook_secrets.known_ids(self.store):
+            hook["secret_stored"] = True
+        else:
+            # Its secret cannot be had: a webhook whose deliveries we cannot verify is
+            # worse than none. Remove it; the caller's retry creates a fresh one.
+            self.api.call(CREATOR, "DELETE", f"/webhooks/{hook['id']}", deadline)
+            raise upstream_error(
+                f"webhook {hook['id']} was created without an answer and its secret cannot be read:"
+                " it was removed; create it again"
+            )
+        log.info(
+            "webhook %s recovered for campaign %s: its secret is stored", hook["id"], hook["campaign_id"]
+        )
+        return hook
 
     def _only_campaign(self, deadline: float) -> str:
         document = self.api.get(CREATOR, "/campaigns", {}, deadline)

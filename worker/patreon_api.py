@@ -3,7 +3,9 @@ and following every cursor of a listing.
 
 Patreon's answers become ``ActionError``s here, one way for every action::
 
-    401 (after one refresh)   401 PATREON_REAUTH_REQUIRED
+    401, refresh refused      401 PATREON_REAUTH_REQUIRED (the session ends)
+    401 again after a refresh 502 PATREON_TOKEN_REFUSED (the login is kept: Patreon has
+                              just accepted its refresh token, issue 16)
     403                       403 PATREON_FORBIDDEN (the missing scope, when Patreon names it)
     404, 410                  404 NOT_FOUND
     400                       400 PATREON_BAD_REQUEST (Patreon's detail: a misspelt field, say)
@@ -21,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from patreon_client.http import PatreonHttp, PatreonResponse, upstream_error
-from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST, PATREON_FORBIDDEN
+from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST, PATREON_FORBIDDEN, PATREON_TOKEN_REFUSED
 from wire.protocol import ActionError, Document
 from worker.page_merge import merged_document, peek_cursor, scan_page
 from worker.tokens import REAUTH_REQUIRED, Token, TokenStore, label
@@ -125,6 +127,14 @@ class PatreonApi:
             log.info("Patreon answered 401 for %s: refreshing once", label(principal))
             token = self.tokens.refresh(principal, deadline, stale=token)
             response = self._send(token, method, path, deadline, params, json_body, parse_json)
+            if response.status == 401:
+                log.warning("Patreon answered 401 again with the refreshed token for %s", label(principal))
+                raise ActionError(
+                    PATREON_TOKEN_REFUSED,
+                    "Patreon refused the token it had just refreshed; the login is kept; retry",
+                    status=502,
+                    retry_after=1,
+                )
         if not response.ok:
             raise error_for(response)
         if parse_json and response.status != 204 and not isinstance(response.body, dict):

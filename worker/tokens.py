@@ -75,6 +75,9 @@ class Token:
     scope: str
     token_type: str
     patreon_user_id: str | None
+    # The access token as stored (sealed, store/encryption.py): the compare-and-swap
+    # of a rotation matches on it, as Fernet seals the same token differently each time.
+    sealed_access: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def rate_key(self) -> str:
@@ -97,15 +100,16 @@ def _fingerprint(access: str, refresh: str) -> str:
     return hashlib.sha256(b"creator-seed\0" + access.encode() + b"\0" + refresh.encode()).hexdigest()[:32]
 
 
-def _token(row: sqlite3.Row) -> Token:
+def _token(row: sqlite3.Row, cipher) -> Token:
     return Token(
         principal=row["principal"],
-        access_token=row["access_token"],
-        refresh_token=row["refresh_token"],
+        access_token=cipher.open(row["access_token"]),
+        refresh_token=cipher.open(row["refresh_token"]),
         expires_at=row["expires_at"],
         scope=row["scope"],
         token_type=row["token_type"],
         patreon_user_id=row["patreon_user_id"],
+        sealed_access=row["access_token"],
     )
 
 
@@ -147,7 +151,7 @@ class TokenStore:
                 row = self._seed_creator(seed)
         if row is None or not row["access_token"]:
             return None
-        return _token(row)
+        return _token(row, self._store.cipher)
 
     def _seed_creator(self, seed: str) -> sqlite3.Row:
         access, refresh = self._creator_pair
@@ -158,7 +162,13 @@ class TokenStore:
                     "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
                     " scope, token_type, patreon_user_id, seed, updated_at)"
                     " VALUES (?, ?, ?, NULL, '', 'Bearer', NULL, ?, ?)",
-                    (CREATOR, access, refresh, seed, self._clock()),
+                    (
+                        CREATOR,
+                        self._store.cipher.seal(access),
+                        self._store.cipher.seal(refresh),
+                        seed,
+                        self._clock(),
+                    ),
                 )
                 log.info("creator token taken from the environment (it rotates in the store from now on)")
                 row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (CREATOR,)).fetchone()
@@ -202,14 +212,15 @@ class TokenStore:
         """Store a fresh grant (a code exchange) for a principal, replacing what it had."""
         now = self._clock()
         expires_at = now + grant.expires_in if grant.expires_in else None
+        sealed_access = self._store.cipher.seal(grant.access_token)
         with self._store.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
                 " scope, token_type, patreon_user_id, seed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                 (
                     principal,
-                    grant.access_token,
-                    grant.refresh_token,
+                    sealed_access,
+                    self._store.cipher.seal(grant.refresh_token),
                     expires_at,
                     grant.scope,
                     grant.token_type,
@@ -225,6 +236,7 @@ class TokenStore:
             grant.scope,
             grant.token_type,
             patreon_user_id,
+            sealed_access,
         )
 
     def set_user(self, principal: str, patreon_user_id: str) -> None:
@@ -297,19 +309,20 @@ class TokenStore:
         scope = grant.scope or old.scope
         # A refresh grant may omit the refresh token: the old one then stays valid.
         refresh_token = grant.refresh_token or old.refresh_token
+        sealed_access = self._store.cipher.seal(grant.access_token)
         with self._store.transaction() as conn:
             updated = conn.execute(
                 "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, scope = ?,"
                 " token_type = ?, updated_at = ? WHERE principal = ? AND access_token = ?",
                 (
-                    grant.access_token,
-                    refresh_token,
+                    sealed_access,
+                    self._store.cipher.seal(refresh_token),
                     expires_at,
                     scope,
                     grant.token_type,
                     now,
                     old.principal,
-                    old.access_token,
+                    old.sealed_access,
                 ),
             ).rowcount
         log.info("token refreshed for %s", label(old.principal))
@@ -327,6 +340,7 @@ class TokenStore:
             expires_at=expires_at,
             scope=scope,
             token_type=grant.token_type,
+            sealed_access=sealed_access,
         )
 
     def _drop(self, token: Token) -> None:
@@ -335,10 +349,10 @@ class TokenStore:
                 conn.execute(
                     "UPDATE tokens SET access_token = '', refresh_token = NULL, updated_at = ?"
                     " WHERE principal = ? AND access_token = ?",
-                    (self._clock(), CREATOR, token.access_token),
+                    (self._clock(), CREATOR, token.sealed_access),
                 )
             else:
                 conn.execute(
                     "DELETE FROM tokens WHERE principal = ? AND access_token = ?",
-                    (token.principal, token.access_token),
+                    (token.principal, token.sealed_access),
                 )

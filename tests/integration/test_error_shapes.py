@@ -277,7 +277,7 @@ def test_socketio_handshake_refusals_are_json(stack, answers):
         ("/socket.io/?EIO=4&transport=websocket", "", "INVALID_TRANSPORT"),
         ("/socket.io/?EIO=4&transport=carrier-pigeon", "", "INVALID_TRANSPORT"),
         ("/socket.io/?EIO=4&transport=polling&sid=no-such-sid", "", "INVALID_SESSION"),
-        ("/socket.io/?EIO=4&transport=polling&j=x", "", "INVALID_PARAMETER"),
+        ("/socket.io/?EIO=4&transport=polling&j=x", "", "JSONP_NOT_SUPPORTED"),
     ]
     for target, headers, code in cases:
         status, resp_headers, body = exchange(stack, request("GET", target, headers))

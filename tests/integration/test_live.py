@@ -35,8 +35,8 @@ from harness.stack import REPO, Stack, body, free_port, wait_for
 from live import tokens
 from store import webhook_events
 from store.database import Store
-from tests import live_chromium
 from tests.browser import Browser
+from tests.cdp import Chromium, chromium_binary
 from tests.live_clients import PollingSubscriber, SseSubscriber, WebSocketSubscriber
 from tests.webhook_deliveries import PATH, encode, member_document, signed_headers
 
@@ -492,9 +492,7 @@ def test_a_graceful_restart_of_live_closes_clients_and_they_resume(stack: Stack)
 def test_headless_chromium_on_another_origin_hears_events_over_socketio_and_eventsource(
     stack: Stack, socketio_client_js: Path, tmp_path: Path
 ):
-    executable = live_chromium.binary()
-    if not executable:
-        pytest.skip("chromium is not installed: apt-get install chromium (.ci/run does) for the browser test")
+    chromium_binary()  # skips, with the reason, without chromium
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(JS_DIR / "cross_origin.html", site / "index.html")
@@ -509,19 +507,17 @@ def test_headless_chromium_on_another_origin_hears_events_over_socketio_and_even
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    browser = None
     try:
         wait_for(lambda: requests.get(PAGE_ORIGIN + "/index.html", timeout=2).ok, 10, what="the page server")
-        browser = live_chromium.Chromium(executable, tmp_path / "profile")
-        browser.open(f"{PAGE_ORIGIN}/index.html?" + urlencode({"live": stack.live_url, "token": token}))
-        expression = "(document.getElementById('out') || {}).textContent || ''"
-        text = browser.wait_for_value(expression, lambda v: v and len(v.splitlines()) >= 4, 30)
-        # A live event after the page is up, too:
-        third = deliver(stack, member_document("live-chromium-3", user_id="8101"), "members:update")
-        text = browser.wait_for_value(expression, lambda v: v and str(third) in v and v.count(f" {third} ") >= 2, 30)
+        with Chromium() as browser:
+            browser.navigate(f"{PAGE_ORIGIN}/index.html?" + urlencode({"live": stack.live_url, "token": token}))
+            out = "(document.getElementById('out') || {}).textContent || ''"
+            browser.wait_for(f"({out}).split('\\n').filter(Boolean).length >= 4", 30, what="the first events")
+            # A live event after the page is up, too:
+            third = deliver(stack, member_document("live-chromium-3", user_id="8101"), "members:update")
+            browser.wait_for(f"({out}).split(' {third} ').length - 1 >= 2", 30, what="the live event on both")
+            text = browser.evaluate(out)
     finally:
-        if browser is not None:
-            browser.close()
         server.terminate()
         server.wait(10)
     lines = sorted(text.splitlines())

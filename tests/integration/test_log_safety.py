@@ -14,8 +14,10 @@ the member and identity reads and the webhook payloads.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 import requests
@@ -67,7 +69,7 @@ def collect_stored_tokens(stack: Stack, seen: Collected) -> None:
     conn = sqlite3.connect(stack.dir / "var" / "bridge.sqlite3", timeout=5)
     try:
         for row in conn.execute("SELECT access_token, refresh_token FROM tokens"):
-            seen.add("token", *row)
+            seen.add("token", *(stack.cipher().open(v) for v in row))
     finally:
         conn.close()
 
@@ -141,6 +143,7 @@ def refresh_tokens(stack: Stack, seen: Collected, browser: Browser) -> None:
         ).fetchone()
     finally:
         conn.close()
+    access = stack.cipher().open(access)  # sealed in the store
     assert stack.sandbox("POST", "/_sandbox/tokens/expire", json={"access_token": access}).status_code == 200
     assert browser.get("/api/patreon/user").status_code == 200
     collect_stored_tokens(stack, seen)
@@ -220,7 +223,8 @@ def webhooks(stack: Stack, seen: Collected) -> None:
 
     def delivered() -> bool:
         events = body(stack.get("/api/patreon/webhooks/events", params={"limit": "1000"}, headers=SERVER))
-        return len(events.get("events", [])) >= count_before + 3  # two from the sandbox, ours
+        # The sandbox's new member (its triggers carry one body: stored once), and ours.
+        return len(events.get("events", [])) >= count_before + 2
 
     wait_for(delivered, 20, interval_s=0.2, what="the sandbox's signed deliveries to be stored")
     stored = body(stack.get("/api/patreon/webhooks/events", params={"limit": "1000"}, headers=SERVER))
@@ -289,3 +293,52 @@ def test_no_token_code_secret_cookie_or_email_in_any_log(stack: Stack):
     assert all(
         path.stat().st_size > 0 for path in files if path.name in ("web.log", "worker.log", "sandbox.log")
     )
+
+
+def sandbox_issued_tokens(stack: Stack) -> set[str]:
+    """Every access and refresh token the sandbox issued to this stack (its tokens.json)."""
+    state = json.loads((stack.dir / "var" / "sandbox-state" / "tokens.json").read_text())
+    found: set[str] = set()
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and "token" in key and len(value) >= MIN_LENGTH:
+            found.add(value)
+
+    walk(state)
+    return found
+
+
+def test_the_raw_store_holds_no_token_or_secret_in_clear_text(stack: Stack):
+    """Issue 16: after the flows above (logins, refreshes, webhook create), the SQLite
+    file and its WAL hold every token and webhook secret sealed, none in clear text."""
+    login(stack, Collected(), "5")
+    created = stack.post(
+        "/api/patreon/webhooks",
+        json={"uri": stack.url(WEBHOOK_PATH) + "?raw", "triggers": ["members:delete"], "campaign_id": "1001"},
+        headers=SERVER,
+    )
+    assert created.status_code == 201, created.text
+    tokens = sandbox_issued_tokens(stack) | set(SANDBOX_SECRETS[1:3])
+    secrets = {hook["secret"] for hook in body(stack.sandbox("GET", "/_sandbox/webhooks"))["webhooks"]}
+    secrets.discard(None)
+    assert len(tokens) >= 8 and secrets, (len(tokens), len(secrets))
+    store = stack.dir / "var" / "bridge.sqlite3"
+    raw = b"".join(p.read_bytes() for p in (store, Path(f"{store}-wal")) if p.exists())
+    assert Path(f"{store}-wal").exists()
+    cipher = stack.cipher()
+    conn = sqlite3.connect(store, timeout=5)
+    try:
+        sealed = [
+            v for row in conn.execute("SELECT access_token, refresh_token FROM tokens") for v in row if v
+        ]
+    finally:
+        conn.close()
+    assert sealed and {cipher.open(v) for v in sealed} <= tokens  # what is stored is sealed tokens
+    leaks = [f"{value[:8]}..." for value in sorted(tokens | secrets) if value.encode() in raw]
+    assert not leaks, f"in clear text in the store: {leaks}"

@@ -39,9 +39,18 @@ def db(stack: Stack) -> sqlite3.Connection:
     return conn
 
 
-def token_row(stack: Stack, principal: str) -> sqlite3.Row | None:
+def token_row(stack: Stack, principal: str) -> dict | None:
+    """The tokens row, its sealed tokens opened with the stack's key."""
     with db(stack) as conn:
-        return conn.execute("SELECT * FROM tokens WHERE principal = ?", (principal,)).fetchone()
+        row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (principal,)).fetchone()
+    if row is None:
+        return None
+    cipher = stack.cipher()
+    return {
+        **dict(row),
+        "access_token": cipher.open(row["access_token"]),
+        "refresh_token": cipher.open(row["refresh_token"]),
+    }
 
 
 def grants(stack: Stack) -> dict[str, int]:
@@ -294,7 +303,7 @@ def test_a_session_survives_a_web_restart_and_logout_ends_it(stack):
 def test_no_log_carries_a_token_code_cookie_or_email(stack):
     with db(stack) as conn:
         for row in conn.execute("SELECT access_token, refresh_token FROM tokens"):
-            NEVER_LOGGED.update(v for v in row if v)
+            NEVER_LOGGED.update(stack.cipher().open(v) for v in row if v)
     NEVER_LOGGED.discard("")
     logs = {path.name: path.read_text(errors="replace") for path in stack.log_files()}
     assert logs, "no logs found"

@@ -31,7 +31,8 @@ def stack():
 
 def stored_secrets(stack: Stack) -> dict[str, str]:
     with sqlite3.connect(stack.dir / "var" / "bridge.sqlite3", timeout=5) as conn:
-        return dict(conn.execute("SELECT webhook_id, secret FROM webhook_secrets"))
+        rows = conn.execute("SELECT webhook_id, secret FROM webhook_secrets").fetchall()
+    return {hook_id: stack.cipher().open(secret) for hook_id, secret in rows}
 
 
 def listed(stack: Stack) -> dict[str, dict]:
@@ -158,3 +159,48 @@ def test_no_log_carries_a_webhook_secret(stack):
     for path in stack.log_files():
         assert secret not in path.read_text(errors="replace"), path.name
         assert KEY not in path.read_text(errors="replace"), path.name
+
+
+@pytest.mark.timeout(90)
+def test_a_create_that_times_out_after_patreon_stored_it_recovers_its_secret(stack):
+    """Issue 16, finding 3: the sandbox stores the create at once and answers 15 s
+    later (answer_latency_ms), past the worker's wait for it; the worker finds the
+    webhook by URI and triggers and keeps its secret, and a retry makes no second one."""
+    uri = f"http://127.0.0.1:{free_port()}/slow-create"
+    triggers = ["members:pledge:create", "members:pledge:delete"]
+    fault = stack.sandbox(
+        "POST",
+        "/_sandbox/faults",
+        json={
+            "path": "/api/oauth2/v2/webhooks",
+            "method": "POST",
+            "match": "exact",
+            "answer_latency_ms": 15_000,
+        },
+    )
+    assert fault.status_code == 201, fault.text
+    created = stack.post(
+        "/api/patreon/webhooks",
+        json={"uri": uri, "triggers": triggers, "campaign_id": "1001"},
+        headers=SERVER,
+        timeout=40,
+    )
+    assert created.status_code == 201, created.text
+    hook = body(created)["webhook"]
+    assert hook["recovered"] is True and hook["secret_stored"] is True
+    at_patreon = [h for h in body(stack.sandbox("GET", "/_sandbox/webhooks"))["webhooks"] if h["uri"] == uri]
+    assert len(at_patreon) == 1 and at_patreon[0]["id"] == hook["id"]
+    assert stored_secrets(stack)[hook["id"]] == at_patreon[0]["secret"]
+    listed = {h["id"]: h for h in body(stack.get("/api/patreon/webhooks", headers=SERVER))["webhooks"]}
+    assert listed[hook["id"]]["secret_stored"] is True
+    # The caller retries (it saw a slow answer): still one webhook at Patreon.
+    again = stack.post(
+        "/api/patreon/webhooks",
+        json={"uri": uri, "triggers": triggers, "campaign_id": "1001"},
+        headers=SERVER,
+    )
+    assert again.status_code == 201 and body(again)["webhook"]["id"] == hook["id"]
+    assert (
+        len([h for h in body(stack.sandbox("GET", "/_sandbox/webhooks"))["webhooks"] if h["uri"] == uri]) == 1
+    )
+    requests.delete(stack.url(f"/api/patreon/webhooks/{hook['id']}"), headers=SERVER, timeout=10)

@@ -258,3 +258,12 @@ def test_supervised_in_live_mode_stands_aside_after_startsecs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started >= 1.0  # longer than supervisord's startsecs
     assert "live mode" in done.stderr
+
+
+def test_answer_latency_delays_the_answer_after_the_request_was_served(client, oauth, sleeps):
+    # Served first, then delayed (tests/integration/test_webhook_admin.py shows a create
+    # stored at Patreon while its answer is still late).
+    control(client, "POST", "/faults", {"path": "/api/oauth2/v2/identity", "answer_latency_ms": 1500}, 201)
+    assert oauth.get("/identity").status_code == 200
+    assert sleeps == [1.5]
+    assert control(client, "GET", "/state", None, 200).json["delayed"] == 1

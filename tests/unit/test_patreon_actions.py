@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from patreon_client.http import PatreonResponse
+from patreon_client.http import PatreonResponse, upstream_error
 from patreon_client.oauth import OAuthClient
 from settings.config import load_config
 from store import webhook_secrets
@@ -398,6 +398,9 @@ def test_webhook_create_keeps_the_secret_and_list_never_shows_it(registry, patre
     }
     patreon.route("POST", "/api/oauth2/v2/webhooks", resp(201, created))
     patreon.route(
+        "GET", "/api/oauth2/v2/webhooks", resp(200, {"data": [], "meta": {"pagination": {"total": 0}}})
+    )
+    patreon.route(
         "GET", "/api/oauth2/v2/campaigns", resp(200, {"data": [{"type": "campaign", "id": "1001"}]})
     )
     hook = dispatch(
@@ -490,3 +493,100 @@ def test_creator_principal_uses_the_creator_token(registry, patreon):
     dispatch(registry, "posts.get", {"principal": CREATOR, "post_id": "5"})
     assert patreon.calls[-1]["token"] == "creator-access"
     assert "title" in patreon.calls[-1]["params"]["fields[post]"]
+
+
+# -- webhook create across a timeout (issue 16, finding 3) ------------------------------------
+HOOK_URI = "https://site.example/api/patreon/webhooks/patreon"
+
+
+class PatreonWebhooks:
+    """Patreon's webhook list, where a create is stored before its answer is lost."""
+
+    def __init__(self, patreon, *, answer_lost: bool, listing_shows_secret: bool = True):
+        self.hooks: list[dict] = []
+        self.listing_shows_secret = listing_shows_secret
+        self.deleted: list[str] = []
+
+        def create(call):
+            attributes = dict(
+                call["json"]["data"]["attributes"], secret=f"whsec-{len(self.hooks) + 1}", paused=False
+            )
+            hook = {
+                "type": "webhook",
+                "id": str(70 + len(self.hooks) + 1),
+                "attributes": attributes,
+                "relationships": {"campaign": {"data": {"type": "campaign", "id": "1001"}}},
+            }
+            self.hooks.append(hook)
+            if answer_lost:
+                raise upstream_error("Patreon did not answer in time")
+            return resp(201, {"data": hook})
+
+        def listing(call):
+            shown = []
+            for hook in self.hooks:
+                attributes = dict(hook["attributes"])
+                if not self.listing_shows_secret or "secret" not in call["params"].get("fields[webhook]", ""):
+                    attributes.pop("secret")
+                shown.append({**hook, "attributes": attributes})
+            return resp(200, {"data": shown, "meta": {"pagination": {"total": len(shown)}}})
+
+        def delete(call):
+            hook_id = call["path"].rsplit("/", 1)[1]
+            self.deleted.append(hook_id)
+            self.hooks = [h for h in self.hooks if h["id"] != hook_id]
+            return resp(204, None)
+
+        patreon.route("POST", "/api/oauth2/v2/webhooks", create)
+        patreon.route("GET", "/api/oauth2/v2/webhooks", listing)
+        patreon.route("DELETE", r"/api/oauth2/v2/webhooks/\d+", delete)
+
+
+def create_hook(registry, triggers=("members:create", "members:delete")) -> dict:
+    return dispatch(
+        registry, "webhooks.create", {"uri": HOOK_URI, "triggers": list(triggers), "campaign_id": "1001"}
+    )["webhook"]
+
+
+def posts(patreon) -> int:
+    return sum(1 for c in patreon.calls if c["method"] == "POST" and c["path"].endswith("/webhooks"))
+
+
+def test_a_create_whose_answer_is_lost_recovers_the_webhook_and_its_secret(registry, patreon, store):
+    world = PatreonWebhooks(patreon, answer_lost=True)
+    hook = create_hook(registry)
+    assert (hook["id"], hook["recovered"], hook["secret_stored"]) == ("71", True, True)
+    assert webhook_secrets.all_secrets(store) == ["whsec-1"]
+    assert len(world.hooks) == 1 and posts(patreon) == 1
+
+
+def test_a_retried_create_adopts_the_webhook_instead_of_making_a_second(registry, patreon, store):
+    world = PatreonWebhooks(patreon, answer_lost=False)
+    first = create_hook(registry)
+    again = create_hook(registry, triggers=("members:delete", "members:create"))  # any order
+    assert first["id"] == again["id"] == "71" and again["recovered"] is True
+    assert len(world.hooks) == 1 and posts(patreon) == 1
+    assert webhook_secrets.all_secrets(store) == ["whsec-1"]
+    create_hook(registry, triggers=("members:update",))  # other triggers: another webhook
+    assert len(world.hooks) == 2
+
+
+def test_a_lost_webhook_whose_secret_cannot_be_read_is_removed(registry, patreon, store):
+    world = PatreonWebhooks(patreon, answer_lost=True, listing_shows_secret=False)
+    with pytest.raises(ActionError) as caught:
+        create_hook(registry)
+    assert caught.value.code == "PATREON_UPSTREAM_ERROR" and "removed" in caught.value.message
+    assert world.hooks == [] and world.deleted == ["71"]
+    assert webhook_secrets.all_secrets(store) == []
+
+
+def test_a_create_that_failed_before_patreon_stored_it_is_an_upstream_error(registry, patreon):
+    patreon.route(
+        "GET", "/api/oauth2/v2/webhooks", resp(200, {"data": [], "meta": {"pagination": {"total": 0}}})
+    )
+    patreon.route(
+        "POST", "/api/oauth2/v2/webhooks", lambda call: (_ for _ in ()).throw(upstream_error("lost"))
+    )
+    with pytest.raises(ActionError) as caught:
+        create_hook(registry)
+    assert caught.value.code == "PATREON_UPSTREAM_ERROR"

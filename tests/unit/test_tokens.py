@@ -17,6 +17,7 @@ from patreon_client.http import PatreonResponse
 from patreon_client.oauth import Grant, OAuthClient
 from settings.config import load_config
 from store.database import Store
+from store.encryption import Cipher, new_key
 from store.tokens import CREATOR, session_principal
 from wire.protocol import ActionError
 from worker.patreon_api import PatreonApi
@@ -124,9 +125,24 @@ def login(tokens: TokenStore, patreon: FakePatreon, principal: str = SESSION, ex
     tokens.save_grant(principal, Grant("access-0", "refresh-0", expires_in, "identity", "Bearer"), "42")
 
 
+@pytest.fixture(params=["plaintext", "sealed"])
+def store(request, tmp_path):
+    """Every test here runs on a plain store and on one sealing tokens (store/encryption.py):
+    the compare-and-swap of a rotation must work on sealed values too."""
+    store = Store(tmp_path / "bridge.sqlite3", Cipher([new_key()]) if request.param == "sealed" else None)
+    store.migrate()
+    return store
+
+
 def stored(store: Store, principal: str) -> dict:
+    """The row, with its tokens opened (they are sealed in a sealing store)."""
     row = store.connection().execute("SELECT * FROM tokens WHERE principal = ?", (principal,)).fetchone()
-    return dict(row) if row else {}
+    if not row:
+        return {}
+    opened = dict(row)
+    for column in ("access_token", "refresh_token"):
+        opened[column] = store.cipher.open(row[column])
+    return opened
 
 
 def deadline() -> float:
@@ -200,7 +216,10 @@ def test_invalid_grant_ends_the_session(store, patreon, clock):
     assert after.value.code == "PATREON_AUTH_REQUIRED"
 
 
-def test_a_second_401_after_the_refresh_is_reauth_required(store, patreon, clock):
+def test_a_second_401_after_a_successful_refresh_keeps_the_login(store, patreon, clock):
+    # Issue 16, finding 9: Patreon has just accepted the refresh token, so a 401 for the
+    # new access token does not mean the login is gone: 502 PATREON_TOKEN_REFUSED (retry),
+    # not PATREON_REAUTH_REQUIRED (which ends a browser session).
     tokens = make_tokens(store, patreon, clock)
     login(tokens, patreon)
     patreon.access_valid.clear()
@@ -209,8 +228,10 @@ def test_a_second_401_after_the_refresh_is_reauth_required(store, patreon, clock
     )  # new ones fail too
     with pytest.raises(ActionError) as caught:
         PatreonApi(patreon, tokens).get(SESSION, "/identity", {}, deadline())
-    assert (caught.value.status, caught.value.code) == (401, "PATREON_REAUTH_REQUIRED")
+    assert (caught.value.status, caught.value.code) == (502, "PATREON_TOKEN_REFUSED")
+    assert caught.value.retry_after == 1
     assert patreon.token_calls == 1
+    assert stored(store, SESSION)["refresh_token"] == "refresh-1"  # the rotated pair is kept
 
 
 def test_explicit_refresh_without_tokens_is_missing_refresh_token(store, patreon, clock):

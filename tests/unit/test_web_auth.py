@@ -214,7 +214,7 @@ def test_a_refused_code_is_401_auth_failed_and_nobody_is_logged_in(env):
     cookie = started.cookies[COOKIE_NAME].value
     result = env.callback(cookie, "code=used&state=" + started.json["state"])
     assert_error(result, 401, "PATREON_AUTH_FAILED")
-    assert not env.sessions.get(cookie).logged_in
+    assert env.sessions.get(cookie) is None  # a login start writes no session row
 
 
 def test_spa_token_exchange_answers_json_without_tokens(env):
@@ -275,9 +275,16 @@ def test_refresh_uses_the_session_own_tokens_never_the_body(env):
 
 def test_refresh_without_login(env):
     assert_error(env.client.simulate_post("/api/patreon/auth/refresh"), 401, "PATREON_AUTH_REQUIRED")
+    # A login start alone makes no session: its cookie is not a session either.
     cookie = env.start().cookies[COOKIE_NAME].value
     result = env.client.simulate_post(
         "/api/patreon/auth/refresh", headers={"Cookie": f"{COOKIE_NAME}={cookie}"}
+    )
+    assert_error(result, 401, "PATREON_AUTH_REQUIRED")
+    # A session row that never logged in (made before issue 16) still says why.
+    anonymous = env.sessions.create()
+    result = env.client.simulate_post(
+        "/api/patreon/auth/refresh", headers={"Cookie": f"{COOKIE_NAME}={anonymous.id}"}
     )
     assert_error(result, 400, "MISSING_REFRESH_TOKEN")
 
@@ -334,19 +341,29 @@ def count(env, table: str) -> int:
     return env.store.connection().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
-def test_a_session_that_never_logs_in_expires_with_its_state(env):
+def test_a_login_start_writes_a_state_and_no_session(env):
+    # Issue 16, finding 7: every anonymous auth/url used to write a session row too.
     started = env.start()
     cookie = started.cookies[COOKIE_NAME].value
     assert started.cookies[COOKIE_NAME].max_age == int(STATE_TTL_S)
+    assert (count(env, "sessions"), count(env, "oauth_states")) == (0, 1)
     env.clock.now += STATE_TTL_S / 2
-    env.start(cookie)  # a second login start keeps it alive with the new state
-    env.clock.now += STATE_TTL_S / 2 + 1
-    assert env.sessions.get(cookie) is not None
-    env.clock.now += STATE_TTL_S
-    assert env.sessions.get(cookie) is None
-    # Expired rows go when sessions are created again (at most every PURGE_INTERVAL_S).
+    again = env.start(cookie)  # the same cookie: its states are bound to the same value
+    assert again.cookies[COOKIE_NAME].value == cookie
+    assert (count(env, "sessions"), count(env, "oauth_states")) == (0, 2)
+    # The login that succeeds writes the one session row it needs, under a new id.
+    done = env.callback(cookie, "code=c&state=" + again.json["state"])
+    assert done.status_code == 302
+    assert count(env, "sessions") == 1 and done.cookies[COOKIE_NAME].value != cookie
+
+
+def test_expired_states_go_when_logins_start_again(env):
+    for _ in range(3):
+        env.client.simulate_get("/auth/patreon")
+    assert count(env, "oauth_states") == 3
+    env.clock.now += STATE_TTL_S + 1
     env.client.simulate_get("/auth/patreon")
-    assert (count(env, "sessions"), count(env, "oauth_states")) == (1, 1)
+    assert (count(env, "sessions"), count(env, "oauth_states")) == (0, 1)
 
 
 def test_a_session_keeps_only_its_newest_pending_states(env):

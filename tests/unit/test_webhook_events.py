@@ -20,24 +20,41 @@ def accept(store, event="members:update", **kw):
 
 def test_accept_returns_sequence_ids_and_dedupes(store):
     body = encode(member_document("m-1"))
+    other = encode(member_document("m-2"))
     assert webhook_events.accept(store, "members:create", body) == (1, False)
-    assert webhook_events.accept(store, "members:update", body) == (2, False)
+    assert webhook_events.accept(store, "members:create", other) == (2, False)
     assert webhook_events.accept(store, "members:create", body) == (1, True)
     assert webhook_events.latest_id(store) == 2
     assert webhook_events.counts(store) == {"total": 2, "unprocessed": 2, "failed": 0}
 
 
-def test_the_dedupe_key_is_the_hash_of_event_and_raw_bytes():
+def test_the_same_body_under_another_trigger_is_not_stored_again(store):
+    # Issue 16, finding 1: the signature covers only the body, so a captured delivery
+    # replayed with another X-Patreon-Event is the same delivery.
+    body = encode(member_document("m-1", patron_status="active_patron"))
+    assert webhook_events.accept(store, "members:pledge:create", body) == (1, False)
+    assert webhook_events.accept(store, "members:pledge:delete", body) == (1, True)
+    assert webhook_events.counts(store)["total"] == 1
+    assert webhook_events.get(store, 1).event == "members:pledge:create"
+
+
+def test_rows_keyed_the_old_way_still_dedupe_under_any_trigger(store):
+    body = encode(member_document("m-1"))
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES (?, ?, ?, 'then')",
+            ("members:create", body, webhook_events.legacy_dedupe_key("members:create", body)),
+        )
+    assert webhook_events.accept(store, "members:create", body) == (1, True)
+    assert webhook_events.accept(store, "members:delete", body) == (1, True)
+    assert webhook_events.counts(store)["total"] == 1
+
+
+def test_the_dedupe_key_is_the_hash_of_the_raw_bytes_alone():
     body = encode(member_document())
-    assert webhook_events.dedupe_key("members:create", body) == webhook_events.dedupe_key(
-        "members:create", body
-    )
-    assert webhook_events.dedupe_key("members:create", body) != webhook_events.dedupe_key(
-        "members:update", body
-    )
-    assert webhook_events.dedupe_key("members:create", body) != webhook_events.dedupe_key(
-        "members:create", body + b" "
-    )
+    assert webhook_events.dedupe_key(body) == webhook_events.dedupe_key(body)
+    assert webhook_events.dedupe_key(body) != webhook_events.dedupe_key(body + b" ")
+    assert webhook_events.legacy_dedupe_key("members:create", body) != webhook_events.dedupe_key(body)
 
 
 def test_accept_is_committed_when_it_returns(store, tmp_path):
