@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 
 import pytest
 import zmq
@@ -209,8 +210,12 @@ def test_a_waiting_call_fails_when_the_worker_goes_down(context, fake_worker):
 
     caller = threading.Thread(target=wait_forever)
     caller.start()
-    while not worker.received:
-        worker.sock.poll(10)
+    # Wait without touching the worker's socket: a ZeroMQ socket belongs to one thread
+    # (polling it from here raced the worker's own recv and cut a message in two).
+    deadline = time.monotonic() + 5
+    while not worker.received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.received, "the call never reached the worker"
     liveness.disconnected()
     caller.join(5)
     assert not caller.is_alive()
