@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from harness.stack import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20.0
@@ -24,26 +23,6 @@ CREATOR_TOKEN = "sandbox-creator-access-token"
 CREATOR_REFRESH = "sandbox-creator-refresh-token"
 REDIRECT_URI = "http://127.0.0.1:6969/auth/patreon/callback"
 UA = {"User-Agent": "sandbox-process-tests/1.0"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (requests.RequestException, OSError, ValueError, KeyError) as ex:
-            last = ex
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout_s:g}s waiting for {what} (last error: {last!r})")
 
 
 class SandboxProcess:
@@ -87,7 +66,7 @@ class SandboxProcess:
                 raise RuntimeError(f"sandbox exited with {self.process.returncode}:\n{self.logs()}")
             return requests.get(f"{self.url}/_sandbox/state", timeout=1).status_code == 200
 
-        wait_for(answers, START_TIMEOUT_S, f"the sandbox on {self.url}")
+        wait_for(answers, START_TIMEOUT_S, what=f"the sandbox on {self.url}")
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from harness.stack import wait_for
 from tests.contract.sandbox_process import (
     CREATOR_REFRESH,
     CREATOR_TOKEN,
     REDIRECT_URI,
     SandboxProcess,
-    wait_for,
 )
 
 
@@ -110,14 +110,14 @@ def test_queued_deliveries_and_the_failure_count_survive_a_restart(tmp_path):
         wait_for(
             lambda: sandbox.control("GET", "/webhooks")["webhooks"][0]["num_consecutive_times_failed"] >= 2,
             10,
-            "two failed attempts",
+            what="two failed attempts",
         )
         sandbox.stop()
         hook = json.loads((sandbox.state_dir / "webhooks.json").read_text())["webhooks"]["hooks"][0]
         assert len(hook["queue"]) == 2 and hook["num_consecutive_times_failed"] >= 2
         receiver.status = 200
         sandbox.start()
-        wait_for(lambda: sandbox.control("GET", "/state")["deliveries"]["queued"] == 0, 10, "the resend")
+        wait_for(lambda: sandbox.control("GET", "/state")["deliveries"]["queued"] == 0, 10, what="the resend")
         delivered = [event for event, _ in receiver.bodies[-2:]]
         assert delivered == ["members:create", "members:pledge:create"]
         assert json.loads(receiver.bodies[-1][1])["data"]["id"] == member["id"]
