@@ -88,6 +88,7 @@ WORKER_ONLY = frozenset(
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
     | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
+    | {"WEB_DATABASE_POOL_TIMEOUT_S", "WEB_DATABASE_STATEMENT_TIMEOUT_S"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -129,12 +130,19 @@ class CommonSettings:
     data_dir: Path
     worker_endpoint: str
     test_actions: bool
+    # The store (store/database.py): sqlite:///PATH (one host) or postgresql://... ;
+    # never logged whole (it may hold a password). Connections per process (PostgreSQL).
+    database_url: str = dataclasses.field(default="", repr=False)
+    database_pool_size: int = 10
     # How long a declined patron keeps access after the last charge date: web answers
     # access checks with it and the worker decides entitlement:changed with it.
     entitlement_grace_s: float = 0.0
 
     @property
     def store_path(self) -> Path:
+        """The SQLite file of a SQLite store (its default place otherwise)."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
         return self.data_dir / "bridge.sqlite3"
 
 
@@ -176,6 +184,10 @@ class WebSettings(PatreonAppSettings):
     allowed_origins: tuple[str, ...]
     # Login starts (auth/url, /auth/patreon) each client may make per minute.
     login_rate_per_minute: int
+    # PostgreSQL: how long a request waits for a pooled connection and lets a statement
+    # run before it answers 503 STORE_UNAVAILABLE (small: web must answer fast).
+    web_database_pool_timeout_s: float = 0.4
+    web_database_statement_timeout_s: float = 2.0
 
 
 @_settings
@@ -284,6 +296,17 @@ class _Reader(Reader):
             # libzmq limits ipc paths to the size of sockaddr_un.sun_path.
             self.problems.append(("PATREON_WORKER_ENDPOINT", "ipc path is too long (over 100 chars)"))
 
+        database_url = self.text("DATABASE_URL", f"sqlite:///{data_dir / 'bridge.sqlite3'}") or ""
+        if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            # Only the scheme is quoted: the rest may hold a password.
+            self.problems.append(
+                (
+                    "DATABASE_URL",
+                    f"must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB,"
+                    f" got scheme {database_url.partition(':')[0]!r}",
+                )
+            )
+
         live = live_mode(self.values)
         default_redirect = f"http://{host}:{port}/auth/patreon/callback"
         if live:
@@ -341,6 +364,10 @@ class _Reader(Reader):
             port=port,
             data_dir=data_dir,
             worker_endpoint=endpoint,
+            database_url=database_url,
+            database_pool_size=self.integer("DATABASE_POOL_SIZE", 10, 1, 1000),
+            web_database_pool_timeout_s=self.seconds("WEB_DATABASE_POOL_TIMEOUT_S", 0.4, 0.01, 60.0),
+            web_database_statement_timeout_s=self.seconds("WEB_DATABASE_STATEMENT_TIMEOUT_S", 2.0, 0.05, 600.0),
             patreon_api_base=(api_base or "").rstrip("/"),
             client_id=client_id,
             client_secret=client_secret,

@@ -1,27 +1,78 @@
-"""The store: one SQLite database in WAL mode, shared by web and worker.
+"""The store: one database shared by every process, SQLite (one host) or PostgreSQL.
 
-This module owns the connection discipline and the schema (a list of migrations,
-applied in order and recorded in ``schema_version``). Each table has one owner
-module that runs all of its queries; the owner is named next to each migration.
+``DATABASE_URL`` picks the backend: ``sqlite:///PATH`` (the default, the file
+``var/bridge.sqlite3``) or ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (psycopg 3).
+This module owns the connection discipline, the schema's migrations and the one
+exception callers see when the store cannot answer (``StoreUnavailable``, answered
+503 ``STORE_UNAVAILABLE`` with ``Retry-After`` by web). Each table has one owner
+module that runs all of its queries.
 
-SQLite in WAL mode lets both processes read while one writes. Connections are per
-thread (sqlite3 objects are not shared). Writers of one process take turns on a
-process-wide lock before ``BEGIN IMMEDIATE``: SQLite's own busy handler retries with
-sleeps that grow to 100 ms, so many threads contending inside SQLite see waits of
-seconds (measured: 2.1 s with 96 writer threads, 0.29 s with the lock). Writers of the
-other process still meet the ``busy_timeout``.
+Why SQLAlchemy Core + Alembic (with psycopg 3 underneath): one engine and connection
+pool per process for both backends, the DBAPI errors of both mapped to one hierarchy
+(so "the store is down" is one ``except``), SQL text with named parameters that runs
+unchanged on both, and one Alembic migration history (``store/migrations``) whose
+revisions say per dialect what differs (types, triggers). The ORM is not used: owner
+modules keep writing their SQL. psycopg 3 is the maintained PostgreSQL driver.
+A hand-written pool or migration runner for two dialects would be ours to keep right.
 
-Every write has one budget, ``write_timeout_s``, for the process lock and SQLite's
-busy wait together: a Store that cannot get the database in that time raises
-``sqlite3.OperationalError`` (which callers answer 503 ``STORE_UNAVAILABLE``) instead
-of queueing behind a foreign lock. Web uses a short budget (``WEB_WRITE_TIMEOUT_S``) so
-a locked store never holds its threads; the worker keeps ``BUSY_TIMEOUT_MS``.
+The API (what an owner module uses)::
 
-Durability: WAL with ``synchronous=NORMAL``. A commit is in the WAL file when
-``COMMIT`` returns, so it survives the process being killed (kill -9, a crash); the
-WAL is fsynced at checkpoints, not at every commit, so a power cut or kernel crash can
-lose the last commits before the latest checkpoint (never corrupt the database).
-Web does not checkpoint (``auto_checkpoint=False``): the worker's commits do it.
+    with store.read() as conn:            # a pooled connection; no write lock
+        row = conn.execute("SELECT x FROM t WHERE id = :id", {"id": 1}).fetchone()
+        row["x"]                          # rows are read by column name
+    with store.transaction() as conn:     # one write transaction, committed on exit
+        conn.execute("UPDATE t SET x = :x WHERE id = :id", {"x": 2, "id": 1}).rowcount
+        conn.execute("INSERT INTO t (id, x) VALUES (:id, :x)", [{"id": 3, "x": 4}, ...])  # many
+
+SQL must run on both: ``INSERT ... ON CONFLICT (key) DO UPDATE SET c = excluded.c``
+(not ``INSERT OR REPLACE``), ``RETURNING id`` (not ``lastrowid``), ``CASE`` (not
+SQLite's two-argument ``MIN``/``MAX``), no ``rowid``. ``conn.dialect`` is
+``"sqlite"`` or ``"postgresql"`` for the rare statement that must differ.
+
+Converting a table module written in the old style (``store.connection()``,
+``conn.execute("... ?", (a, b))``, ``row[0]``, and a ``MIGRATIONS`` entry):
+
+1. reads: ``with store.read() as conn:`` instead of ``conn = store.connection()``;
+   writes keep ``with store.transaction() as conn:``;
+2. ``?`` becomes ``:name`` and the tuple a dict (a list of dicts for executemany);
+   ``row[0]`` becomes ``row["name"]`` (give the column an ``AS name``);
+3. SQLite-only SQL becomes the portable form above;
+4. ``except sqlite3.Error`` becomes ``except StoreError`` (``StoreUnavailable`` for
+   "answer 503 and retry");
+5. the ``MIGRATIONS`` entry becomes an Alembic revision in ``store/migrations/versions``
+   (copy ``0002_*.py``'s shape: ``down_revision`` = the current head), created with
+   ``op.create_table`` or with ``CREATE TABLE IF NOT EXISTS`` text that runs on both,
+   and the entry is removed from ``MIGRATIONS`` (a unit test refuses new entries);
+6. run the module's tests against both backends (the ``store`` fixture does).
+
+SQLite (one host): WAL mode lets every process read while one writes. Writers of one
+process take turns on a process-wide lock before ``BEGIN IMMEDIATE``: SQLite's own
+busy handler retries with sleeps that grow to 100 ms, so many threads contending
+inside SQLite see waits of seconds (measured: 2.1 s with 96 writer threads, 0.29 s
+with the lock). Writers of other processes still meet the ``busy_timeout``. Every write
+has one budget, ``write_timeout_s``, for the process lock and SQLite's busy wait
+together: a Store that cannot get the database in that time raises
+``StoreUnavailable`` instead of queueing behind a foreign lock. Web uses a short
+budget (``WEB_WRITE_TIMEOUT_S``) so a locked store never holds its threads; the worker
+keeps ``BUSY_TIMEOUT_MS``. Durability: WAL with ``synchronous=NORMAL``: a commit is in
+the WAL when ``COMMIT`` returns, so it survives kill -9; a power cut can lose the last
+commits before the latest checkpoint (never corrupt the file). Web does not
+checkpoint (``auto_checkpoint=False``): the worker's commits do it.
+
+PostgreSQL (several hosts): no process lock (PostgreSQL locks rows); the write budget
+is the pool's checkout wait (``pool_timeout_s``) plus ``lock_timeout`` and
+``statement_timeout`` set on every connection, so web (small values from its
+settings) answers 503 fast when the server is down, the pool is exhausted or a
+statement hangs. ``pool_pre_ping`` replaces connections a server restart closed.
+
+Migrations run at start in every program that opens the store (web, worker, live,
+``store.rekey``, ``store.copy``): each takes the migration lock first, so two
+processes or hosts starting at once apply each revision once. SQLite: the write
+lock (``BEGIN IMMEDIATE``); PostgreSQL: ``pg_advisory_xact_lock`` around
+``alembic upgrade head`` in one transaction (PostgreSQL's DDL is transactional).
+A SQLite file from before Alembic (a ``schema_version`` table, the frozen
+``MIGRATIONS`` list below) is upgraded in place: the legacy entries it lacks are
+applied, then it is stamped at the baseline revision (``0001``) and upgraded.
 """
 
 from __future__ import annotations
@@ -30,8 +81,16 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from store.encryption import PLAINTEXT, Cipher, Plaintext
 
@@ -39,8 +98,28 @@ BUSY_TIMEOUT_MS = 5000
 # Web answers a request that cannot write within this with 503 (issue 16: a foreign
 # lock must not hold web's threads for the 5 s busy timeout).
 WEB_WRITE_TIMEOUT_S = 0.4
+# PostgreSQL: connections per process, and how long a statement may run (web sets
+# smaller values from its settings).
+DEFAULT_POOL_SIZE = 10
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 2  # libpq's minimum that is honoured
+# pg_advisory_xact_lock keys (any 64-bit numbers, fixed forever).
+MIGRATION_LOCK = 0x5042_0001
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+BASELINE_REVISION = "0001"
 
-# (version, owner module, SQL). Append only: never edit a migration that has shipped.
+
+class StoreError(Exception):
+    """A store operation failed; nothing of its transaction was kept."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot answer now (locked or busy, down, pool exhausted, a statement
+    timed out): retry later. Web answers 503 ``STORE_UNAVAILABLE`` with Retry-After."""
+
+
+# (version, owner module, SQL): the pre-Alembic migrations, frozen at the Alembic baseline
+# (store/migrations/versions/0001_baseline.py creates the same schema).
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -290,6 +369,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 ]
 
 
+# The frozen pre-Alembic history: what a SQLite file built before Alembic may lack is
+# applied from here before it is stamped at the baseline revision. Append nothing:
+# a new table is an Alembic revision (see the recipe above).
+LEGACY_VERSIONS = frozenset(version for version, _owner, _sql in MIGRATIONS)
+
+
 def _statements(sql: str) -> list[str]:
     """A migration's statements; a trigger's body (``BEGIN ... ; END``) stays whole."""
     statements, current = [], ""
@@ -304,26 +389,106 @@ def _statements(sql: str) -> list[str]:
     return statements
 
 
-_write_locks: dict[Path, threading.Lock] = {}
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+@lru_cache(maxsize=4096)
+def _text(sql: str) -> sqlalchemy.TextClause:
+    return sqlalchemy.text(sql)
+
+
+class Rows:
+    """A statement's result: rows by column name (``row["id"]``), and ``rowcount``."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: sqlalchemy.CursorResult):
+        self._result = result
+
+    @property
+    def rowcount(self) -> int:
+        return self._result.rowcount
+
+    def fetchone(self) -> Mapping[str, Any] | None:
+        row = self._result.fetchone()
+        return None if row is None else row._mapping
+
+    def fetchall(self) -> list[Mapping[str, Any]]:
+        return [row._mapping for row in self._result.fetchall()]
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self.fetchall())
+
+    def scalar(self) -> Any:
+        return self._result.scalar()
+
+
+class Connection:
+    """One pooled connection: ``execute(sql, params)`` with ``:name`` parameters.
+    ``sa`` is the SQLAlchemy connection, for what the thin API does not cover."""
+
+    __slots__ = ("dialect", "sa")
+
+    def __init__(self, conn: sqlalchemy.Connection):
+        self.sa = conn
+        self.dialect = conn.dialect.name
+
+    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Rows:
+        return Rows(self.sa.execute(_text(sql), params if params is not None else {}))
+
+
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+
+
+@contextlib.contextmanager
+def translated_errors() -> Iterator[None]:
+    """SQLAlchemy's errors as the store's: ``StoreUnavailable`` for "cannot answer
+    now", ``StoreError`` for the rest (a constraint, a bad statement)."""
+    try:
+        yield
+    except _UNAVAILABLE as ex:
+        raise StoreUnavailable(_reason(ex)) from ex
+    except sa_exc.SQLAlchemyError as ex:
+        raise StoreError(_reason(ex)) from ex
+
+
+def _reason(ex: sa_exc.SQLAlchemyError) -> str:
+    # The driver's message without SQLAlchemy's statement and parameters (which may
+    # hold a token or an email: never logged).
+    orig = getattr(ex, "orig", None)
+    return str(orig if orig is not None else ex).strip().splitlines()[0][:300]
+
+
+_write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
 
-def _write_lock(path: Path) -> threading.Lock:
-    """One lock per database file, shared by every Store of this process on it."""
+def _write_lock(key: str) -> threading.Lock:
+    """One lock per SQLite file, shared by every Store of this process on it."""
     with _write_locks_guard:
-        return _write_locks.setdefault(path.resolve(), threading.Lock())
+        return _write_locks.setdefault(key, threading.Lock())
 
 
 class Store:
     def __init__(
         self,
-        path: Path,
+        url: str | Path,
         cipher: Cipher | None = None,
         *,
         write_timeout_s: float = BUSY_TIMEOUT_MS / 1000,
         auto_checkpoint: bool = True,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        pool_timeout_s: float | None = None,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ):
-        self.path = Path(path)
+        """``url``: a ``DATABASE_URL`` (``sqlite:///...``, ``postgresql://...``) or a
+        SQLite file's path (unit tests)."""
+        self.url = url if isinstance(url, str) and "://" in url else sqlite_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.dialect!r} (sqlite or postgresql)")
         # Seals tokens and webhook secrets (store/encryption.py); the entry points pass
         # the configured one. None: plaintext, for unit tests that build a Store by hand.
         self.cipher: Cipher | Plaintext = cipher or PLAINTEXT
@@ -332,84 +497,173 @@ class Store:
         # checkpoint (and its fsyncs) inside that request; the worker, which commits
         # after every event it applies, keeps checkpointing for both.
         self.auto_checkpoint = auto_checkpoint
-        self._local = threading.local()
-        self._write_lock = _write_lock(self.path)
+        self.path: Path | None = None
+        if self.dialect == "sqlite":
+            self.path = Path(parsed.database).resolve()
+            self._write_lock: threading.Lock | None = _write_lock(str(self.path))
+            self.engine = self._sqlite_engine(parsed, pool_size)
+        else:
+            self._write_lock = None
+            self.engine = self._postgresql_engine(
+                parsed, pool_size, write_timeout_s if pool_timeout_s is None else pool_timeout_s, statement_timeout_s
+            )
+        # The group committer's key: one per database of this process (store.group_commit).
+        self.key = str(self.path) if self.path is not None else parsed.render_as_string(hide_password=True)
 
-    def connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            busy_ms = self._busy_ms(self.write_timeout_s)
-            conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            if not self.auto_checkpoint:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._local.conn = conn
-            self._local.busy_ms = busy_ms
-        return conn
+    # -- engines --------------------------------------------------------------------
+    def _sqlite_engine(self, url, pool_size: int) -> sqlalchemy.Engine:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        busy_ms = _busy_ms(self.write_timeout_s)
+        # Connections are cheap and SQLite has no server limit: as many as threads want
+        # (what the per-thread connections of before gave), kept for reuse.
+        engine = sqlalchemy.create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=max(pool_size, 32),
+            max_overflow=-1,
+            connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
+        )
+        auto_checkpoint = self.auto_checkpoint
 
-    @staticmethod
-    def _busy_ms(seconds: float) -> int:
-        return max(1, int(seconds * 1000))
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_conn, record) -> None:
+            # The driver must not open transactions on its own: transaction() says
+            # BEGIN IMMEDIATE, and reads run in autocommit, as they always did.
+            dbapi_conn.isolation_level = None
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy_ms}", "foreign_keys=ON"):
+                dbapi_conn.execute(f"PRAGMA {pragma}")
+            if not auto_checkpoint:
+                dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+            record.info["busy_ms"] = busy_ms
+
+        return engine
+
+    def _postgresql_engine(
+        self, url, pool_size: int, pool_timeout_s: float, statement_timeout_s: float
+    ) -> sqlalchemy.Engine:
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        lock_ms = max(1, int(self.write_timeout_s * 1000))
+        statement_ms = max(1, int(statement_timeout_s * 1000))
+        return sqlalchemy.create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,  # the pool is the limit: exhausted means 503, not a new connection
+            pool_timeout=pool_timeout_s,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "options": f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms}",
+                "application_name": "patreon-bridge",
+            },
+        )
+
+    # -- connections ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A pooled connection for reads (SQLite: autocommit; PostgreSQL: one read
+        transaction, rolled back on exit)."""
+        with translated_errors(), self.engine.connect() as conn:
+            yield Connection(conn)
 
     @contextlib.contextmanager
-    def transaction(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken at once (BEGIN IMMEDIATE) and committed on exit.
+    def transaction(self, timeout_s: float | None = None) -> Iterator[Connection]:
+        """A write transaction, committed on exit (rolled back on an exception).
 
-        Raises ``sqlite3.OperationalError`` when the process lock and the database
-        cannot both be had within ``timeout_s`` (``write_timeout_s`` by default).
+        Raises ``StoreUnavailable`` when the store cannot be had within ``timeout_s``
+        (``write_timeout_s`` by default; SQLite: the process lock and the database
+        together).
         """
-        conn = self.connection()
+        if self._write_lock is None:
+            with translated_errors(), self.engine.connect() as conn:
+                with conn.begin():
+                    yield Connection(conn)
+            return
         budget = self.write_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget
         if not self._write_lock.acquire(timeout=budget):
-            raise sqlite3.OperationalError("database is locked (another writer of this process)")
+            raise StoreUnavailable("database is locked (another writer of this process)")
         try:
-            # SQLite's busy wait gets what is left of the budget (the full budget when
-            # the process lock came at once, which saves setting it on every write).
-            left = deadline - time.monotonic()
-            busy_ms = self._busy_ms(budget if left > budget - 0.01 else left)
-            if busy_ms != self._local.busy_ms:
-                conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-                self._local.busy_ms = busy_ms
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
+            with translated_errors(), self.engine.connect() as conn:
+                # SQLite's busy wait gets what is left of the budget (the full budget when
+                # the process lock came at once, which saves setting it on every write).
+                left = deadline - time.monotonic()
+                busy_ms = _busy_ms(budget if left > budget - 0.01 else left)
+                if busy_ms != conn.info.get("busy_ms"):
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+                    conn.info["busy_ms"] = busy_ms
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    yield Connection(conn)
+                except BaseException:
+                    conn.rollback()
                     raise
+                conn.commit()  # a failed COMMIT is rolled back when the connection goes back
         finally:
             self._write_lock.release()
 
-    def migrate(self) -> int:
-        """Apply pending migrations; safe to run from both processes at once."""
-        # The full busy timeout: web and worker may start (and migrate) at once.
-        with self.transaction(timeout_s=BUSY_TIMEOUT_MS / 1000) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            # Versions are reserved in ranges per issue and land in any order, so apply
-            # every version not yet recorded (in version order), not just those above the max.
-            applied = {row["version"] for row in conn.execute("SELECT version FROM schema_version")}
-            for version, _owner, sql in sorted(MIGRATIONS):
-                if version not in applied:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                    applied.add(version)
-        return max(applied, default=0)
+    # -- the schema -----------------------------------------------------------------
+    def migrate(self) -> str:
+        """Bring the schema to the newest revision; safe when several processes (or
+        hosts) run it at once. Returns the revision."""
+        if self.dialect == "sqlite":
+            # The full busy timeout: web and worker may start (and migrate) at once.
+            with self.transaction(timeout_s=BUSY_TIMEOUT_MS / 1000) as conn:
+                return _upgrade(conn.sa)
+        with translated_errors(), self.engine.connect() as conn:
+            with conn.begin():
+                # Wait for another host's migration, however long it takes.
+                conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+                conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                return _upgrade(conn)
+
+    def revision(self) -> str | None:
+        with self.read() as conn:
+            from alembic.runtime.migration import MigrationContext
+
+            return MigrationContext.configure(conn.sa).get_current_revision()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the pool's connections (tests; a process just exits)."""
+        self.engine.dispose()
+
+
+def _busy_ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _alembic_config(conn: sqlalchemy.Connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn  # store/migrations/env.py runs on it
+    return config
+
+
+def _upgrade(conn: sqlalchemy.Connection) -> str:
+    """``alembic upgrade head`` on ``conn`` (inside the caller's transaction), after
+    converting a pre-Alembic SQLite file."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    tables = set(sqlalchemy.inspect(conn).get_table_names())
+    config = _alembic_config(conn)
+    if "schema_version" in tables and "alembic_version" not in tables:
+        _finish_legacy(conn)
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, "head")
+    return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def _finish_legacy(conn: sqlalchemy.Connection) -> None:
+    """Apply the legacy migrations a pre-Alembic file lacks (versions are reserved in
+    ranges and landed in any order: every one not yet recorded, in version order)."""
+    applied = {row[0] for row in conn.exec_driver_sql("SELECT version FROM schema_version")}
+    for version, _owner, sql in sorted(MIGRATIONS):
+        if version not in applied:
+            for statement in _statements(sql):
+                conn.exec_driver_sql(statement)
+            conn.exec_driver_sql(f"INSERT INTO schema_version (version) VALUES ({int(version)})")

@@ -1,6 +1,8 @@
-"""Change counters per table (``table_generations``, migration 400 in store.database).
+"""Change counters per table (``table_generations``, created by the baseline revision
+store/migrations/versions/0001_baseline.py).
 
-Triggers bump a table's counter on every insert, update and delete, whichever process
+Triggers bump a table's counter (row triggers on SQLite, a statement trigger on
+PostgreSQL) on every insert, update and delete, whichever process
 made the change, so a process may cache what it read from that table and re-read it
 only when the counter moved: one primary-key read instead of the whole table (and,
 once secrets are encrypted at rest, instead of decrypting them all on every request).
@@ -18,11 +20,8 @@ T = TypeVar("T")
 
 
 def generation(store: Store, table: str) -> int:
-    row = (
-        store.connection()
-        .execute("SELECT generation FROM table_generations WHERE name = ?", (table,))
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute("SELECT generation FROM table_generations WHERE name = :name", {"name": table}).fetchone()
     # No row: an unknown table, or a store from before migration 400; -1 never matches a cache.
     return -1 if row is None else row["generation"]
 

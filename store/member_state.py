@@ -1,6 +1,6 @@
 """Per-member state, kept current from consumed webhook events.
 
-Owns the table ``member_state`` (migration 11 in ``store.database``; written by the
+Owns the table ``member_state`` (created in ``store/migrations``; written by the
 worker's event consumer, read through the worker's ``members.state`` action): one row per
 Patreon member id with what entitlement checks need (patron status, last charge
 status, entitled tiers, amounts), the campaign and user it belongs to, and the last
@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from typing import Any
 
-from store.database import Store
+from store.database import Connection, Store
 from store.timestamps import utc_now_iso
 from store.webhook_events import StoredEvent
 
@@ -146,7 +145,7 @@ def apply(store: Store, event: StoredEvent, *, now: str | None = None) -> str:
         return apply_in(conn, event, now=now)
 
 
-def apply_in(conn: sqlite3.Connection, event: StoredEvent, *, now: str | None = None) -> str:
+def apply_in(conn: Connection, event: StoredEvent, *, now: str | None = None) -> str:
     """``apply`` inside the caller's write transaction (the consumer applies a whole
     batch in one). Raises before writing anything for a document it cannot read."""
     data = event.document().get("data")
@@ -155,25 +154,29 @@ def apply_in(conn: sqlite3.Connection, event: StoredEvent, *, now: str | None = 
     member_id = _identifier(data.get("id"), "data.id")
     changes = _changes(event, data)
     changes["updated_at"] = now or utc_now_iso()
-    row = conn.execute("SELECT last_event_id FROM member_state WHERE member_id = ?", (member_id,)).fetchone()
+    row = conn.execute(
+        "SELECT last_event_id FROM member_state WHERE member_id = :member_id", {"member_id": member_id}
+    ).fetchone()
+    params = {**changes, "member_id": member_id}
     if row is None:
         columns = ["member_id", *changes]
         conn.execute(
-            f"INSERT INTO member_state ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            (member_id, *changes.values()),
+            f"INSERT INTO member_state ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
+            params,
         )
         return APPLIED
     if row["last_event_id"] >= event.id:
         return STALE
-    assignments = ", ".join(f"{column} = ?" for column in changes)
-    conn.execute(f"UPDATE member_state SET {assignments} WHERE member_id = ?", (*changes.values(), member_id))
+    assignments = ", ".join(f"{column} = :{column}" for column in changes)
+    conn.execute(f"UPDATE member_state SET {assignments} WHERE member_id = :member_id", params)
     return APPLIED
 
 
 def get(store: Store, member_id: str) -> MemberState | None:
-    row = (
-        store.connection().execute("SELECT * FROM member_state WHERE member_id = ?", (member_id,)).fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute(
+            "SELECT * FROM member_state WHERE member_id = :member_id", {"member_id": member_id}
+        ).fetchone()
     if row is None:
         return None
     return MemberState(

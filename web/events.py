@@ -32,7 +32,6 @@ import dataclasses
 import json
 import logging
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +41,7 @@ import falcon
 
 from settings.config import WebSettings
 from store import webhook_events
-from store.database import Store
+from store.database import Store, StoreError
 from web.codes import (
     FORBIDDEN,
     INVALID_API_KEY,
@@ -291,7 +290,7 @@ class EventStream:
                 last_check = self._clock()
                 try:
                     authorized = self._still_authorized()
-                except sqlite3.Error:
+                except StoreError:
                     log.exception("event stream: store error; ending the stream so the client reconnects")
                     return
                 if not authorized:
@@ -299,7 +298,7 @@ class EventStream:
             try:
                 newest = webhook_events.latest_id(self._store)
                 batch = events_after(self._store, self._subscriber, self.cursor, BATCH_SIZE)
-            except sqlite3.Error:
+            except StoreError:
                 log.exception("event stream: store error; ending the stream so the client reconnects")
                 return
             if batch:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import falcon
 
 from settings.config import WebSettings
-from store.database import Store
+from store.database import Store, StoreError
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
 from web.entitlements import sync_status
@@ -31,7 +30,7 @@ class StatusResource:
         state = self._worker.liveness.snapshot()
         try:
             member_sync = sync_status(self._store)
-        except sqlite3.Error:
+        except StoreError:
             member_sync = {"error": "the store cannot be read right now"}
         resp.media = {
             "success": True,

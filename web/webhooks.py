@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import json
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +39,7 @@ import falcon
 from live import notify as live_notify
 from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
-from store.database import Store
+from store.database import Store, StoreError
 from store.generations import CachedRead
 from web.codes import (
     INVALID_PAYLOAD,
@@ -108,7 +107,7 @@ class WebhookReceiverResource:
     def _secrets(self) -> list[str]:
         try:
             stored = self._stored_secrets()
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             log.error("webhook secrets cannot be read from the store: %s", ex)
             raise ApiError(
                 503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
@@ -121,7 +120,7 @@ class WebhookReceiverResource:
     def _warn_if_trigger_differs(self, event: str, event_id: int) -> None:
         try:
             stored = webhook_events.get(self._store, event_id)
-        except sqlite3.Error:
+        except StoreError:
             return  # the answer does not depend on it
         if stored is not None and stored.event != event:
             log.warning(
@@ -161,7 +160,7 @@ class WebhookReceiverResource:
             raise ApiError(400, INVALID_PAYLOAD, "The body is not a JSON:API document")
         try:
             event_id, duplicate = webhook_events.accept(self._store, event, raw_body, document=document)
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             # Not stored: a non-2xx makes Patreon deliver it again later.
             log.error("webhook %s could not be stored: %s", event, ex)
             raise ApiError(

@@ -9,11 +9,10 @@ them. It never dies on a busy store; ``stop()`` ends it at once.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 
 from store import tokens
-from store.database import Store
+from store.database import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class OrphanTokenSweeper:
     def run_once(self) -> int:
         try:
             removed = tokens.sweep_orphans(self._store)
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             log.warning("orphan token sweep skipped: %s", ex)
             return 0
         if removed:

@@ -4,12 +4,9 @@ worker's at-least-once consumption."""
 from __future__ import annotations
 
 import json
-import sqlite3
-
-import pytest
 
 from store import member_state, webhook_events
-from store.database import MIGRATIONS, Store
+from store.database import Store
 from tests.webhook_deliveries import encode, member_document
 from worker.event_consumer import EventConsumer
 
@@ -42,8 +39,8 @@ def test_rows_keyed_the_old_way_still_dedupe_under_any_trigger(store):
     body = encode(member_document("m-1"))
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES (?, ?, ?, 'then')",
-            ("members:create", body, webhook_events.legacy_dedupe_key("members:create", body)),
+            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES (:e, :b, :k, 'then')",
+            {"e": "members:create", "b": body, "k": webhook_events.legacy_dedupe_key("members:create", body)},
         )
     assert webhook_events.accept(store, "members:create", body) == (1, True)
     assert webhook_events.accept(store, "members:delete", body) == (1, True)
@@ -160,28 +157,3 @@ def test_consumer_thread_starts_and_stops(store):
     consumer.stop()
     consumer.join(5)
     assert not consumer._thread.is_alive()
-
-
-def test_migrations_apply_in_version_order_whatever_the_list_order(tmp_path, monkeypatch):
-    # Versions are reserved per issue (2..9, 10..19, ...) and may land in any order: a
-    # lower version appended after a higher one must still be applied, once.
-    used = {version for version, _owner, _sql in MIGRATIONS}
-    late = min(v for v in range(1, max(used)) if v not in used)
-    monkeypatch.setattr(
-        "store.database.MIGRATIONS",
-        [*MIGRATIONS, (late, "tests", "CREATE TABLE late_arrival (x INTEGER)")],
-    )
-    store = Store(tmp_path / "late.sqlite3")
-    first = store.migrate()
-    assert first == max(used)
-    assert store.migrate() == first
-    conn = store.connection()
-    assert conn.execute("SELECT COUNT(*) FROM schema_version WHERE version = ?", (late,)).fetchone()[0] == 1
-    conn.execute("INSERT INTO late_arrival VALUES (1)")
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('a', x'', 'k', 'now')"
-        )
-        conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('b', x'', 'k', 'now')"
-        )
