@@ -78,6 +78,7 @@ applied, then it is stamped at the baseline revision (``0001``) and upgraded.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -460,6 +461,7 @@ def _reason(ex: sa_exc.SQLAlchemyError) -> str:
     return str(orig if orig is not None else ex).strip().splitlines()[0][:300]
 
 
+_store_numbers = itertools.count(1)
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
@@ -507,8 +509,10 @@ class Store:
             self.engine = self._postgresql_engine(
                 parsed, pool_size, write_timeout_s if pool_timeout_s is None else pool_timeout_s, statement_timeout_s
             )
-        # The group committer's key: one per database of this process (store.group_commit).
-        self.key = str(self.path) if self.path is not None else parsed.render_as_string(hide_password=True)
+        # The group committer's key (store.group_commit): one per SQLite file of this
+        # process, whose Stores share its write lock; one per Store on PostgreSQL, whose
+        # writers need no process-wide turn-taking.
+        self.key = str(self.path) if self.path is not None else f"{self.url}#{next(_store_numbers)}"
 
     # -- engines --------------------------------------------------------------------
     def _sqlite_engine(self, url, pool_size: int) -> sqlalchemy.Engine:

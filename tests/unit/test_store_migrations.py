@@ -112,7 +112,7 @@ def test_two_stores_migrating_at_once_apply_each_revision_once(tmp_path):
         start.wait()
         try:
             results.append(Store(path).migrate())
-        except Exception as ex:  # noqa: BLE001 - the assertion below names it
+        except Exception as ex:
             errors.append(ex)
 
     threads = [threading.Thread(target=migrate) for _ in range(4)]

@@ -56,7 +56,7 @@ def test_the_dedupe_key_is_the_hash_of_the_raw_bytes_alone():
 
 def test_accept_is_committed_when_it_returns(store, tmp_path):
     accept(store)
-    other = Store(tmp_path / "bridge.sqlite3")  # another connection, as another process would have
+    other = Store(store.url)  # another connection, as another process would have
     assert webhook_events.latest_id(other) == 1
 
 
