@@ -98,6 +98,7 @@ def jsonapi_document(raw_body: bytes) -> dict[str, Any] | None:
 class WebhookReceiverResource:
     def __init__(self, config: WebSettings, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
         self._config_secrets = list(config.webhook_secrets)
+        self._data_dir = config.data_dir  # where live's wake-up socket is (live.notify)
         self._store = store
         # Re-read only after any process changed the table (store.generations).
         self._stored_secrets = stored_secrets or CachedRead(
@@ -169,7 +170,7 @@ class WebhookReceiverResource:
         if duplicate:
             self._warn_if_trigger_differs(event, event_id)
         else:
-            live_notify.committed(self._store.path.parent, event_id)  # wake live; never blocks or raises
+            live_notify.committed(self._data_dir, event_id)  # wake live; never blocks or raises
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
         )
