@@ -40,9 +40,12 @@ Converting a table module written in the old style (``store.connection()``,
 4. ``except sqlite3.Error`` becomes ``except StoreError`` (``StoreUnavailable`` for
    "answer 503 and retry");
 5. the ``MIGRATIONS`` entry becomes an Alembic revision in ``store/migrations/versions``
-   (copy ``0002_*.py``'s shape: ``down_revision`` = the current head), created with
-   ``op.create_table`` or with ``CREATE TABLE IF NOT EXISTS`` text that runs on both,
-   and the entry is removed from ``MIGRATIONS`` (a unit test refuses new entries);
+   (``NNNN_what.py`` in the shape of ``script.py.mako``: ``revision = "NNNN"``,
+   ``down_revision`` = the current head, the owner module named in its docstring),
+   with ``op.create_table``/``op.create_index`` or ``CREATE TABLE IF NOT EXISTS`` text
+   that runs on both (IF NOT EXISTS also covers a SQLite file that already ran the old
+   entry); the entry leaves ``MIGRATIONS`` (tests/unit/test_store_migrations.py refuses
+   new entries there);
 6. run the module's tests against both backends (the ``store`` fixture does).
 
 SQLite (one host): WAL mode lets every process read while one writes. Writers of one
