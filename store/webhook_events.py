@@ -51,6 +51,9 @@ MAX_ATTEMPTS = 5  # after this many failed applications an event is set aside (p
 MAX_ERROR_CHARS = 500
 # The advisory lock that serializes event-log inserts on PostgreSQL (see above).
 EVENT_LOG_LOCK = 0x5042_0010
+# PostgreSQL: the channel a trigger notifies at every commit that appended events
+# (revision 0002), whichever host made it: live programs LISTEN on it (live.notify).
+NOTIFY_CHANNEL = "bridge_events"
 
 
 _COLUMNS = "id, event, body, campaign_id, received_at, processed_at, attempts, last_error"
