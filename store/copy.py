@@ -58,27 +58,37 @@ def copy(source: Store, target: Store) -> dict[str, int]:
     copied: dict[str, int] = {}
     with source.read() as src, target.transaction(timeout_s=60.0) as dst:
         if src.dialect == "sqlite":
-            src.sa.exec_driver_sql("BEGIN")  # one snapshot for every table
-        source_tables, target_tables = _tables(src), _tables(dst)
-        for table in target_tables:
-            if dst.execute(f"SELECT 1 AS one FROM {table} LIMIT 1").fetchone() is not None:
-                raise TargetNotEmpty(f"the target's table {table} has rows: copy into an empty store only")
-        for table, columns in source_tables.items():
-            if table not in target_tables:
-                raise StoreError(f"the target has no table {table}: are both on the same version?")
-            wanted = [c for c in columns if c in target_tables[table]]
-            insert = f"INSERT INTO {table} ({', '.join(wanted)}) VALUES ({', '.join(':' + c for c in wanted)})"
-            copied[table] = 0
-            for batch in _batches(src, table, wanted):
-                dst.execute(insert, batch)
-                copied[table] += len(batch)
-        if dst.dialect == "postgresql":
-            for table, column in SEQUENCED.items():
-                dst.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                    f" COALESCE(MAX({column}), 1), MAX({column}) IS NOT NULL) FROM {table}"
-                )
+            src.sa.exec_driver_sql("BEGIN")  # one snapshot for every table (ended below)
+        try:
+            _copy_rows(src, dst, copied)
+        finally:
+            if src.dialect == "sqlite":
+                src.sa.rollback()
     return copied
+
+
+def _copy_rows(src: Connection, dst: Connection, copied: dict[str, int]) -> None:
+    """Refuse a non-empty target, then copy each table in batches; PostgreSQL's sequences
+    continue after the copied ids."""
+    source_tables, target_tables = _tables(src), _tables(dst)
+    for table in target_tables:
+        if dst.execute(f"SELECT 1 AS one FROM {table} LIMIT 1").fetchone() is not None:
+            raise TargetNotEmpty(f"the target's table {table} has rows: copy into an empty store only")
+    for table, columns in source_tables.items():
+        if table not in target_tables:
+            raise StoreError(f"the target has no table {table}: are both on the same version?")
+        wanted = [c for c in columns if c in target_tables[table]]
+        insert = f"INSERT INTO {table} ({', '.join(wanted)}) VALUES ({', '.join(':' + c for c in wanted)})"
+        copied[table] = 0
+        for batch in _batches(src, table, wanted):
+            dst.execute(insert, batch)
+            copied[table] += len(batch)
+    if dst.dialect == "postgresql":
+        for table, column in SEQUENCED.items():
+            dst.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" COALESCE(MAX({column}), 1), MAX({column}) IS NOT NULL) FROM {table}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

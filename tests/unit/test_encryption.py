@@ -92,7 +92,7 @@ def test_plaintext_rows_are_sealed_at_start_and_still_work(tmp_path):
     store = encryption.open_store(config)  # what web and worker do at start
     with store.read() as conn:
         rows = [
-            tuple(row.values())
+            tuple(row[k] for k in row.keys())
             for row in conn.execute("SELECT access_token, refresh_token FROM tokens ORDER BY principal")
         ]
     assert tuple(rows[0]) == ("", None)  # the dead creator marker stays as it is
