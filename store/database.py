@@ -14,6 +14,9 @@ unchanged on both, and one Alembic migration history (``store/migrations``) whos
 revisions say per dialect what differs (types, triggers). The ORM is not used: owner
 modules keep writing their SQL. psycopg 3 is the maintained PostgreSQL driver.
 A hand-written pool or migration runner for two dialects would be ours to keep right.
+On SQLite, statements run on the sqlite3 driver under SQLAlchemy's connection (see
+``Connection``): SQLAlchemy's per-statement cost was 6x sqlite3's and broke web's
+write budget during a large member sync.
 
 The API (what an owner module uses)::
 
@@ -48,7 +51,8 @@ Converting a table module written in the old style (``store.connection()``,
    new entries there);
 6. run the module's tests against both backends (the ``store`` fixture does).
 
-SQLite (one host): WAL mode lets every process read while one writes. Writers of one
+SQLite (one host): one connection per thread, kept (reads in autocommit see the
+thread's own open write transaction). WAL mode lets every process read while one writes. Writers of one
 process take turns on a process-wide lock before ``BEGIN IMMEDIATE``: SQLite's own
 busy handler retries with sleeps that grow to 100 ms, so many threads contending
 inside SQLite see waits of seconds (measured: 2.1 s with 96 writer threads, 0.29 s
@@ -82,6 +86,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import sqlite3
 import threading
 import time
@@ -97,6 +102,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from store.encryption import PLAINTEXT, Cipher, Plaintext
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 # Web answers a request that cannot write within this with 503 (issue 16: a foreign
@@ -720,16 +727,24 @@ def _alembic_config(conn: sqlalchemy.Connection):
 def _upgrade(conn: sqlalchemy.Connection) -> str:
     """``alembic upgrade head`` on ``conn`` (inside the caller's transaction), after
     converting a pre-Alembic SQLite file."""
+    # Alembic narrates every start at INFO (its context, plugins); one line of ours says
+    # what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
     tables = set(sqlalchemy.inspect(conn).get_table_names())
     config = _alembic_config(conn)
+    before = MigrationContext.configure(conn).get_current_revision()
     if "schema_version" in tables and "alembic_version" not in tables:
         _finish_legacy(conn)
         command.stamp(config, BASELINE_REVISION)
+        log.info("store: a pre-Alembic SQLite file, converted and stamped at %s", BASELINE_REVISION)
     command.upgrade(config, "head")
-    return MigrationContext.configure(conn).get_current_revision() or ""
+    after = MigrationContext.configure(conn).get_current_revision() or ""
+    if after != before:
+        log.info("store migrated from revision %s to %s", before or "(empty)", after)
+    return after
 
 
 def _finish_legacy(conn: sqlalchemy.Connection) -> None:
