@@ -12,11 +12,8 @@ its own line breaks: it is ours, not the client's.
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import logging
-import logging.handlers
-import queue
 import sys
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -46,39 +43,19 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-class _LocklessQueueHandler(logging.handlers.QueueHandler):
-    """A QueueHandler without the handler lock: putting on a SimpleQueue is thread-safe
-    by itself, and under web's request threads that lock was contended on every
-    access line (issue 11: 21% of web's samples waiting on it at 1,000 checks/s)."""
-
-    def createLock(self) -> None:
-        self.lock = None
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        prepared = super().prepare(record)
-        prepared.stack_info = None  # already in the formatted line
-        return prepared
-
-
-def configure_logging(process: str, level: int = logging.INFO, *, queued: bool = False) -> None:
-    """Lines to stderr. ``queued`` (web): request threads format a line and put it on a
-    queue; one thread writes them (``logging.handlers.QueueListener``), so no request
-    waits for another's write to the pipe. What is queued is written at exit."""
-    line = EscapingFormatter(f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    stream = logging.StreamHandler(sys.stderr)
-    if queued:
-        records: queue.SimpleQueue = queue.SimpleQueue()
-        handler: logging.Handler = _LocklessQueueHandler(records)
-        # The request id and the whole line are made in the calling thread (the id is
-        # a context variable of that thread); the writer writes the finished line.
-        stream.setFormatter(logging.Formatter("%(message)s"))
-        listener = logging.handlers.QueueListener(records, stream)
-        listener.start()
-        atexit.register(listener.stop)
-    else:
-        handler = stream
+def configure_logging(process: str, level: int = logging.INFO) -> None:
+    # Our lines name no source file, thread or process, so logging need not look them
+    # up for every record (the logging HOWTO's "Optimization"): a third of the cost of
+    # web's access line, one per request (issue 11: 50 -> 33 us a line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(line)
+    handler.setFormatter(
+        EscapingFormatter(f"%(asctime)s {process} %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -55,7 +55,7 @@ def _stop(signum, _frame):
 
 
 def main() -> int:
-    configure_logging("web", queued=True)  # no request waits for another one's log write
+    configure_logging("web")
     try:
         config = load_settings("web")
     except ConfigError as ex:
