@@ -242,6 +242,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    # Issue 11: the member table (200) replaced the webhook-ordered member_state (11);
+    # nothing reads or writes it any more.
+    (
+        210,
+        "store.members",
+        """
+        DROP TABLE IF EXISTS member_state;
+        """,
+    ),
     # Access checks at 1,000/s (issue 11): change counters (store.generations) on the
     # tables the entitlement answers read, so web caches their rows per process and
     # re-reads them only after any process changed them. Sorts before 400, which
