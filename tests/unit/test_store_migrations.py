@@ -66,11 +66,15 @@ def test_the_legacy_list_is_frozen():
     assert not added, f"port MIGRATIONS {sorted(added)} to Alembic revisions (store/database.py's recipe)"
 
 
-def test_a_fresh_store_gets_the_same_tables_and_columns_as_the_legacy_migrations(tmp_path):
+def test_a_fresh_store_and_a_converted_legacy_file_end_with_the_same_tables_and_columns(tmp_path):
     legacy_store(tmp_path / "old.sqlite3")
+    converted = Store(tmp_path / "old.sqlite3")
     fresh = Store(tmp_path / "new.sqlite3")
-    assert fresh.migrate() == fresh.revision()
-    assert columns(fresh.url) == columns(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    assert fresh.migrate() == converted.migrate() == fresh.revision()
+    assert columns(fresh.url) == columns(converted.url)
+    with fresh.read() as a, converted.read() as b:
+        triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        assert [r["name"] for r in a.execute(triggers)] == [r["name"] for r in b.execute(triggers)]
 
 
 def test_a_legacy_file_is_upgraded_in_place_with_its_data(tmp_path):
@@ -130,3 +134,27 @@ def test_the_dedupe_key_is_unique_in_the_schema(store):
     with pytest.raises(StoreError), store.transaction() as conn:
         conn.execute(insert, {"e": "b", "b": b""})
     assert webhook_events.counts(store)["total"] == 1
+
+
+def test_a_legacy_file_that_ran_210_and_211_converts_without_doubling_anything(tmp_path):
+    # Legacy migrations 210 and 211 shipped on main before they became revisions 0003
+    # and 0004: a file that ran them must convert cleanly (IF EXISTS / IF NOT EXISTS).
+    path = tmp_path / "bridge.sqlite3"
+    legacy_store(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TABLE IF EXISTS member_state")
+    conn.execute("INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('members', 0)")
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS members_insert_generation AFTER INSERT ON members BEGIN"
+        " UPDATE table_generations SET generation = generation + 1 WHERE name = 'members'; END"
+    )
+    conn.executemany("INSERT INTO schema_version (version) VALUES (?)", [(210,), (211,)])
+    conn.close()
+    store = Store(path)
+    store.migrate()
+    before = generation(store, "members")
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO members (member_id, campaign_id, source, source_at) VALUES ('m', '1', 'sync', 'now')"
+        )
+    assert generation(store, "members") == before + 1
