@@ -24,7 +24,7 @@ from web.app import create_app
 from wire import protocol
 from wire.client import Liveness, WorkerClient
 
-PROGRAM = "patreon:worker"
+PROGRAM = "patreon:worker_00"
 NO_ENV_FILE = Path("/nonexistent/.env")
 
 
@@ -40,7 +40,7 @@ def tick(when: int = 1_700_000_000) -> str:
     return envelope("TICK_5", f"when:{when}")
 
 
-def exited(pid: int, expected: int = 0, process: str = "worker", group: str = "patreon") -> str:
+def exited(pid: int, expected: int = 0, process: str = "worker_00", group: str = "patreon") -> str:
     return envelope(
         "PROCESS_STATE_EXITED",
         f"processname:{process} groupname:{group} from_state:RUNNING expected:{expected} pid:{pid}",
@@ -50,7 +50,7 @@ def exited(pid: int, expected: int = 0, process: str = "worker", group: str = "p
 def starting(from_state: str, tries: int = 0) -> str:
     return envelope(
         "PROCESS_STATE_STARTING",
-        f"processname:worker groupname:patreon from_state:{from_state} tries:{tries}",
+        f"processname:worker_00 groupname:patreon from_state:{from_state} tries:{tries}",
     )
 
 
@@ -71,7 +71,7 @@ class FakeSupervisor:
             raise self.fail_with
         assert name == PROGRAM
         return {
-            "name": "worker",
+            "name": "worker_00",
             "group": "patreon",
             "description": f"pid {self.pid}, uptime 0:00:05",
             "start": self.start,
@@ -81,8 +81,8 @@ class FakeSupervisor:
             "statename": self.statename,
             "spawnerr": "",
             "exitstatus": 0,
-            "logfile": "/x/var/log/worker.log",
-            "stdout_logfile": "/x/var/log/worker.log",
+            "logfile": "/x/var/log/worker_00.log",
+            "stdout_logfile": "/x/var/log/worker_00.log",
             "stderr_logfile": "",
             "pid": self.pid,
         }
@@ -236,7 +236,7 @@ def test_a_hung_worker_is_killed_and_started_and_its_exit_is_not_a_crash(sup, tm
     assert ping.timeouts == [2.0, 2.0, 2.0]
     assert sup.actions() == [("signalProcess", PROGRAM, "KILL")]
     assert (
-        "❌ Watchdog: patreon:worker pid 100 is hung: 3 ping(s) of 2 s unanswered; killed it" in caplog.text
+        "❌ Watchdog: patreon:worker_00 pid 100 is hung: 3 ping(s) of 2 s unanswered; killed it" in caplog.text
     )
     state = report(tmp_path)
     assert state["hang_restarts"] == 1 and state["last_restart_reason"].startswith("hung")
@@ -275,7 +275,7 @@ def test_supervisord_unreachable_is_logged_not_fatal(sup, tmp_path, caplog):
     sup.fail_with = ConnectionRefusedError(111, "Connection refused")
     dog = make(sup, tmp_path, ping=FakePing(None, None))
     feed(dog, tick(), exited(100))
-    assert "cannot read patreon:worker from supervisord" in caplog.text
+    assert "cannot read patreon:worker_00 from supervisord" in caplog.text
     assert dog.stdout.getvalue().count("RESULT 2\nOK") == 2
 
 
@@ -304,8 +304,8 @@ def test_the_crash_limit_within_the_window_stops_the_worker(sup, tmp_path, clock
     feed(dog, exited(102))
     assert sup.actions() == [("stopProcess", PROGRAM, False)]
     assert (
-        "❌ Watchdog: stopping patreon:worker (crash loop: 3 unexpected exits within 60 s; "
-        "WATCHDOG_CRASH_LIMIT=3). Fix the cause, then: supervisorctl start patreon:worker"
+        "❌ Watchdog: stopping patreon:worker_00 (crash loop: 3 unexpected exits within 60 s; "
+        "WATCHDOG_CRASH_LIMIT=3). Fix the cause, then: supervisorctl start patreon:worker_00"
     ) in caplog.text
     state = report(tmp_path)
     assert state["worker_stopped_reason"] == "crash loop: 3 unexpected exits within 60 s"
@@ -354,7 +354,7 @@ def test_a_deliberate_start_lifts_the_stop(sup, tmp_path, caplog):
     feed(dog, exited(100), exited(101))
     sup.statename = "STOPPED"
     assert report(tmp_path)["worker_stopped_reason"]
-    feed(dog, starting("STOPPED"))  # supervisorctl start patreon:worker
+    feed(dog, starting("STOPPED"))  # supervisorctl start patreon:worker_00
     sup.statename = "STARTING"
     assert "started deliberately; crash-loop stop lifted" in caplog.text
     state = report(tmp_path)
