@@ -76,6 +76,7 @@ WORKER_ONLY = frozenset(
     {
         "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE",
         "PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS",
+        "PATREON_RATE_LIMIT_SHARED",
         "PATREON_CREATOR_ACCESS_TOKEN",
         "PATREON_CREATOR_REFRESH_TOKEN",
         "PATREON_API_BASE",
@@ -206,6 +207,9 @@ class WorkerSettings(PatreonAppSettings):
     # Which of ``endpoints`` this worker binds: supervisord's %(process_num)s
     # (WORKER_PROCESS_NUM, set in supervisord.conf), 0 for a single worker.
     worker_process_num: int = 0
+    # Patreon's budget in the store (worker.shared_ratelimit), shared by every worker
+    # on it: on by default when several workers are configured.
+    rate_limit_shared: bool = False
     # Full member sync every this many seconds (0 = only at start on an empty table and
     # on request); whether member rows keep email and name.
     member_sync_interval_s: float = 21600.0
@@ -414,6 +418,7 @@ class _Reader(Reader):
             webhook_secrets=tuple(s.strip() for s in (webhook_secret or "").split(",") if s.strip()),
             rate_limit_per_minute=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE", 90),
             rate_limit_per_2_seconds=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS", 95),
+            rate_limit_shared=self.boolean("PATREON_RATE_LIMIT_SHARED", len(endpoints) > 1),
             # Patreon's edge counts 4xx over 600 s; how long it blocks is not documented.
             patreon_edge_pause_s=self.seconds("PATREON_EDGE_BLOCK_PAUSE_S", 600.0, 1.0, 86400.0),
             app_name=self.text("PATREON_APP_NAME", "Patreon Bridge"),

@@ -55,9 +55,10 @@ class PoolLiveness:
 
     @property
     def reason(self) -> str:
-        return "; ".join(
-            f"{worker_name(i)}: {peer.liveness.reason}" for i, peer in enumerate(self._peers)
-        ) or "no worker configured"
+        return (
+            "; ".join(f"{worker_name(i)}: {peer.liveness.reason}" for i, peer in enumerate(self._peers))
+            or "no worker configured"
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The first live worker's fields at the top (one worker: exactly its state, as
@@ -110,12 +111,14 @@ class WorkerPool:
             peer.close()
 
     def _order(self, exclude: set[int]) -> list[int]:
-        """Live workers, starting with the next one's turn."""
+        """Live workers, starting with the next one's turn (turns go round the live ones,
+        so a dead worker's share is spread evenly over the others)."""
+        live = [i for i, peer in enumerate(self.peers) if i not in exclude and peer.liveness.up]
+        if not live:
+            return []
         with self._turn_lock:
-            start = next(self._turn)
-        n = len(self.peers)
-        rotated = [(start + k) % n for k in range(n)]
-        return [i for i in rotated if i not in exclude and self.peers[i].liveness.up]
+            start = next(self._turn) % len(live)
+        return live[start:] + live[:start]
 
     def reply(
         self,
@@ -151,7 +154,12 @@ class WorkerPool:
             except (WorkerUnavailable, WorkerTimeout) as ex:
                 last = ex
             if may_retry:
-                log.info("retrying %s on another worker after %s (%s)", action, type(last).__name__, worker_name(index))
+                log.info(
+                    "retrying %s on another worker after %s (%s)",
+                    action,
+                    type(last).__name__,
+                    worker_name(index),
+                )
         if last is not None:
             raise last
         raise WorkerUnavailable(self.liveness.reason)
@@ -163,7 +171,11 @@ class WorkerPool:
             return reply.payload()
         except (ValueError, RecursionError) as ex:
             raise WorkerCallError(
-                {"code": protocol.BAD_FRAME, "message": "bad reply from worker: document is not JSON", "status": 502}
+                {
+                    "code": protocol.BAD_FRAME,
+                    "message": "bad reply from worker: document is not JSON",
+                    "status": 502,
+                }
             ) from ex
 
     def call_document(self, action: str, data: dict[str, Any] | None = None, **options: Any) -> bytes:

@@ -52,6 +52,7 @@ def main() -> int:
     from wire.curve import KeysMissing, ServerSecurity
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
+    from worker.lease_holder import worker_holder
     from worker.members import MemberPrograms
     from worker.patreon_actions import build_actions
     from worker.server import WorkerServer
@@ -88,8 +89,10 @@ def main() -> int:
         store,
         on_refresh_wanted=programs.refresher.wake,
         on_sync_wanted=lambda: programs.sync.request("legacy pledge of an unknown member"),
+        holder=worker_holder(config),  # one consumer at a time across workers
     )
-    sweeper = OrphanTokenSweeper(store)  # session tokens whose session has ended
+    # session tokens whose session has ended; one sweep per interval across workers
+    sweeper = OrphanTokenSweeper(store, holder=worker_holder(config))
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
