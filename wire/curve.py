@@ -24,17 +24,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 log = logging.getLogger(__name__)
 
 SERVER = "server"
 CLIENT = "client"
 ALLOWED = "allowed_clients"
+ZAP_DOMAIN = "patreon-bridge"
+REFUSAL_LOG_EVERY_S = 10.0  # a refused client retries (its heartbeat): one line per key this often
 
 
 class KeysMissing(Exception):
@@ -92,11 +96,19 @@ class _LoggingAuthenticator(ThreadAuthenticator):
     """pyzmq's authenticator, plus one clear warning line per refused key (its own
     lines are debug level)."""
 
+    _allow_dir: Path
+    _last_logged: dict[bytes, float]
+
     async def _authenticate_curve(self, domain: str, client_key: bytes) -> tuple[bool, bytes]:
         allowed, reason = await super()._authenticate_curve(domain, client_key)
-        if not allowed:
+        now = time.monotonic()
+        if (
+            not allowed
+            and now - self._last_logged.get(client_key, -REFUSAL_LOG_EVERY_S) >= REFUSAL_LOG_EVERY_S
+        ):
+            self._last_logged[client_key] = now
             # A public key is no secret; its first characters tell an operator which one.
-            shown = zmq.utils.z85.encode(client_key)[:8].decode("ascii", "replace")
+            shown = z85.encode(client_key)[:8].decode("ascii", "replace")
             log.warning(
                 "refused a worker client: its CURVE key %s... is not in %s (%s)",
                 shown,
@@ -117,10 +129,11 @@ class ServerSecurity:
             raise KeysMissing(f"{self.allow_dir} holds no client public key (*.key)")
         self._auth = _LoggingAuthenticator(context, log=logging.getLogger("zmq.auth"))
         self._auth._allow_dir = self.allow_dir
+        self._auth._last_logged = {}
 
     def start(self) -> None:
         self._auth.start()
-        self._auth.configure_curve(domain="*", location=str(self.allow_dir))
+        self._auth.configure_curve(domain=ZAP_DOMAIN, location=str(self.allow_dir))
         count = len(list(self.allow_dir.glob("*.key")))
         log.info("CURVE on: %d allowed client key(s) in %s", count, self.allow_dir)
 
@@ -130,7 +143,7 @@ class ServerSecurity:
         sock.curve_secretkey = self._secret
         # Not the default domain: ZAP is asked for every connection, so a NULL
         # (keyless) client cannot slip through as "no ZAP handler".
-        sock.zap_domain = b"patreon-bridge"
+        sock.zap_domain = ZAP_DOMAIN.encode()
 
     def stop(self) -> None:
         self._auth.stop()
