@@ -221,3 +221,22 @@ def test_a_non_idempotent_call_in_a_killed_worker_fails_with_the_documented_code
     assert all(r.status_code == 503 and body(r)["code"] == "PATREON_SERVICE_UNAVAILABLE" for r in failed)
     assert any(r.status_code == 200 for r in results)  # worker_00's calls finished
     wait_for(lambda: both_up(stack), 30, what="worker_01 back")
+
+
+def test_two_web_processes_listen_on_port_and_port_plus_one_on_one_store():
+    with Stack(name="pb-webs", webs=2) as stack:
+        wait_for(
+            lambda: all(
+                requests.get(url + "/api/patreon/health", timeout=5).status_code == 200 for url in stack.web_urls
+            ),
+            30,
+            what="both web processes healthy",
+        )
+        assert stack.state("patreon:web_01") == "RUNNING"
+        # A session made through one process is known to the other (the store holds it).
+        browser = Browser(stack)
+        browser.login("7")
+        other = requests.get(
+            stack.web_urls[1] + "/api/patreon/user", cookies={"pb_session": browser.cookie}, timeout=30
+        )
+        assert other.status_code == 200 and body(other)["data"]["id"] == "7"
