@@ -27,7 +27,12 @@ class MemberPrograms:
             holder=worker_holder(config),  # one sync at a time across workers
         )
         self.refresher = MemberRefresher(
-            store, PatreonReader(api), writer, keep_pii=config.member_pii, request_sync=self.sync.request
+            store,
+            PatreonReader(api),
+            writer,
+            keep_pii=config.member_pii,
+            request_sync=self.sync.request,
+            holder=worker_holder(config),  # one refresher at a time across workers
         )
 
     def start(self) -> None:
