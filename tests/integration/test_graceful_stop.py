@@ -73,7 +73,7 @@ def test_stop_web_lets_the_in_flight_request_finish(stack: Stack):
     assert out.returncode == 0, out.stdout + out.stderr
     assert_completed(call)
     print(f"\nstop patreon:web_00: in-flight request answered 200 after {call.finished_at - started:.2f} s")
-    assert_stopped_cleanly(stack, "web", mark)
+    assert_stopped_cleanly(stack, "web_00", mark)
     with pytest.raises(requests.ConnectionError):
         stack.get("/api/patreon/health", timeout=2)
     assert stack.ctl("start", "patreon:web_00").returncode == 0
@@ -97,8 +97,8 @@ def test_restart_the_group_lets_the_in_flight_request_finish(stack: Stack):
     out = stack.ctl("restart", "patreon:*")
     assert out.returncode == 0, out.stdout + out.stderr
     assert_completed(call)
-    assert_stopped_cleanly(stack, "web", mark)
-    assert_stopped_cleanly(stack, "worker", mark)
+    assert_stopped_cleanly(stack, "web_00", mark)
+    assert_stopped_cleanly(stack, "worker_00", mark)
     stack.wait_healthy()
     assert stack.pid("patreon:web_00") not in old_pids and stack.pid("patreon:worker_00") not in old_pids
 
@@ -120,7 +120,7 @@ def test_stop_worker_finishes_in_flight_calls_and_refuses_new_ones(stack: Stack)
     assert_completed(call)
     stopper.join(15)
     assert stack.state("patreon:worker_00") == "STOPPED"
-    assert_stopped_cleanly(stack, "worker", mark)
+    assert_stopped_cleanly(stack, "worker_00", mark)
     assert stack.ctl("start", "patreon:worker_00").returncode == 0
     stack.wait_healthy()
 
@@ -135,7 +135,7 @@ def test_sigterm_to_supervisord_lets_the_in_flight_request_finish():
         assert stack.process.wait(20) == 0
         took = time.monotonic() - started
         print(f"\nSIGTERM to supervisord: in-flight request answered 200, everything stopped in {took:.2f} s")
-        for program in ("web", "worker", "sandbox"):
+        for program in ("web_00", "worker_00", "sandbox"):
             assert_stopped_cleanly(stack, program, 0)
         assert "stopped: watchdog" in stack.log_text("supervisord")
         assert took < 10  # under web's and worker's stopwaitsecs: nothing waited for SIGKILL
