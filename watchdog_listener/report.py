@@ -26,10 +26,11 @@ def read_state(data_dir: Path, process: str | None = None) -> dict[str, Any] | N
     return _read(state_path(data_dir, process))
 
 
-def read_states(data_dir: Path) -> list[dict[str, Any]]:
-    """Every worker's report, worker_00's first."""
-    paths = [state_path(data_dir), *sorted(Path(data_dir).glob("watchdog-worker_*.json"))]
-    return [state for state in map(_read, paths) if state is not None]
+def read_states(data_dir: Path, first: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every worker's report, worker_00's first (``first``: already read by the caller)."""
+    first = read_state(data_dir) if first is None else first
+    others = map(_read, sorted(Path(data_dir).glob("watchdog-worker_*.json")))
+    return [state for state in (first, *others) if state is not None]
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ class StatusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         state = self._worker.liveness.snapshot()
+        watchdog = read_watchdog_state(self._config.data_dir)
         try:
             member_sync = sync_status(self._store)
         except sqlite3.Error:
@@ -62,9 +63,9 @@ class StatusResource:
                 "patreon_edge": state["patreon_edge"],
                 # The watchdog's last report (None until it runs): a worker it stopped
                 # for crash-looping shows here with the reason.
-                "watchdog": read_watchdog_state(self._config.data_dir),
+                "watchdog": watchdog,
                 # Every worker's report (several workers: one per process).
-                "watchdogs": read_watchdog_states(self._config.data_dir),
+                "watchdogs": read_watchdog_states(self._config.data_dir, watchdog),
                 # Member sync and reconciliation (docs/entitlements.md).
                 "member_sync": member_sync,
             },
