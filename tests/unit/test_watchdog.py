@@ -545,3 +545,61 @@ def test_the_rpc_interface_speaks_to_supervisords_unix_socket(tmp_path):
         thread.join(10)
         server.server_close()
     assert calls == [("/RPC2", ((PROGRAM,), "supervisor.getProcessInfo"))]
+
+
+# -- several workers (numprocs) ----------------------------------------------------------
+class TwoWorkers:
+    """supervisord with patreon:worker_00 and patreon:worker_01 (and web_00)."""
+
+    def __init__(self):
+        self.sups = {"patreon:worker_00": FakeSupervisor(pid=100), "patreon:worker_01": FakeSupervisor(pid=101)}
+        self.calls: list[tuple[Any, ...]] = []
+
+    def getAllProcessInfo(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "web_00", "group": "patreon"},
+            {"name": "worker_01", "group": "patreon"},
+            {"name": "worker_00", "group": "patreon"},
+            {"name": "watchdog", "group": "watchdog"},
+        ]
+
+    def getProcessInfo(self, name: str) -> dict[str, Any]:
+        one = self.sups[name]
+        return {"name": name.split(":")[1], "statename": one.statename, "pid": one.pid, "start": one.start}
+
+    def signalProcess(self, name: str, signal: str) -> bool:
+        self.calls.append(("signalProcess", name, signal))
+        return True
+
+
+def test_the_watchdog_finds_every_worker_process_and_kills_only_the_hung_one(tmp_path, caplog):
+    from watchdog_listener.listener import WatchdogGroup, worker_programs
+
+    sup = TwoWorkers()
+    rpc = FakeRpc(sup)
+    assert worker_programs(rpc) == [("patreon:worker_00", 0), ("patreon:worker_01", 1)]
+    pings = {"patreon:worker_00": FakePing(), "patreon:worker_01": FakePing(None, None)}
+    dogs = []
+    for program, _num in worker_programs(rpc):
+        dog = Watchdog(
+            rpc,
+            pings[program],
+            max_misses=2,
+            ping_timeout_s=1.0,
+            crash_limit=3,
+            crash_window_s=60.0,
+            state_file=tmp_path / f"{program.split(':')[1]}.json",
+            program=program,
+            clock=FakeClock(),
+        )
+        dogs.append(dog)
+    group = WatchdogGroup(dogs, stdin=io.StringIO(tick()), stdout=io.StringIO())
+    assert group.run_once() is True
+    assert group.stdout.getvalue() == "READY\nRESULT 2\nOK"
+    assert sup.calls == [("signalProcess", "patreon:worker_01", "KILL")]
+    assert "❌ Watchdog: patreon:worker_01 pid 101 is hung" in caplog.text
+    assert len(pings["patreon:worker_00"].timeouts) == 1  # worker_00 answered its one ping
+    # worker_01's exit after our SIGKILL is no crash; worker_00's own exit would be its alone.
+    group.stdin = io.StringIO(exited(100, process="worker_00"))
+    group.run_once()
+    assert dogs[0].state["crashes_in_window"] == 1 and dogs[1].state["crashes_in_window"] == 0
