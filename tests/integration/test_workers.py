@@ -70,8 +70,14 @@ def test_both_workers_serve_and_status_and_health_report_each(stack):
     assert [r["program"] for r in status["watchdogs"]] == list(WORKERS)
 
 
+def member_page_calls(stack: Stack, process: str) -> int:
+    """How many member-page calls a worker process made to the sandbox (its log lines)."""
+    return stack.log_text(process).count("patreon GET /api/oauth2/v2/campaigns/1001/members")
+
+
 def test_300_calls_over_two_workers_without_a_single_sandbox_429(stack):
     stack.sandbox("POST", "/_sandbox/state/reset-counters")
+    before = [member_page_calls(stack, p) for p in ("worker_00", "worker_01")]
 
     def read(_: int) -> int:
         return requests.get(
@@ -92,6 +98,11 @@ def test_300_calls_over_two_workers_without_a_single_sandbox_429(stack):
     )
     assert set(statuses) == {200}
     assert state["throttled"] == 0 and state["api_requests"] == 300
+    served = [
+        member_page_calls(stack, p) - n for p, n in zip(("worker_00", "worker_01"), before, strict=True)
+    ]
+    print(f"worker_00 made {served[0]} of the calls, worker_01 {served[1]}")
+    assert sum(served) == 300 and min(served) >= 100  # spread over both, round robin
     # Two workers with a budget each would finish in about half this: one budget held.
     assert elapsed_s >= 2 * (300 - 95) / 95 - 0.5
     with sqlite3.connect(stack.dir / "var" / "bridge.sqlite3") as conn:
@@ -227,7 +238,8 @@ def test_two_web_processes_listen_on_port_and_port_plus_one_on_one_store():
     with Stack(name="pb-webs", webs=2) as stack:
         wait_for(
             lambda: all(
-                requests.get(url + "/api/patreon/health", timeout=5).status_code == 200 for url in stack.web_urls
+                requests.get(url + "/api/patreon/health", timeout=5).status_code == 200
+                for url in stack.web_urls
             ),
             30,
             what="both web processes healthy",
