@@ -118,6 +118,9 @@ def test_twenty_concurrent_reads_on_an_expired_token_over_two_workers_cause_one_
         ).fetchone()[0]
     access = stack.cipher().open(sealed)
     before = sandbox_state(stack)["token_grants"]["refresh_token"]
+    reads_before = [
+        stack.log_text(p).count("patreon GET /api/oauth2/v2/identity") for p in ("worker_00", "worker_01")
+    ]
     assert stack.sandbox("POST", "/_sandbox/tokens/expire", json={"access_token": access}).status_code == 200
     cookie = browser.cookie
 
@@ -131,6 +134,11 @@ def test_twenty_concurrent_reads_on_an_expired_token_over_two_workers_cause_one_
     print(f"\n20 concurrent reads on an expired token over 2 workers: {refreshes} refresh")
     assert answers == [(200, "7")] * 20
     assert refreshes == 1
+    reads = [
+        stack.log_text(p).count("patreon GET /api/oauth2/v2/identity") - n
+        for p, n in zip(("worker_00", "worker_01"), reads_before, strict=True)
+    ]
+    assert min(reads) >= 10, reads  # both workers met the expired token
     # The session kept a working pair: a later read needs no new login.
     assert read(0) == (200, "7")
 
