@@ -10,8 +10,8 @@ holds about 40 slots, as at Patreon's real pace (95 per 2 s), not thousands. A P
 is the shared slot's cost against that, and the ratio says whether keeping the
 in-process limiter for one worker is worth it.
 
-Run alone: ``python -m bench.ratelimit`` (not part of the full ``python -m bench`` run:
-it needs no stack).
+Run alone: ``python -m bench --only ratelimit`` (or ``python -m bench.ratelimit``); it
+needs no stack.
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import Line, Outcome
 from patreon_client.ratelimit import RateLimiter
 from store.database import Store
 from worker.shared_ratelimit import SharedRateLimiter
 
+NUMBER = 10
+KEY = "ratelimit"
+TITLE = "Rate limiter cost per call: shared in the store vs in-process"
+GOAL = "shared slot well under a Patreon call (100 ms): <= 20 ms from 8 threads"
+GOAL_SHARED_MS = 20.0
 CALLS = 2000
 HIGH = 10**9
 STEP_S = 0.05
@@ -63,20 +69,44 @@ def per_call_us(limiter, threads: int, calls: int = CALLS) -> float:
     return (time.perf_counter() - started) / (per_thread * threads) * 1e6
 
 
-def main() -> int:
+def measure(calls: int = CALLS) -> list[tuple[int, float, float]]:
+    """(threads, in-process us, shared us) per call, side by side."""
+    results = []
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bridge.sqlite3")
         store.migrate()
-        print("rate limiter cost per call (take + release), no waiting:")
         per_call_us(RateLimiter(HIGH, HIGH, clock=SteppingClock()), 1, 200)  # warm-up
         per_call_us(SharedRateLimiter(store, HIGH, HIGH, wall_clock=SteppingClock()), 1, 200)
         for threads in (1, 8):
-            local = per_call_us(RateLimiter(HIGH, HIGH, clock=SteppingClock()), threads)
-            shared = per_call_us(SharedRateLimiter(store, HIGH, HIGH, wall_clock=SteppingClock()), threads)
-            print(
-                f"  {threads} thread(s): in-process {local:8.1f} us, shared (SQLite) {shared:8.1f} us,"
-                f" shared / in-process = {shared / local:6.0f}x"
+            local = per_call_us(RateLimiter(HIGH, HIGH, clock=SteppingClock()), threads, calls)
+            shared = per_call_us(
+                SharedRateLimiter(store, HIGH, HIGH, wall_clock=SteppingClock()), threads, calls
             )
+            results.append((threads, local, shared))
+    return results
+
+
+def run(quick: bool) -> Outcome:
+    outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
+    for threads, local, shared in measure(400 if quick else CALLS):
+        outcome.add(
+            Line(
+                f"{threads} thread(s): shared / in-process",
+                f"{shared / 1000:.2f} ms / {local / 1000:.3f} ms = {shared / local:.0f}x",
+                goal=f"shared <= {GOAL_SHARED_MS:g} ms" if threads == 8 else "",
+                met=shared / 1000 <= GOAL_SHARED_MS if threads == 8 else None,
+            )
+        )
+    return outcome
+
+
+def main() -> int:
+    print("rate limiter cost per call (take + release), no waiting:")
+    for threads, local, shared in measure():
+        print(
+            f"  {threads} thread(s): in-process {local:8.1f} us, shared (SQLite) {shared:8.1f} us,"
+            f" shared / in-process = {shared / local:6.0f}x"
+        )
     return 0
 
 
