@@ -29,7 +29,7 @@ NOT_COPIED = frozenset({"alembic_version", "schema_version", "table_generations"
 BATCH = 1000
 # Tables whose integer key comes from a sequence on PostgreSQL: it must continue after
 # the copied ids, or the next insert would meet an id already taken.
-SEQUENCED = {"webhook_events": "id", "member_syncs": "id"}
+SEQUENCED = {"webhook_events": "id", "member_syncs": "id", "rate_slots": "id"}
 
 
 class TargetNotEmpty(Exception):

@@ -108,5 +108,5 @@ METHOD_NOT_ALLOWED = _code("METHOD_NOT_ALLOWED", 405, "the route takes other met
 CONFLICT = _code("CONFLICT", 409, "conflict")
 LENGTH_REQUIRED = _code("LENGTH_REQUIRED", 411, "a body without Content-Length")
 UNSUPPORTED_MEDIA_TYPE = _code("UNSUPPORTED_MEDIA_TYPE", 415, "the body is not application/json")
-INTERNAL_ERROR = _code("INTERNAL_ERROR", 500, "web failed; web.log has the traceback")
+INTERNAL_ERROR = _code("INTERNAL_ERROR", 500, "web failed; its log (web_NN.log) has the traceback")
 SERVICE_UNAVAILABLE = _code("SERVICE_UNAVAILABLE", 503, "web cannot serve this now; retry")

@@ -19,6 +19,8 @@ from tests.webhook_deliveries import encode, member_document
 # What the pre-Alembic list held when it was frozen: entries added since must become
 # Alembic revisions (the recipe in store/database.py's docstring).
 FROZEN = {1, 2, 3, 4, 10, 11, 100, 200, 201, 202, 203, 300, 400}
+# Legacy entries that shipped on main before they became revisions (0003-0005): a file
+# may hold them; the revisions are idempotent.
 
 
 def legacy_store(path: Path, *, skip: frozenset[int] = frozenset()) -> None:
