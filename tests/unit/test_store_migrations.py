@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from store import webhook_events, webhook_secrets
+from store import leases, webhook_events, webhook_secrets
 from store.database import BASELINE_REVISION, MIGRATIONS, Store, StoreError, _statements
 from store.generations import generation
 from tests.webhook_deliveries import encode, member_document
@@ -138,7 +138,7 @@ def test_the_dedupe_key_is_unique_in_the_schema(store):
     assert webhook_events.counts(store)["total"] == 1
 
 
-def test_a_legacy_file_that_ran_210_and_211_converts_without_doubling_anything(tmp_path):
+def test_a_legacy_file_that_ran_210_211_and_500_converts_keeping_its_rows_without_doubling_anything(tmp_path):
     # Legacy migrations 210 and 211 shipped on main before they became revisions 0003
     # and 0004: a file that ran them must convert cleanly (IF EXISTS / IF NOT EXISTS).
     path = tmp_path / "bridge.sqlite3"
@@ -150,7 +150,11 @@ def test_a_legacy_file_that_ran_210_and_211_converts_without_doubling_anything(t
         "CREATE TRIGGER IF NOT EXISTS members_insert_generation AFTER INSERT ON members BEGIN"
         " UPDATE table_generations SET generation = generation + 1 WHERE name = 'members'; END"
     )
-    conn.executemany("INSERT INTO schema_version (version) VALUES (?)", [(210,), (211,)])
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
+    conn.execute("INSERT INTO leases VALUES ('member-sync', 'host/worker_00/x', 1e12)")
+    conn.executemany("INSERT INTO schema_version (version) VALUES (?)", [(210,), (211,), (500,)])
     conn.close()
     store = Store(path)
     store.migrate()
@@ -160,3 +164,4 @@ def test_a_legacy_file_that_ran_210_and_211_converts_without_doubling_anything(t
             "INSERT INTO members (member_id, campaign_id, source, source_at) VALUES ('m', '1', 'sync', 'now')"
         )
     assert generation(store, "members") == before + 1
+    assert leases.get(store, "member-sync").holder == "host/worker_00/x"
