@@ -200,7 +200,7 @@ class WebSettings(PatreonAppSettings):
     login_rate_per_minute: int
     # PostgreSQL: how long a request waits for a pooled connection and lets a statement
     # run before it answers 503 STORE_UNAVAILABLE (small: web must answer fast).
-    web_database_pool_timeout_s: float = 0.4
+    web_database_pool_timeout_s: float = 0.25
     web_database_statement_timeout_s: float = 2.0
 
 
@@ -431,7 +431,7 @@ class _Reader(Reader):
             worker_endpoint=endpoint,
             database_url=database_url,
             database_pool_size=self.integer("DATABASE_POOL_SIZE", 10, 1, 1000),
-            web_database_pool_timeout_s=self.seconds("WEB_DATABASE_POOL_TIMEOUT_S", 0.4, 0.01, 60.0),
+            web_database_pool_timeout_s=self.seconds("WEB_DATABASE_POOL_TIMEOUT_S", 0.25, 0.01, 60.0),
             web_database_statement_timeout_s=self.seconds("WEB_DATABASE_STATEMENT_TIMEOUT_S", 2.0, 0.05, 600.0),
             worker_endpoints=endpoints if len(endpoints) > 1 else (),
             worker_process_num=process_num,
