@@ -445,7 +445,11 @@ class _Reader(Reader):
             webhook_secrets=tuple(s.strip() for s in (webhook_secret or "").split(",") if s.strip()),
             rate_limit_per_minute=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE", 90),
             rate_limit_per_2_seconds=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS", 95),
-            rate_limit_shared=self.boolean("PATREON_RATE_LIMIT_SHARED", len(endpoints) > 1),
+            # Shared whenever a peer may exist: several workers here, or a PostgreSQL store
+            # (other hosts' workers may be on it; this host's count cannot tell).
+            rate_limit_shared=self.boolean(
+                "PATREON_RATE_LIMIT_SHARED", len(endpoints) > 1 or not database_url.startswith("sqlite:")
+            ),
             # Patreon's edge counts 4xx over 600 s; how long it blocks is not documented.
             patreon_edge_pause_s=self.seconds("PATREON_EDGE_BLOCK_PAUSE_S", 600.0, 1.0, 86400.0),
             app_name=self.text("PATREON_APP_NAME", "Patreon Bridge"),

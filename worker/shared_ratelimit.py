@@ -13,10 +13,11 @@ when they have room; it sleeps until the oldest answered slot ages out (or
 per process (each worker that meets one holds back; the shared windows keep the
 others under the limit in the first place).
 
-The worker uses it when it has peers (``WORKER_PROCESSES`` or
-``PATREON_WORKER_ENDPOINTS`` above 1, or ``PATREON_RATE_LIMIT_SHARED=1`` for workers
-on several hosts); one worker alone keeps the in-process limiter (no store write
-per call; bench/ratelimit.py measures the difference).
+The worker uses it when it may have peers: ``WORKER_PROCESSES`` or
+``PATREON_WORKER_ENDPOINTS`` above 1, or a PostgreSQL store (workers of other hosts
+may share it, which no count on this host shows), or ``PATREON_RATE_LIMIT_SHARED=1``.
+One worker alone on SQLite keeps the in-process limiter (no store write per call;
+bench/ratelimit.py measures the difference).
 """
 
 from __future__ import annotations

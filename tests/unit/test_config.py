@@ -109,6 +109,14 @@ def test_several_workers_get_one_ipc_socket_each_and_web_a_port_each():
     )
 
 
+def test_a_postgresql_store_shares_the_rate_limit_even_with_one_worker_here():
+    # Workers of other hosts may share the store: this host's worker count cannot tell.
+    url = "postgresql://bridge@db.example/bridge"
+    assert load({"DATA_DIR": "/srv/b", "DATABASE_URL": url}).rate_limit_shared is True
+    off = load({"DATA_DIR": "/srv/b", "DATABASE_URL": url, "PATREON_RATE_LIMIT_SHARED": "0"})
+    assert off.rate_limit_shared is False
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [
