@@ -85,24 +85,33 @@ def wait_for(
 
 class Stack:
     def __init__(
-        self, env: dict[str, str] | None = None, *, name: str = "pb", workers: int = 1, webs: int = 1
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        name: str = "pb",
+        workers: int = 1,
+        webs: int = 1,
+        sandbox_of: Stack | None = None,
     ):
+        """``sandbox_of``: use that (running) stack's sandbox instead of starting one, so
+        two stacks talk to one "patreon.com" (one rate limit, one token table)."""
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         for entry in CODE:
             (self.dir / entry).symlink_to(REPO / entry)
         (self.dir / "var" / "log").mkdir(parents=True)
         self.workers, self.webs = workers, webs
-        if workers > 1 or webs > 1:
+        if workers > 1 or webs > 1 or sandbox_of is not None:
             # The documented override (supervisord.conf's [include]), not an edited copy.
             (self.dir / "supervisord.d").mkdir()
             (self.dir / "supervisord.d" / "scale.conf").write_text(
                 f"[program:worker]\nnumprocs={workers}\n\n[program:web]\nnumprocs={webs}\n"
+                + ("\n[program:sandbox]\nautostart=false\n" if sandbox_of is not None else "")
             )
         self.conf = self.dir / "supervisord.conf"
         self.port = free_port()
         while webs > 1 and not all(_port_free(self.port + i) for i in range(webs)):
             self.port = free_port()  # web_NN listens on PORT + NN
-        self.sandbox_port = free_port()
+        self.sandbox_port = sandbox_of.sandbox_port if sandbox_of is not None else free_port()
         self.live_port = free_port()  # the live program (live/): its own port, no nginx in tests
         base = {
             k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)
