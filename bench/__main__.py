@@ -10,6 +10,7 @@ load, then 5 recovery last (it restarts the worker, which would reset its memory
 Benchmark 4 (paging) runs on a second stack with Patreon's documented rate limits;
 7 (member sync) and then 8 (access checks) on a third, also with the documented limits.
 Benchmark 9 (fanout: 10,000 live subscribers) runs on a fourth stack of its own.
+Benchmark 11 (scaleout) starts a throw-away PostgreSQL cluster and three stacks of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bench import (
     ratelimit,
     recovery,
     report,
+    scaleout,
     stacks,
     webhooks,
 )
@@ -44,7 +46,7 @@ from harness.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
 ENTITLEMENT_BENCHMARKS = (member_sync, access)  # in this order: access checks need the synced table
-ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access, fanout, ratelimit)
+ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access, fanout, ratelimit, scaleout)
 NAMES = {module.KEY: module for module in ALL}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 SANDBOX_READY_TIMEOUT_S = 120.0
@@ -220,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes[fanout.KEY] = guarded(fanout, fanout.run, args.quick)
     if ratelimit in selected:  # no stack: the limiters on a throw-away store
         outcomes[ratelimit.KEY] = guarded(ratelimit, ratelimit.run, args.quick)
+    if scaleout in selected:  # stacks of its own on a throw-away PostgreSQL cluster
+        outcomes[scaleout.KEY] = guarded(scaleout, scaleout.run, args.quick)
     if memory in selected:
         idle = snapshots[0] if snapshots else None
         loaded = snapshots[1] if len(snapshots) > 1 else None
