@@ -24,12 +24,12 @@ from live.notify import WakeupListener
 from live.settings import LiveSettings
 from live.sio import SOCKETIO_PATH, LiveSocketIo
 from live.sse import EVENTS_PATH, SseClient
+from live_events.codes import INTERNAL_ERROR, INVALID_LAST_EVENT_ID, INVALID_SINCE, UNAUTHORIZED
+from live_events.cursor import parse_event_id, reject_repeated
+from live_events.engineio_errors import engineio_error_body
+from live_events.errors import ApiError, error_body, shared_code_for_status
 from settings.config import Config
 from store.database import Store
-from web.codes import INTERNAL_ERROR, INVALID_LAST_EVENT_ID, INVALID_SINCE, UNAUTHORIZED
-from web.engineio_errors import engineio_error_body
-from web.errors import ApiError, error_body
-from web.events import parse_event_id, reject_repeated
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's connection outlives their 
 
 
 def _serialize(req, resp, ex: falcon.HTTPError) -> None:
-    # web.errors' shape ({"success": false, "error", "code"}); its handlers are not ASGI's.
-    code = ex.code if isinstance(ex.code, str) else f"HTTP_{ex.status_code}"
+    # The shared shape ({"success": false, "error", "code"}); web's handlers are not ASGI's.
+    code = ex.code if isinstance(ex.code, str) else shared_code_for_status(ex.status_code)
     resp.content_type = falcon.MEDIA_JSON
     resp.media = error_body(ex.description or ex.title, code, **getattr(ex, "extra", {}))
 
@@ -139,7 +139,7 @@ class ConnectionCap:
 class EngineIoErrorsAsJson:
     """ASGI: engine.io's own refusals (bad origin, transport, protocol version, session)
     come back in the bridge's JSON error shape with a code, as web's do
-    (``web.engineio_errors``); every other answer passes through untouched."""
+    (``live_events.engineio_errors``); every other answer passes through untouched."""
 
     def __init__(self, app: Any):
         self._app = app

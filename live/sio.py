@@ -1,6 +1,6 @@
 """Socket.IO on live: python-socketio's ``AsyncServer`` (ASGI), WebSocket and polling.
 
-The same events as web's Socket.IO (``web.live``): ``patreon:webhook`` with
+The events of ``live_events.wire_format``: ``patreon:webhook`` with
 ``{"id", "type", "data", "included", "receivedAt"}`` and the original's
 ``patreon:member:*`` / ``patreon:pledge:*`` aliases, in store order, each encoded once
 for every client (``live.hub.Frames``). ``auth.since`` replays what a client missed,
@@ -26,9 +26,10 @@ from socketio import packet as sio_packet
 from live.audience import Audience
 from live.auth import LiveAuth
 from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
-from web.codes import INVALID_SINCE
-from web.errors import ApiError
-from web.events import SubscriberRefused, parse_event_id
+from live_events.codes import INVALID_SINCE
+from live_events.cursor import parse_event_id
+from live_events.errors import ApiError
+from live_events.subscribers import SubscriberRefused
 
 log = logging.getLogger(__name__)
 

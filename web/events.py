@@ -28,34 +28,22 @@ EventSource reconnects on its own and resumes with ``Last-Event-ID``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import falcon
 
-from settings.config import WebSettings
+from live_events.cursor import is_whole_number, parse_event_id, reject_repeated
+from live_events.subscribers import Subscriber, SubscriberAuth
+from live_events.wire_format import WEBHOOK_EVENT, format_sse
 from store import webhook_events
 from store.database import Store
-from web.codes import (
-    FORBIDDEN,
-    INVALID_API_KEY,
-    INVALID_LAST_EVENT_ID,
-    INVALID_LIMIT,
-    INVALID_SINCE,
-    STREAMS_FULL,
-    UNAUTHORIZED,
-)
+from web.codes import INVALID_LAST_EVENT_ID, INVALID_LIMIT, INVALID_SINCE, STREAMS_FULL
 from web.errors import ApiError
-from web.serverkey import bearer_key, is_server_request, key_matches
-from web.sessions import Session, SessionStore
-from wire.codes import INVALID_PARAMETER
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +56,7 @@ STREAMS_FULL_RETRY_AFTER_S = 5
 BATCH_SIZE = 500
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_EVENT_ID = 2**63 - 1
-SSE_EVENT = "patreon:webhook"
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
+SSE_EVENT = WEBHOOK_EVENT
 
 
 class StreamGate:
@@ -110,125 +96,8 @@ def streams_full() -> ApiError:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Subscriber:
-    """Who subscribes: the site's backend (``campaign_ids`` None: every event) or a
-    creator (the events of their campaigns)."""
-
-    campaign_ids: frozenset[str] | None
-    # The session a creator subscribed with: re-checked while the subscription lasts,
-    # so logging out ends it. Never logged (it is the cookie value).
-    session_id: str | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    @property
-    def is_server(self) -> bool:
-        return self.campaign_ids is None
-
-
-SERVER = Subscriber(None)
-
-
-class SubscriberRefused(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def as_api_error(self) -> ApiError:
-        return ApiError(self.status, self.code, self.message)
-
-
-class SubscriberAuth:
-    """Decides who may subscribe, for HTTP requests and Socket.IO connects alike."""
-
-    def __init__(self, config: WebSettings, sessions: SessionStore | None):
-        self._config = config
-        self._sessions = sessions
-
-    @property
-    def config(self) -> WebSettings:
-        return self._config
-
-    def _from_session(self, session: Session | None) -> Subscriber:
-        if session is None:
-            raise SubscriberRefused(
-                401, UNAUTHORIZED, "Live events need the server key or the campaign creator's session"
-            )
-        campaign_ids = frozenset(session.campaign_ids or ())
-        if not campaign_ids:
-            raise SubscriberRefused(403, FORBIDDEN, "Only a campaign's creator may subscribe to its events")
-        return Subscriber(campaign_ids, session.id)
-
-    def still_authorized(self, subscriber: Subscriber) -> bool:
-        """Whether a running subscription may go on: the server key always (it was
-        checked at the start), a creator while their session lasts, logged in, with
-        the campaigns they subscribed to."""
-        if subscriber.is_server:
-            return True
-        if self._sessions is None or subscriber.session_id is None:
-            return False
-        session = self._sessions.get(subscriber.session_id)
-        return (
-            session is not None
-            and session.logged_in
-            and subscriber.campaign_ids <= frozenset(session.campaign_ids or ())
-        )
-
-    def from_request(self, req: falcon.Request, *, allow_query_key: bool) -> Subscriber:
-        """The subscriber of an HTTP request; raises ``ApiError`` (401/403) otherwise."""
-        if is_server_request(req, self._config):  # raises 401 INVALID_API_KEY for a wrong key
-            return SERVER
-        if allow_query_key:
-            key = req.get_param("key")
-            if key is not None:
-                if key_matches(self._config, key):
-                    return SERVER
-                raise ApiError(401, INVALID_API_KEY, "The server key is not valid")
-        session = self._sessions.from_request(req) if self._sessions is not None else None
-        try:
-            return self._from_session(session)
-        except SubscriberRefused as ex:
-            raise ex.as_api_error() from None
-
-    def from_environ(self, environ: dict[str, Any], auth: Any) -> Subscriber:
-        """The subscriber of a Socket.IO connect: ``auth={"key": ...}``, an
-        ``Authorization: Bearer`` header, or a session cookie. Raises ``SubscriberRefused``."""
-        key = auth.get("key") if isinstance(auth, dict) else None
-        if key is None:
-            key = bearer_key(environ.get("HTTP_AUTHORIZATION"))
-        if key is not None:
-            if isinstance(key, str) and key_matches(self._config, key):
-                return SERVER
-            raise SubscriberRefused(401, INVALID_API_KEY, "The server key is not valid")
-        cookie = environ.get("HTTP_COOKIE")
-        session = self._sessions.from_cookie_header(cookie) if self._sessions is not None and cookie else None
-        return self._from_session(session)
-
-
-def parse_event_id(raw: Any, code: str, what: str) -> int:
-    """A client's event cursor: a whole number from 0."""
-    text = str(raw).strip()
-    if not _WHOLE_NUMBER.fullmatch(text) or int(text) > MAX_EVENT_ID:
-        raise ApiError(400, code, f"{what} must be a whole number from 0")
-    return int(text)
-
-
-def reject_repeated(req: falcon.Request, names: tuple[str, ...] = ("since", "limit", "key")) -> None:
-    """400 for a parameter given more than once, as every other endpoint answers."""
-    for name in names:
-        if isinstance(req.params.get(name), list):
-            raise ApiError(400, INVALID_PARAMETER, f"{name} must be given once")
-
-
 def events_after(store: Store, subscriber: Subscriber, after_id: int, limit: int) -> list:
     return webhook_events.since(store, after_id, limit, campaign_ids=subscriber.campaign_ids)
-
-
-def format_sse(event: webhook_events.StoredEvent) -> bytes:
-    # ensure_ascii: a delivery may hold a lone surrogate ("\ud800"), which UTF-8 cannot encode.
-    data = json.dumps(event.message(), separators=(",", ":"), ensure_ascii=True)
-    return f"id: {event.id}\nevent: {SSE_EVENT}\ndata: {data}\n\n".encode()
 
 
 class EventStream:
@@ -378,7 +247,7 @@ class EventListResource:
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
             text = raw_limit.strip()
-            if not _WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
+            if not is_whole_number(text) or not 1 <= int(text) <= MAX_LIMIT:
                 raise ApiError(400, INVALID_LIMIT, f"limit must be a whole number from 1 to {MAX_LIMIT}")
             limit = int(text)
         newest = webhook_events.latest_id(self._store)

@@ -36,26 +36,21 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from live_events.cursor import parse_event_id
+from live_events.subscribers import Subscriber, SubscriberAuth, SubscriberRefused
+from live_events.wire_format import WEBHOOK_EVENT, alias_event
 from settings.config import WebSettings
 from store import webhook_events
 from store.database import Store
 from web.codes import INVALID_SINCE, JSONP_NOT_SUPPORTED, STREAMS_FULL
 from web.errors import ApiError, error_body
-from web.events import (
-    STREAMS_FULL_RETRY_AFTER_S,
-    StreamGate,
-    Subscriber,
-    SubscriberAuth,
-    SubscriberRefused,
-    parse_event_id,
-)
+from web.events import STREAMS_FULL_RETRY_AFTER_S, StreamGate
 from web.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "socket.io"
 NAMESPACE = "/"
-WEBHOOK_EVENT = "patreon:webhook"
 SERVER_ROOM = "server"
 TAIL_INTERVAL_S = 0.1
 TAIL_BATCH = 500
@@ -66,15 +61,6 @@ PING_INTERVAL_S = 10
 PING_TIMEOUT_S = 10
 PENDING_CONNECT_TIMEOUT_S = 10.0
 AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's client outlives their logout
-
-
-def alias_event(trigger: str) -> str | None:
-    """The original's second event name for a trigger, if it has one."""
-    if trigger.startswith("members:pledge:") or trigger.startswith("pledges:"):
-        return "patreon:pledge:" + trigger.rsplit(":", 1)[1]
-    if trigger.startswith("members:"):
-        return "patreon:member:" + trigger.rsplit(":", 1)[1]
-    return None
 
 
 def rooms_for(subscriber: Subscriber) -> list[str]:

@@ -12,20 +12,15 @@ import falcon
 import falcon.testing
 import pytest
 
+from live_events.subscribers import SERVER, Subscriber, SubscriberAuth, SubscriberRefused
+from live_events.wire_format import alias_event
 from settings.config import ConfigError, load_config
 from store import webhook_events
 from tests.fake_worker import FakeWorker
 from tests.webhook_deliveries import encode, member_document
 from web.app import create_app
-from web.events import (
-    SERVER,
-    EventStream,
-    StreamGate,
-    Subscriber,
-    SubscriberAuth,
-    SubscriberRefused,
-)
-from web.live import SERVER_ROOM, LiveEvents, LongPollGate, alias_event
+from web.events import EventStream, StreamGate
+from web.live import SERVER_ROOM, LiveEvents, LongPollGate
 from web.sessions import Session
 
 KEY = "unit-bridge-key"
