@@ -26,6 +26,7 @@ from socketio import packet as sio_packet
 from live.audience import Audience
 from live.auth import LiveAuth
 from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
+from live.origins import AllowedOrigins
 from live_events.codes import INVALID_SINCE
 from live_events.cursor import parse_event_id
 from live_events.errors import ApiError
@@ -45,6 +46,7 @@ DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer
 # After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
 # few loop turns (a task per poll): this is far more than that.
 DIRECT_SETTLE_S = 0.02
+REFUSED_CLOSE_AFTER_S = 1.0  # a refused client's poll fetches the CONNECT_ERROR well within this
 
 
 def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
@@ -74,7 +76,9 @@ class SioClient(Client):
 
     kind = "socketio"
 
-    def __init__(self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int):
+    def __init__(
+        self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int
+    ):
         super().__init__(audience)
         self.sid = sid
         self.eio_sid = eio_sid
@@ -185,26 +189,45 @@ class SioClient(Client):
         while not sock.queue.empty():
             sock.queue.get_nowait()
             sock.queue.task_done()
-        await self._server.emit("patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE)
+        await self._server.emit(
+            "patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE
+        )
         # Closing the transport (not a Socket.IO disconnect) makes the client reconnect.
         await sock.close(wait=False, abort=False)
 
 
 def disconnect_packet(reason: str) -> str:
     """``patreon:disconnect`` as an engine.io packet's text."""
-    message = sio_packet.Packet(sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)])
+    message = sio_packet.Packet(
+        sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)]
+    )
     return eio_packet.Packet(eio_packet.MESSAGE, message.encode()).encode()
 
 
+class OneLineHandlerErrors(logging.Filter):
+    """python-socketio/engine.io log a client's malformed packet with a full traceback
+    (``logger.exception("message handler error")``): bad input is the client's fault,
+    so it becomes one warning line naming the exception type (issue 16, finding 9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            name = type(record.exc_info[1]).__name__
+            record.msg = f"{record.getMessage()}: {name} (a malformed packet from a client?)"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class LiveSocketIo:
-    def __init__(self, hub: Hub, auth: LiveAuth, *, buffer_events: int, cors_origins: tuple[str, ...]):
+    def __init__(self, hub: Hub, auth: LiveAuth, *, buffer_events: int, origins: AllowedOrigins):
         self._hub = hub
         self._auth = auth
         self._buffer = buffer_events
-        allowed: Any = None if not cors_origins else "*" if "*" in cors_origins else list(cors_origins)
         self.server = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=allowed,
+            cors_allowed_origins=origins.engineio_allows,
             cors_credentials=True,
             ping_interval=PING_INTERVAL_S,
             ping_timeout=PING_TIMEOUT_S,
@@ -212,6 +235,9 @@ class LiveSocketIo:
             logger=False,
             engineio_logger=False,
         )
+        for logger in (self.server.logger, self.server.eio.logger):
+            if not any(isinstance(f, OneLineHandlerErrors) for f in logger.filters):
+                logger.addFilter(OneLineHandlerErrors())
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
         self.clients: dict[str, SioClient] = {}
@@ -224,17 +250,41 @@ class LiveSocketIo:
     def open_connections(self) -> int:
         return len(self.server.eio.sockets)
 
+    def _refuse(self, sid: str, code: str) -> socketio.exceptions.ConnectionRefusedError:
+        """The refusal to raise; the transport is closed once the client had time to read
+        it (python-socketio's client leaves it open, and it would hold a place under
+        ``LIVE_MAX_CONNECTIONS`` until its ping timeout)."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            self._close_later(eio_sid)
+        return socketio.exceptions.ConnectionRefusedError(code, {"code": code})
+
+    def _close_later(self, eio_sid: str) -> None:
+        async def close() -> None:
+            await asyncio.sleep(REFUSED_CLOSE_AFTER_S)
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or self.server.manager.sid_from_eio_sid(eio_sid, NAMESPACE):
+                return
+            if not sock.closed:
+                await sock.close(wait=False, abort=False)
+            # engine.io forgets a closed socket only at its next request or ping check.
+            self.server.eio.sockets.pop(eio_sid, None)
+
+        task = asyncio.create_task(close())
+        self._seating.add(task)
+        task.add_done_callback(self._seating.discard)
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             audience = await self._hub.db(self._auth.from_environ, environ, auth)
         except SubscriberRefused as ex:
-            raise socketio.exceptions.ConnectionRefusedError(ex.code, {"code": ex.code}) from None
+            raise self._refuse(sid, ex.code) from None
         since = None
         if isinstance(auth, dict) and auth.get("since") is not None:
             try:
                 since = parse_event_id(auth["since"], INVALID_SINCE, "since")
             except ApiError:
-                raise socketio.exceptions.ConnectionRefusedError(INVALID_SINCE, {"code": INVALID_SINCE}) from None
+                raise self._refuse(sid, INVALID_SINCE) from None
         # Without a cursor: what is accepted from now on. Past the newest: another (reset) store.
         newest = max(self._hub.cursor, await self._hub.latest_id())
         since = newest if since is None else min(since, newest)
@@ -284,6 +334,7 @@ class LiveSocketIo:
     async def logged_out(self, client: SioClient) -> None:
         self._forget(client.sid)
         await self.server.disconnect(client.sid, namespace=NAMESPACE)
+        self._close_later(client.eio_sid)  # its only namespace is gone: so is its place
 
     async def close_all(self) -> None:
         """Shutting down: close every transport so clients reconnect (to the next live)."""

@@ -83,6 +83,11 @@ class SseClient(Client):
         self.queue.put_nowait(f"event: patreon:disconnect\ndata: {body}\n\n".encode())
         self.queue.put_nowait(_END)
 
+    def gone(self) -> None:
+        """The client went away: the stream ends now (and frees its place)."""
+        self._hub.leave(self)
+        self.queue.put_nowait(_END)
+
     async def chunks(self, after: int):
         """The response body: the hello, then events, until dropped, stopped or too old."""
         loop = asyncio.get_running_loop()

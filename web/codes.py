@@ -88,7 +88,9 @@ INVALID_TTL = _code("INVALID_TTL", 400, "ttlSeconds is out of range")
 
 # -- capacity ---------------------------------------------------------------------------------
 STORE_UNAVAILABLE = _code("STORE_UNAVAILABLE", 503, "the SQLite store cannot be used right now; retry")
-STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open; retry later")
+LIVE_EVENTS_MOVED = _code(
+    "LIVE_EVENTS_MOVED", 410, "SSE and Socket.IO are served by the live program (LIVE_PORT, or nginx's origin)"
+)
 
 # -- what waitress's parser and engine.io (Socket.IO's transport) refuse, as JSON too
 # (web/server_errors.py) ------------------------------------------------------------------
