@@ -100,6 +100,7 @@ class HealthResource:
             "success": True,
             "connections": program.connections,
             "socketio": program.sio.open_connections,
+            "direct": program.sio.direct_clients,  # Socket.IO clients on the WebSocket fast path
             "sse": program.sse_open,
             "cursor": program.hub.cursor,
         }

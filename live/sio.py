@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 from engineio import packet as eio_packet
@@ -46,13 +47,14 @@ DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer
 # After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
 # few loop turns (a task per poll): this is far more than that.
 DIRECT_SETTLE_S = 0.02
+UPGRADE_TIMEOUT_S = 30.0  # an upgrade not done by then stays on engine.io's path
+UPGRADE_CHECK_S = 0.01
 REFUSED_CLOSE_AFTER_S = 1.0  # a refused client's poll fetches the CONNECT_ERROR well within this
 
 
-def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
-    """uvicorn's protocol object of a client that connected over WebSocket directly
-    (``transports: ["websocket"]``), or None (polling, or upgraded from it)."""
-    environ = server.get_environ(sid, NAMESPACE) or {}
+def writable_protocol(environ: dict[str, Any]) -> Any:
+    """uvicorn's protocol object of a WebSocket request, if its transport can be written
+    to directly and tells its buffer size; None otherwise."""
     if environ.get("asgi.scope", {}).get("type") != "websocket":
         return None
     protocol = getattr(environ.get("asgi.send"), "__self__", None)
@@ -60,14 +62,24 @@ def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
     return protocol if transport is not None and hasattr(transport, "get_write_buffer_size") else None
 
 
+def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
+    """uvicorn's protocol object of a client that connected over WebSocket directly
+    (``transports: ["websocket"]``), or None (polling, or upgraded from it: see
+    ``LiveSocketIo._direct_after_upgrade``)."""
+    return writable_protocol(server.get_environ(sid, NAMESPACE) or {})
+
+
 class SioClient(Client):
     """A Socket.IO client. Two ways out:
 
     * engine.io's own (its queue and writer task, one encode and one frame per packet
       per client): polling, and clients upgraded from polling;
-    * direct: a client that connected over WebSocket directly gets each event's frames
-      as prebuilt bytes written to its transport, one write per event (``Frames.
-      websocket``): 10,000 clients cost 10,000 writes, not 20,000 encodes. Its buffer is
+    * direct: a client on WebSocket gets each event's frames as prebuilt bytes written
+      to its transport, one write per event (``Frames.websocket``): 10,000 clients
+      cost 10,000 writes, not 20,000 encodes. A client that connected over WebSocket
+      directly is direct once its CONNECT answer is out; one that upgraded from
+      polling once the upgrade is done and engine.io's queue is empty
+      (``LiveSocketIo._direct_after_upgrade``). Its buffer is
       the transport's: past ``limit`` events of the current size it is dropped.
       engine.io still writes its pings and the CONNECT answer; events go direct only
       once that answer is out, so the only packets that can overtake each other are
@@ -91,6 +103,11 @@ class SioClient(Client):
     @property
     def direct(self) -> bool:
         return self._direct is not None
+
+    def go_direct(self, protocol: Any) -> None:
+        """From now on, events go to this WebSocket's transport (after an upgrade)."""
+        self._direct = protocol
+        self.direct_ready = True
 
     def offer_now(self, frames: Frames) -> bool:
         if not self.direct_ready or self.closed:
@@ -242,6 +259,55 @@ class LiveSocketIo:
         self.server.on("disconnect", self._on_disconnect)
         self.clients: dict[str, SioClient] = {}
         self._seating: set[asyncio.Task] = set()
+        self._record_upgrades()
+
+    def _record_upgrades(self) -> None:
+        """engine.io keeps the WebSocket of an upgrade to itself: its WebSocket class is
+        wrapped to hear of each upgrade request, so the client can go direct after it."""
+        eio = self.server.eio
+        base = eio._async["websocket"]
+        live = self
+
+        class UpgradeAwareWebSocket(base):  # engineio.async_drivers.asgi.WebSocket
+            async def __call__(self, environ):
+                eio_sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+                protocol = writable_protocol(environ)
+                if eio_sid is not None and protocol is not None:
+                    live._spawn(live._direct_after_upgrade(eio_sid, protocol))
+                return await super().__call__(environ)
+
+        # A copy: the driver's table is shared by every server in the process.
+        eio._async = {**eio._async, "websocket": UpgradeAwareWebSocket}
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._seating.add(task)
+        task.add_done_callback(self._seating.discard)
+
+    async def _direct_after_upgrade(self, eio_sid: str, protocol: Any) -> None:
+        """Once the upgrade is done and nothing is left in engine.io's queue (or in its
+        writer, ``DIRECT_SETTLE_S``), the client's events go direct, in order."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UPGRADE_TIMEOUT_S
+        while loop.time() < deadline:
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                return
+            sid = self.server.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+            client = self.clients.get(sid) if sid is not None else None
+            if client is not None and client.closed:
+                return
+            if client is not None and sock.upgraded and sock.queue.empty():
+                await asyncio.sleep(DIRECT_SETTLE_S)
+                if sock.queue.empty() and not client.closed and not sock.closed:
+                    client.go_direct(protocol)  # no await since the check: nothing slips in
+                    return
+                continue
+            await asyncio.sleep(UPGRADE_CHECK_S)
+
+    @property
+    def direct_clients(self) -> int:
+        return sum(1 for client in self.clients.values() if client.direct_ready)
 
     def asgi_app(self, other_app: Any) -> socketio.ASGIApp:
         return socketio.ASGIApp(self.server, other_asgi_app=other_app, socketio_path=SOCKETIO_PATH)

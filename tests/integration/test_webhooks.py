@@ -111,7 +111,8 @@ class SseClient:
                 return  # the stream ended: reconnect
             line = line.decode().rstrip("\n")
             if line == "":
-                if "data" in fields:
+                # live also sends ``event: patreon:disconnect`` (no id) before it closes a stream.
+                if "data" in fields and fields.get("event") == "patreon:webhook":
                     event_id = int(fields["id"])
                     self.events.append((event_id, json.loads(fields["data"]), time.monotonic()))
                     self.last_event_id = event_id
