@@ -177,3 +177,28 @@ def test_sse_answers_web_pages_with_credentials_and_others_without(client):
         "/api/patreon/live/health", headers={"Origin": "http://evil.example:6969"}, host="127.0.0.1", port=6971
     )
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_the_roomless_manager_disconnects_like_python_socketios_own():
+    import socketio
+
+    from live.sio import RoomlessManager
+
+    def after_disconnects(manager) -> tuple:
+        socketio.AsyncServer(client_manager=manager)  # sets the manager's server
+
+        async def scenario() -> list[str]:
+            sids = [await manager.pre_connect(f"eio-{n}", "/") for n in range(3)]
+            manager.pre_disconnect(sids[2], "/")
+            await manager.disconnect(sids[1], "/")
+            await manager.disconnect(sids[2], "/")
+            return sids
+
+        asyncio.run(scenario())
+        rooms = manager.rooms["/"]
+        return dict(rooms[None]), sorted(r for r in rooms if r is not None), manager.pending_disconnect
+
+    original, roomless = after_disconnects(socketio.AsyncManager()), after_disconnects(RoomlessManager())
+    assert len(roomless[0]) == len(original[0]) == 1  # one client left
+    assert len(roomless[1]) == len(original[1]) == 1  # its sid room, and no other
+    assert roomless[2] == original[2] == {}
