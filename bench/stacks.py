@@ -63,7 +63,9 @@ SETTINGS = [
     "(harness.stack.Stack sets it) enables /api/patreon/_test/sleep for benchmark 5.",
     "HTTP client for both sides of every comparison: one keep-alive http.client "
     "connection per thread; concurrency by threads in the benchmark process, which runs "
-    "on the same 2 cores as the stack.",
+    "on the same 2 cores as the stack. Benchmark 8 instead drives both its sides from "
+    "bench.open_loop, an open-loop generator in a process of its own (32 keep-alive "
+    "connections, latency from each request's scheduled time).",
 ]
 
 

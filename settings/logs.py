@@ -44,6 +44,13 @@ class _RequestIdFilter(logging.Filter):
 
 
 def configure_logging(process: str, level: int = logging.INFO) -> None:
+    # Our lines name no source file, thread or process, so logging need not look them
+    # up for every record (the logging HOWTO's "Optimization"): a third of the cost of
+    # web's access line, one per request (issue 11: 50 -> 33 us a line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(

@@ -242,6 +242,69 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    # Issue 11: the member table (200) replaced the webhook-ordered member_state (11);
+    # nothing reads or writes it any more.
+    (
+        210,
+        "store.members",
+        """
+        DROP TABLE IF EXISTS member_state;
+        """,
+    ),
+    # Access checks at 1,000/s (issue 11): change counters (store.generations) on the
+    # tables the entitlement answers read, so web caches their rows per process and
+    # re-reads them only after any process changed them. Sorts before 400, which
+    # creates the same table IF NOT EXISTS, so it creates it too.
+    (
+        211,
+        "store.generations",
+        """
+        CREATE TABLE IF NOT EXISTS table_generations (
+            name TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('members', 0);
+        INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('tiers', 0);
+        INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('benefits', 0);
+        INSERT OR IGNORE INTO table_generations (name, generation) VALUES ('member_syncs', 0);
+        CREATE TRIGGER IF NOT EXISTS members_insert_generation AFTER INSERT ON members BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'members';
+        END;
+        CREATE TRIGGER IF NOT EXISTS members_update_generation AFTER UPDATE ON members BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'members';
+        END;
+        CREATE TRIGGER IF NOT EXISTS members_delete_generation AFTER DELETE ON members BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'members';
+        END;
+        CREATE TRIGGER IF NOT EXISTS tiers_insert_generation AFTER INSERT ON tiers BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'tiers';
+        END;
+        CREATE TRIGGER IF NOT EXISTS tiers_update_generation AFTER UPDATE ON tiers BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'tiers';
+        END;
+        CREATE TRIGGER IF NOT EXISTS tiers_delete_generation AFTER DELETE ON tiers BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'tiers';
+        END;
+        CREATE TRIGGER IF NOT EXISTS benefits_insert_generation AFTER INSERT ON benefits BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'benefits';
+        END;
+        CREATE TRIGGER IF NOT EXISTS benefits_update_generation AFTER UPDATE ON benefits BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'benefits';
+        END;
+        CREATE TRIGGER IF NOT EXISTS benefits_delete_generation AFTER DELETE ON benefits BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'benefits';
+        END;
+        CREATE TRIGGER IF NOT EXISTS member_syncs_insert_generation AFTER INSERT ON member_syncs BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'member_syncs';
+        END;
+        CREATE TRIGGER IF NOT EXISTS member_syncs_update_generation AFTER UPDATE ON member_syncs BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'member_syncs';
+        END;
+        CREATE TRIGGER IF NOT EXISTS member_syncs_delete_generation AFTER DELETE ON member_syncs BEGIN
+            UPDATE table_generations SET generation = generation + 1 WHERE name = 'member_syncs';
+        END;
+        """,
+    ),
     # Hardening (issue 16): a login start writes no session row, so a state is bound to
     # the cookie value it was issued to (``session_id``), which need not be a session's
     # id: the foreign key goes. Pending states are kept.

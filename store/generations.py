@@ -1,4 +1,4 @@
-"""Change counters per table (``table_generations``, migration 400 in store.database).
+"""Change counters per table (``table_generations``, migrations 400 and 211 in store.database).
 
 Triggers bump a table's counter on every insert, update and delete, whichever process
 made the change, so a process may cache what it read from that table and re-read it
@@ -25,6 +25,20 @@ def generation(store: Store, table: str) -> int:
     )
     # No row: an unknown table, or a store from before migration 400; -1 never matches a cache.
     return -1 if row is None else row["generation"]
+
+
+def generations(store: Store, tables: tuple[str, ...]) -> tuple[int, ...]:
+    """The counters of several tables in one read (-1 for a table without one)."""
+    rows = (
+        store.connection()
+        .execute(
+            f"SELECT name, generation FROM table_generations WHERE name IN ({', '.join('?' * len(tables))})",
+            tables,
+        )
+        .fetchall()
+    )
+    found = {row["name"]: row["generation"] for row in rows}
+    return tuple(found.get(table, -1) for table in tables)
 
 
 class CachedRead(Generic[T]):

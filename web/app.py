@@ -16,6 +16,7 @@ from live_events.subscribers import SubscriberAuth
 from settings.config import WebSettings
 from store.database import Store
 from web import auth, demo, errors
+from web.entitlement_reads import EntitlementReads
 from web.entitlements import AccessResource, EntitlementsResource, MyEntitlementsResource, SyncResource
 from web.events import EventListResource, LiveMovedResource, SocketIoMovedResource
 from web.live_tokens import LiveTokenResource
@@ -100,9 +101,10 @@ def create_app(
     route("/api/patreon/webhooks/{webhookId}", WebhookResource(config, worker))
 
     # -- members and entitlements: answered from the store's tables, never from Patreon -------
-    route("/api/patreon/entitlements/{userId}", EntitlementsResource(config, store))
-    route("/api/patreon/access", AccessResource(config, store))
-    route("/api/patreon/me/entitlements", MyEntitlementsResource(config, store, sessions))
+    reads = EntitlementReads(store)  # one cache of those tables for the whole process
+    route("/api/patreon/entitlements/{userId}", EntitlementsResource(config, store, reads))
+    route("/api/patreon/access", AccessResource(config, store, reads))
+    route("/api/patreon/me/entitlements", MyEntitlementsResource(config, store, sessions, reads))
     route("/api/patreon/sync", SyncResource(config, worker))
 
     # -- subscribe tokens for the live program's browsers (server key) ----------------------

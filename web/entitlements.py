@@ -8,12 +8,15 @@
 The three reads are answered from the store's member and tier tables (web reads them
 directly, as it reads sessions and the event log), never by calling Patreon or the
 worker, so they stay fast and keep answering while Patreon or the worker is down.
+What they read is cached per process until any process writes those tables
+(``web.entitlement_reads``).
 The answers come from ``entitlements.answers`` (the rule: ``entitlements.rule``). An
 unknown user is an ordinary answer (no memberships, ``NOT_A_MEMBER``), never a 404.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +24,7 @@ import falcon
 
 from entitlements import answers, rule
 from settings.config import WebSettings
-from store import member_sync, members, tiers
+from store import member_sync, members
 from store.database import Store
 from web.codes import (
     ACCESS_QUERY_REQUIRED,
@@ -30,6 +33,7 @@ from web.codes import (
     INVALID_TIER_ID,
     INVALID_USER_ID,
 )
+from web.entitlement_reads import EntitlementReads
 from web.errors import ApiError
 from web.policy import refuse_query, require_server_key, require_server_key_for_management
 from web.sessions import SessionStore
@@ -40,6 +44,12 @@ from wire.codes import INVALID_PARAMETER, PATREON_AUTH_REQUIRED, UNKNOWN_PARAMET
 PATREON_ID = re.compile(r"[0-9]{1,20}")  # used with fullmatch
 MAX_MIN_CENTS = 100_000_000
 ACCESS_PARAMETERS = ("userId", "tierId", "benefitId", "minCents")
+# Every answer the access route can give, encoded once (the same bytes resp.media made).
+_ACCESS_BODIES = {
+    (allowed, reason): json.dumps({"allowed": allowed, "reason": str(reason)}, ensure_ascii=False).encode()
+    for allowed in (True, False)
+    for reason in rule.Reason
+}
 
 
 def _now() -> datetime:
@@ -60,21 +70,23 @@ def _patreon_id(value: str | None, code: str, name: str) -> str:
 
 
 class _Reads:
-    def __init__(self, config: WebSettings, store: Store):
+    def __init__(self, config: WebSettings, store: Store, reads: EntitlementReads | None = None):
         self.config = config
         self._store = store
+        # One per process (web.app shares it between the routes): see web.entitlement_reads.
+        self._reads = reads or EntitlementReads(store)
         self._grace = timedelta(seconds=config.entitlement_grace_s)
 
     def entitlements(self, user_id: str) -> dict:
-        rows = members.of_user(self._store, user_id)
+        catalog = self._reads.catalog()
         return {
             "success": True,
             "user_id": user_id,
-            "synced": member_sync.synced(self._store),
+            "synced": catalog.synced,
             "campaigns": answers.entitlements(
-                rows,
-                tiers.all_tiers(self._store),
-                tiers.all_benefits(self._store),
+                members.of_user(self._store, user_id),
+                catalog.tiers,
+                catalog.benefits,
                 now=_now(),
                 grace=self._grace,
             ),
@@ -90,8 +102,10 @@ class EntitlementsResource(_Reads):
 
 @falcon.before(refuse_query)
 class MyEntitlementsResource(_Reads):
-    def __init__(self, config: WebSettings, store: Store, sessions: SessionStore):
-        super().__init__(config, store)
+    def __init__(
+        self, config: WebSettings, store: Store, sessions: SessionStore, reads: EntitlementReads | None = None
+    ):
+        super().__init__(config, store, reads)
         self._sessions = sessions
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -123,15 +137,12 @@ class AccessResource(_Reads):
             if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) > MAX_MIN_CENTS:
                 raise ApiError(400, INVALID_MIN_CENTS, "minCents must be a whole number of cents")
             query = rule.Query(min_cents=int(raw))
-        decision = answers.access(
-            query,
-            members.of_user(self._store, user_id),
-            tiers.all_tiers(self._store),
-            synced=member_sync.synced(self._store),
-            now=_now(),
-            grace=self._grace,
+        catalog, memberships = self._reads.access_inputs(user_id)
+        decision = rule.decide(
+            query, memberships, catalog.rule_tiers, synced=catalog.synced, now=_now(), grace=self._grace
         )
-        resp.media = {"allowed": decision.allowed, "reason": str(decision.reason)}
+        resp.data = _ACCESS_BODIES[decision.allowed, decision.reason]
+        resp.content_type = falcon.MEDIA_JSON
 
 
 @falcon.before(require_server_key_for_management)

@@ -1,5 +1,7 @@
-"""``GET /api/patreon/members/{memberId}/state``: a member's state as the worker keeps it
-from consumed webhooks (``members.state``). Server key required."""
+"""``GET /api/patreon/members/{memberId}/state``: one member as the member table holds
+it (``store.members``: Patreon's state from syncs and refreshes, the worker's
+``members.state``), in the fields the retired webhook-ordered table had where they
+map. Server key required."""
 
 from __future__ import annotations
 

@@ -368,7 +368,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/api/patreon/webhooks/events": {"get": events_list},
         "/api/patreon/members/{memberId}/state": {
             "get": _op(
-                "the member's state built from webhooks",
+                "one member as the member table holds it (synced and refreshed from Patreon)",
                 "200",
                 _json(_object(["success", "member"], success={"const": True}), "the state"),
                 security=SERVER_KEY,

@@ -98,10 +98,10 @@ class DebugCrash(Payload):
     """Test-only (BRIDGE_TEST_ACTIONS=1): reply, then exit 70 without cleanup."""
 
 
-# -- webhooks: the per-member state the worker keeps from consumed events ---------------
+# -- members: one row of the member table (store.members) -------------------------------
 @action("members.state", timeout_s=2.0, idempotent=True, reply="{member: {...}}")
 class MembersState(Payload):
-    """The state webhooks left for one member."""
+    """One member as the member table holds it (synced and refreshed from Patreon)."""
 
     member_id: str
 

@@ -99,9 +99,7 @@ NOTHING_TO_UPDATE = _code("NOTHING_TO_UPDATE", 400, "a webhook update names none
 CAMPAIGN_REQUIRED = _code(
     "CAMPAIGN_REQUIRED", 400, "the creator has several campaigns: name one in campaign_id"
 )
-MEMBER_STATE_NOT_FOUND = _code(
-    "MEMBER_STATE_NOT_FOUND", 404, "no webhook event has been applied for this member"
-)
+MEMBER_STATE_NOT_FOUND = _code("MEMBER_STATE_NOT_FOUND", 404, "the member table has no member with this id")
 
 # -- Patreon query parameters and ids (wire/patreon_schema.py) ---------------------------------
 INVALID_PARAMETER = _code("INVALID_PARAMETER", 400, "a query parameter with a bad value (or given twice)")

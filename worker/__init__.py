@@ -2,5 +2,5 @@
 
 It serves the actions of the wire protocol (``wire``) over ZeroMQ (``server``),
 dispatches them to handlers (``actions``, ``patreon_actions``), and consumes stored
-webhook events into member state (``event_consumer``).
+webhook events into member refreshes (``event_consumer``).
 """

@@ -74,7 +74,7 @@ def main() -> int:
     except (zmq.ZMQError, OSError) as ex:
         log.error("❌ Patreon service error: %s", ex)
         return EXIT_UNAVAILABLE
-    # stored webhook events -> member state, and member hints -> the refresh queue
+    # stored webhook events: member hints -> the refresh queue
     consumer = EventConsumer(
         store,
         on_refresh_wanted=programs.refresher.wake,

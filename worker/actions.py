@@ -16,7 +16,7 @@ from typing import Any
 
 from patreon_client.edge import EdgeBlock
 from settings.config import WorkerSettings
-from store import member_state, member_sync
+from store import member_sync, members
 from store.database import Store
 from store.timestamps import utc_now_iso
 from wire import __version__, protocol
@@ -78,20 +78,46 @@ def _debug_crash(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, A
     return {"exit_code": CRASH_EXIT_CODE, "pid": os.getpid()}
 
 
+MAX_MEMBER_ID_CHARS = 128
+
+
+def member_state(stored: members.StoredMember) -> dict[str, Any]:
+    """The ``members.state`` reply for one row of the member table: the fields of the
+    retired webhook-ordered table (issue 11) where they map, and where the state came from."""
+    record = stored.record
+    return {
+        "memberId": record.member_id,
+        "campaignId": record.campaign_id,
+        "userId": record.user_id,
+        "patronStatus": record.patron_status,
+        "lastChargeStatus": record.last_charge_status,
+        "entitledTierIds": list(record.entitled_tier_ids),
+        "currentlyEntitledAmountCents": record.entitled_amount_cents,
+        "willPayAmountCents": record.will_pay_amount_cents,
+        "deleted": record.deleted,
+        "source": stored.source,
+        # The delivery applied provisionally (source "webhook"); null for API-sourced state.
+        "lastEventId": stored.event_id,
+        "updatedAt": stored.source_at,
+    }
+
+
 def state_action(store: Store) -> protocol.Handler:
-    """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``."""
+    """The ``members.state`` action: ``{"member_id"}`` -> ``{"member": {...}}``, from the
+    member table (``store.members``: Patreon's state, synced and refreshed)."""
 
     @protocol.handles(MembersState)
     def members_state(data: dict[str, Any], ctx: protocol.CallContext) -> dict[str, Any]:
         member_id = data.get("member_id")
-        if not isinstance(member_id, str) or not member_id or len(member_id) > member_state.MAX_ID_CHARS:
+        if not isinstance(member_id, str) or not member_id or len(member_id) > MAX_MEMBER_ID_CHARS:
             raise protocol.ActionError(protocol.INVALID_DATA, "member_id must be a member id string")
-        state = member_state.get(store, member_id)
-        if state is None:
+        # Patreon's member ids are lowercase UUIDs; the table keeps them so.
+        stored = members.get(store, member_id.lower())
+        if stored is None:
             raise protocol.ActionError(
-                MEMBER_STATE_NOT_FOUND, "No webhook event has been applied for this member yet", status=404
+                MEMBER_STATE_NOT_FOUND, "The member table has no member with this id", status=404
             )
-        return {"member": state.as_dict()}
+        return {"member": member_state(stored)}
 
     return members_state
 

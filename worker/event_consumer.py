@@ -1,14 +1,14 @@
-"""The worker's consumer of the webhook event log: stored events -> member state,
-and member deliveries -> the refresh queue (``worker.member_refresh``).
+"""The worker's consumer of the webhook event log: member deliveries -> the refresh
+queue (``worker.member_refresh``), which reads each member's state from Patreon.
 
 A thread polls the store for unprocessed events (the web process accepts them; the
 store is the only link, so nothing is lost while the worker is down: it catches up
-when it comes back). A batch is claimed (its attempts counted), then applied to
-``member_state`` and marked processed in one transaction: one commit per batch, not
-per event, so the consumer barely competes with web's writes of new deliveries. Each
-event runs under a savepoint, so a bad one is rolled back alone. Delivery is at
-least once: a crash before the commit re-applies the batch, which
-``member_state.apply_in`` makes harmless.
+when it comes back). A batch is claimed (its attempts counted), then noted for refresh
+and marked processed in one transaction: one commit per batch, not per event, so the
+consumer barely competes with web's writes of new deliveries. Each event runs under a
+savepoint, so a bad one is rolled back alone. Delivery is at least once: a crash
+before the commit notes the batch again, which queues the same refreshes (the queue
+keeps one row per member).
 
 The thread never dies on a bad event or a busy store: the error is recorded on the
 event (``webhook_events.record_failure``) or logged, and the loop goes on. ``stop()``
@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from store import member_state, webhook_events
+from store import webhook_events
 from store.database import Store
 from store.webhook_events import StoredEvent
 from worker import member_refresh
@@ -88,13 +88,11 @@ class EventConsumer:
             for event in events:
                 conn.execute("SAVEPOINT event")
                 try:
-                    member_state.apply_in(conn, event)
-                    # The hint that counts: queue the member for a read of Patreon's truth.
+                    # A delivery is a hint: queue the member for a read of Patreon's truth.
                     sync_wanted |= member_refresh.note_in(conn, event, time.time())
                 except Exception as ex:
                     conn.execute("ROLLBACK TO event")
-                    # The exception's own message, never payload values
-                    # (MemberEventError quotes none).
+                    # The exception's own message, never payload values.
                     failed.append((event, f"{type(ex).__name__}: {ex}"))
                 else:
                     done.append(event.id)

@@ -79,3 +79,18 @@ def test_outcome_verdicts_never_claim_a_figure_that_was_not_measured():
     rendered = table([missing])
     assert "not available: route missing" in rendered
     assert "| 8 | Y |" in rendered
+
+
+def test_the_open_loop_generator_reads_status_length_and_close_from_a_response_head():
+    from bench.open_loop import _parse_head
+
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\nContent-Type: application/json"
+    assert _parse_head(head) == (200, 42, False)
+    assert _parse_head(b"HTTP/1.1 503 Service Unavailable\r\nconnection: Close\r\ncontent-length: 0") == (
+        503,
+        0,
+        True,
+    )
+    assert _parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1") == (200, 1, True)
+    with pytest.raises(ValueError):
+        _parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")

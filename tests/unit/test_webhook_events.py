@@ -8,9 +8,10 @@ import sqlite3
 
 import pytest
 
-from store import member_state, webhook_events
+from store import member_refresh, webhook_events
 from store.database import MIGRATIONS, Store
 from tests.webhook_deliveries import encode, member_document
+from worker import event_consumer
 from worker.event_consumer import EventConsumer
 
 
@@ -119,37 +120,46 @@ def test_a_failing_event_is_retried_then_set_aside(store):
     assert webhook_events.counts(store) == {"total": 1, "unprocessed": 0, "failed": 1}
 
 
-def test_consumer_applies_events_and_marks_them_processed(store):
-    accept(store, "members:create", member_id="m-1", patron_status=None, cents=0, tier_ids=())
-    accept(store, "members:pledge:create", member_id="m-1", cents=500)
+M1 = "0b3f7a4e-1111-4c2a-9d7e-000000000001"
+M_GOOD = "0b3f7a4e-1111-4c2a-9d7e-000000000002"
+M_BAD = "0b3f7a4e-1111-4c2a-9d7e-000000000003"
+
+
+def test_consumer_queues_member_refreshes_and_marks_events_processed(store):
+    accept(store, "members:create", member_id=M1, patron_status=None, cents=0, tier_ids=())
+    accept(store, "members:pledge:create", member_id=M1, cents=500)
     accept(store, "posts:publish", member_id="post-not-member")
     consumer = EventConsumer(store, batch_size=2)
     assert consumer.run_once() == 2
     assert consumer.run_once() == 1
     assert consumer.run_once() == 0
-    state = member_state.get(store, "m-1")
-    assert (state.last_event, state.last_event_id, state.patron_status) == (
-        "members:pledge:create",
-        2,
-        "active_patron",
-    )
+    # One refresh of the member, for the newest of its deliveries; nothing for the post.
+    assert [(w.member_id, w.event_id) for w in member_refresh.due(store, float("inf"), 10)] == [(M1, 2)]
     assert webhook_events.counts(store) == {"total": 3, "unprocessed": 0, "failed": 0}
+    assert store.connection().execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'member_state'"
+    ).fetchone()[0] == 0  # migration 210 dropped the retired table
 
 
-def test_consumer_records_a_bad_event_and_goes_on(store, caplog):
-    bad = member_document("m-bad")
-    bad["data"]["attributes"]["will_pay_amount_cents"] = "five dollars"
-    webhook_events.accept(store, "members:update", encode(bad))
-    accept(store, member_id="m-good")
+def test_consumer_records_a_failing_event_and_goes_on(store, caplog, monkeypatch):
+    webhook_events.accept(store, "members:update", encode(member_document(M_BAD)))
+    accept(store, member_id=M_GOOD)
+    real_note_in = event_consumer.member_refresh.note_in
+
+    def note_in(conn, event, now):
+        if event.document()["data"]["id"] == M_BAD:
+            raise ValueError("the refresh queue refused it")
+        return real_note_in(conn, event, now)
+
+    monkeypatch.setattr(event_consumer.member_refresh, "note_in", note_in)
     consumer = EventConsumer(store)
     for _ in range(webhook_events.MAX_ATTEMPTS):
         consumer.run_once()
-    assert member_state.get(store, "m-good") is not None
-    assert member_state.get(store, "m-bad") is None
+    assert [w.member_id for w in member_refresh.due(store, float("inf"), 10)] == [M_GOOD]
     failed = webhook_events.get(store, 1)
     assert failed.attempts == webhook_events.MAX_ATTEMPTS and failed.processed_at is not None
-    assert "will_pay_amount_cents is not a whole number" in failed.last_error
-    assert "five dollars" not in failed.last_error and "five dollars" not in caplog.text
+    assert "ValueError: the refresh queue refused it" in failed.last_error
+    assert "set aside" in caplog.text
     assert consumer.run_once() == 0
 
 
