@@ -20,6 +20,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+import engineio.exceptions
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -188,8 +189,13 @@ class SioClient(Client):
             await self.drop(SLOW_CONSUMER)
             return
         self.last_id = event_id
-        for pkt in frames.sio(self.public):
-            await sock.send(pkt)
+        try:
+            for pkt in frames.sio(self.public):
+                await sock.send(pkt)
+        except engineio.exceptions.SocketIsClosedError:
+            # engine.io closed it on this very send (its ping timed out): it is gone, not
+            # broken; it reconnects and resumes from the last id it really received.
+            self._hub.leave(self)
 
     async def drop(self, reason: str) -> None:
         if self.closed:

@@ -202,3 +202,34 @@ def test_the_roomless_manager_disconnects_like_python_socketios_own():
     assert len(roomless[0]) == len(original[0]) == 1  # one client left
     assert len(roomless[1]) == len(original[1]) == 1  # its sid room, and no other
     assert roomless[2] == original[2] == {}
+
+
+def test_a_polling_client_closed_by_its_ping_timeout_on_send_is_let_go_quietly(store, caplog):
+    import engineio.exceptions
+
+    from live.hub import Frames, Hub
+    from live.sio import SioClient
+
+    class TimedOutSocket:  # engine.io's socket, closing itself on this send (ping timeout)
+        closed = closing = False
+        queue = asyncio.Queue()
+
+        async def send(self, pkt):
+            raise engineio.exceptions.SocketIsClosedError()
+
+    class Server:
+        class eio:  # noqa: N801
+            sockets = {"eio-1": TimedOutSocket()}
+
+        def get_environ(self, sid, namespace):
+            return {}
+
+    accept_many(store, 1)
+    hub = Hub(store, public_feed=False)
+    client = SioClient(Audience("server"), "sid-1", "eio-1", Server(), hub, limit=10)
+    hub.clients.add(client)
+    [event] = webhook_events.since(store, 0, 1)
+    asyncio.run(client.offer(Frames(event), wait=False))  # no exception reaches the fan-out
+    assert client.closed and client not in hub.clients
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    hub.close()
