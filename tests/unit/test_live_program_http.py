@@ -218,7 +218,7 @@ def test_a_polling_client_closed_by_its_ping_timeout_on_send_is_let_go_quietly(s
             raise engineio.exceptions.SocketIsClosedError()
 
     class Server:
-        class eio:  # noqa: N801
+        class eio:
             sockets = {"eio-1": TimedOutSocket()}
 
         def get_environ(self, sid, namespace):
