@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import types
 from pathlib import Path
 
 import falcon.testing
@@ -218,8 +219,8 @@ def test_a_polling_client_closed_by_its_ping_timeout_on_send_is_let_go_quietly(s
             raise engineio.exceptions.SocketIsClosedError()
 
     class Server:
-        class eio:
-            sockets = {"eio-1": TimedOutSocket()}
+        def __init__(self):
+            self.eio = types.SimpleNamespace(sockets={"eio-1": TimedOutSocket()})
 
         def get_environ(self, sid, namespace):
             return {}
