@@ -429,7 +429,21 @@ class LiveSocketIo:
             self._hub.leave(client)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         self._forget(sid)
+        if eio_sid is not None:
+            # A closed socket stays in engine.io's table until its next request or ping
+            # check (up to 45 s): under churn (long-polls timed out under load) those
+            # filled LIVE_MAX_CONNECTIONS and new clients got 503. Once closed, it goes.
+            self._drop_closed_later(eio_sid)
+
+    def _drop_closed_later(self, eio_sid: str) -> None:
+        def drop() -> None:
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is not None and sock.closed:
+                self.server.eio.sockets.pop(eio_sid, None)
+
+        asyncio.get_running_loop().call_soon(drop)  # after engine.io's own close() finishes
 
     async def logged_out(self, client: SioClient) -> None:
         self._forget(client.sid)
