@@ -32,6 +32,7 @@ from bench import (
     memory,
     paging,
     proxy,
+    ratelimit,
     recovery,
     report,
     stacks,
@@ -43,7 +44,7 @@ from harness.stack import Stack, wait_for
 
 MAIN_STACK_BENCHMARKS = (ipc, proxy, webhooks, live)  # in this order, before memory "after"
 ENTITLEMENT_BENCHMARKS = (member_sync, access)  # in this order: access checks need the synced table
-ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access, fanout)
+ALL = (ipc, proxy, webhooks, paging, recovery, live, memory, member_sync, access, fanout, ratelimit)
 NAMES = {module.KEY: module for module in ALL}
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 SANDBOX_READY_TIMEOUT_S = 120.0
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         run_entitlements_stack(selected, args.quick, outcomes)
     if fanout in selected:  # a stack of its own: 10,000 connections to the live program
         outcomes[fanout.KEY] = guarded(fanout, fanout.run, args.quick)
+    if ratelimit in selected:  # no stack: the limiters on a throw-away store
+        outcomes[ratelimit.KEY] = guarded(ratelimit, ratelimit.run, args.quick)
     if memory in selected:
         idle = snapshots[0] if snapshots else None
         loaded = snapshots[1] if len(snapshots) > 1 else None

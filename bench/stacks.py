@@ -105,8 +105,18 @@ def rpc(stack: Stack) -> xmlrpc.client.ServerProxy:
 
 
 def supervised_pids(stack: Stack) -> dict[str, int]:
-    """Program name ('web', 'worker', 'watchdog', 'sandbox') -> pid, for running ones."""
-    return {info["name"]: info["pid"] for info in rpc(stack).supervisor.getAllProcessInfo() if info["pid"]}
+    """Program name ('web', 'worker', 'watchdog', 'sandbox') -> pid, for running ones.
+
+    web and worker are numprocs programs (processes web_00, worker_00, ...): each
+    process is listed by its own name, and the first one also as 'web' or 'worker'."""
+    pids: dict[str, int] = {}
+    for info in rpc(stack).supervisor.getAllProcessInfo():
+        if info["pid"]:
+            pids[info["name"]] = info["pid"]
+            program, _, num = info["name"].rpartition("_")
+            if program in ("web", "worker") and num == "00":
+                pids[program] = info["pid"]
+    return pids
 
 
 def new_secrets() -> tuple[str, str]:

@@ -58,6 +58,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for(
     predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.05, what: str = "condition"
 ) -> Any:
@@ -76,13 +85,24 @@ def wait_for(
 
 
 class Stack:
-    def __init__(self, env: dict[str, str] | None = None, *, name: str = "pb"):
+    def __init__(
+        self, env: dict[str, str] | None = None, *, name: str = "pb", workers: int = 1, webs: int = 1
+    ):
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         for entry in CODE:
             (self.dir / entry).symlink_to(REPO / entry)
         (self.dir / "var" / "log").mkdir(parents=True)
+        self.workers, self.webs = workers, webs
+        if workers > 1 or webs > 1:
+            # The documented override (supervisord.conf's [include]), not an edited copy.
+            (self.dir / "supervisord.d").mkdir()
+            (self.dir / "supervisord.d" / "scale.conf").write_text(
+                f"[program:worker]\nnumprocs={workers}\n\n[program:web]\nnumprocs={webs}\n"
+            )
         self.conf = self.dir / "supervisord.conf"
         self.port = free_port()
+        while webs > 1 and not all(_port_free(self.port + i) for i in range(webs)):
+            self.port = free_port()  # web_NN listens on PORT + NN
         self.sandbox_port = free_port()
         self.live_port = free_port()  # the live program (live/): its own port, no nginx in tests
         base = {
@@ -100,9 +120,11 @@ class Stack:
             # Every test logs in from 127.0.0.1: the per-client login limit would count
             # them all as one client (a test that checks the limit sets its own).
             "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
+            **({"WORKER_PROCESSES": str(workers)} if workers > 1 else {}),
             **(env or {}),
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.web_urls = [f"http://127.0.0.1:{self.port + i}" for i in range(webs)]
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.live_url = f"http://127.0.0.1:{self.live_port}"
         self.process: subprocess.Popen | None = None
@@ -143,11 +165,13 @@ class Stack:
             what=f"stack health on {self.base_url} (logs in {self.dir / 'var' / 'log'})",
         )
         # Health answers as soon as both serve; supervisord calls them RUNNING after startsecs.
+        programs = [f"patreon:worker_{i:02d}" for i in range(self.workers)]
+        programs += [f"patreon:web_{i:02d}" for i in range(self.webs)]
         wait_for(
-            lambda: self.state("patreon:worker") == self.state("patreon:web") == "RUNNING",
+            lambda: all(self.state(program) == "RUNNING" for program in programs),
             timeout_s,
             interval_s=0.2,
-            what="supervisord to report web and worker RUNNING",
+            what="supervisord to report every web and worker RUNNING",
         )
 
     def wait_live(self, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -229,8 +253,13 @@ class Stack:
             print(f"--- {path.name} (last {len(tail)} lines)", *tail, sep="\n")
 
     def log_text(self, program: str) -> str:
+        """A program's log; for "worker" or "web" (numprocs programs, one log per
+        process: worker_00.log, ...) every process's log, one after another."""
         path = self.dir / "var" / "log" / f"{program}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if path.exists():
+            return path.read_text(errors="replace")
+        parts = sorted((self.dir / "var" / "log").glob(f"{program}_[0-9][0-9].log"))
+        return "".join(p.read_text(errors="replace") for p in parts)
 
 
 def body(resp: requests.Response) -> dict[str, Any]:

@@ -76,17 +76,20 @@ WORKER_ONLY = frozenset(
     {
         "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE",
         "PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS",
+        "PATREON_RATE_LIMIT_SHARED",
         "PATREON_CREATOR_ACCESS_TOKEN",
         "PATREON_CREATOR_REFRESH_TOKEN",
         "PATREON_API_BASE",
         "WORKER_THREADS",
+        "WORKER_PROCESS_NUM",
+        "WORKER_NUMPROCS",
         "PATREON_EDGE_BLOCK_PAUSE_S",
         "BRIDGE_MEMBER_SYNC_INTERVAL_S",
         "BRIDGE_MEMBER_PII",
     }
 )
 WEB_ONLY = frozenset(
-    {"HOST", "PORT", "WEB_THREADS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
+    {"HOST", "PORT", "WEB_PROCESS_NUM", "WEB_THREADS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
     | {"DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
@@ -127,8 +130,14 @@ class CommonSettings:
 
     mode: str  # "sandbox" | "live"
     data_dir: Path
-    worker_endpoint: str
+    worker_endpoint: str  # the first of worker_endpoints (one worker: the only one)
     test_actions: bool
+    # Every worker web spreads calls over (PATREON_WORKER_ENDPOINTS, or derived from
+    # WORKER_PROCESSES); empty means just worker_endpoint.
+    worker_endpoints: tuple[str, ...] = ()
+    # ZeroMQ CURVE for tcp:// endpoints (wire/curve.py): the folder holding the key
+    # pairs and the allow-list; None = no CURVE (the ipc:// single-host default).
+    worker_curve_dir: Path | None = None
     # How long a declined patron keeps access after the last charge date: web answers
     # access checks with it and the worker decides entitlement:changed with it.
     entitlement_grace_s: float = 0.0
@@ -136,6 +145,11 @@ class CommonSettings:
     @property
     def store_path(self) -> Path:
         return self.data_dir / "bridge.sqlite3"
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every worker's endpoint, in process_num order."""
+        return self.worker_endpoints or (self.worker_endpoint,)
 
 
 @_settings
@@ -187,6 +201,12 @@ class WorkerSettings(PatreonAppSettings):
     app_name: str
     user_agent: str
     worker_threads: int
+    # Which of ``endpoints`` this worker binds: supervisord's %(process_num)s
+    # (WORKER_PROCESS_NUM, set in supervisord.conf), 0 for a single worker.
+    worker_process_num: int = 0
+    # Patreon's budget in the store (worker.shared_ratelimit), shared by every worker
+    # on it: on by default when several workers are configured.
+    rate_limit_shared: bool = False
     # Full member sync every this many seconds (0 = only at start on an empty table and
     # on request); whether member rows keep email and name.
     member_sync_interval_s: float = 21600.0
@@ -268,18 +288,63 @@ class _Reader(Reader):
             return ()
         return items
 
+    def worker_endpoints(self, data_dir: Path) -> tuple[str, ...]:
+        """PATREON_WORKER_ENDPOINTS (a comma list), else PATREON_WORKER_ENDPOINT, else
+        one ipc:// socket per worker under DATA_DIR (WORKER_PROCESSES of them)."""
+        listed = self.text("PATREON_WORKER_ENDPOINTS")
+        if listed:
+            name, endpoints = "PATREON_WORKER_ENDPOINTS", [e.strip() for e in listed.split(",") if e.strip()]
+        elif self.text("PATREON_WORKER_ENDPOINT"):
+            name, endpoints = "PATREON_WORKER_ENDPOINT", [self.text("PATREON_WORKER_ENDPOINT")]
+        else:
+            count = self.integer("WORKER_PROCESSES", 1, 1, 1000)
+            name = "WORKER_PROCESSES"
+            if count == 1:
+                endpoints = [f"ipc://{data_dir / 'worker.sock'}"]
+            else:
+                endpoints = [f"ipc://{data_dir / f'worker-{i}.sock'}" for i in range(count)]
+        for endpoint in endpoints:
+            if not endpoint.startswith(("ipc://", "tcp://")):
+                self.problems.append((name, f"must be ipc://PATH or tcp://HOST:PORT, got {endpoint!r}"))
+            elif endpoint.startswith("ipc://") and len(endpoint) > 100:
+                # libzmq limits ipc paths to the size of sockaddr_un.sun_path.
+                self.problems.append((name, "ipc path is too long (over 100 chars)"))
+        if len(set(endpoints)) != len(endpoints):
+            self.problems.append((name, "names one endpoint twice"))
+        return tuple(endpoints) or (f"ipc://{data_dir / 'worker.sock'}",)
+
     def build(self) -> Config:
         host = self.text("HOST", "127.0.0.1")
         port = self.integer("PORT", 6969, 1, 65535)
+        # Several web processes (numprocs): each listens on PORT + its supervisord
+        # process_num; the redirect URI's default keeps PORT (nginx's front).
+        web_process_num = self.integer("WEB_PROCESS_NUM", 0, 0, 999)
+        if port + web_process_num > 65535:
+            self.problems.append(("WEB_PROCESS_NUM", f"puts the port above 65535 (PORT={port})"))
         data_dir = Path(self.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
-        endpoint = self.text("PATREON_WORKER_ENDPOINT", f"ipc://{data_dir / 'worker.sock'}")
-        if not endpoint.startswith(("ipc://", "tcp://")):
+        endpoints = self.worker_endpoints(data_dir)
+        endpoint = endpoints[0]
+        process_num = self.integer("WORKER_PROCESS_NUM", 0, 0, 999)
+        if process_num >= len(endpoints):
             self.problems.append(
-                ("PATREON_WORKER_ENDPOINT", f"must be ipc://PATH or tcp://HOST:PORT, got {endpoint!r}")
+                (
+                    "WORKER_PROCESS_NUM",
+                    f"is {process_num} but only {len(endpoints)} worker endpoint(s) are configured"
+                    " (PATREON_WORKER_ENDPOINTS or WORKER_PROCESSES)",
+                )
             )
-        elif endpoint.startswith("ipc://") and len(endpoint) > 100:
-            # libzmq limits ipc paths to the size of sockaddr_un.sun_path.
-            self.problems.append(("PATREON_WORKER_ENDPOINT", "ipc path is too long (over 100 chars)"))
+        numprocs = self.integer("WORKER_NUMPROCS", len(endpoints), 1, 1000)
+        if numprocs != len(endpoints):
+            # supervisord runs numprocs workers; web would never call the extra ones
+            # (or wait for missing ones): both sides must agree.
+            self.problems.append(
+                (
+                    "WORKER_NUMPROCS",
+                    f"supervisord runs {numprocs} worker(s) but {len(endpoints)} endpoint(s) are configured:"
+                    " set WORKER_PROCESSES (or PATREON_WORKER_ENDPOINTS) to match numprocs",
+                )
+            )
+        curve_dir = self.text("PATREON_WORKER_CURVE_DIR")
 
         live = live_mode(self.values)
         default_redirect = f"http://{host}:{port}/auth/patreon/callback"
@@ -335,9 +400,12 @@ class _Reader(Reader):
         config = Config(
             mode=mode,
             host=host,
-            port=port,
+            port=min(65535, port + web_process_num),
             data_dir=data_dir,
             worker_endpoint=endpoint,
+            worker_endpoints=endpoints if len(endpoints) > 1 else (),
+            worker_process_num=process_num,
+            worker_curve_dir=Path(curve_dir).resolve() if curve_dir else None,
             patreon_api_base=(api_base or "").rstrip("/"),
             client_id=client_id,
             client_secret=client_secret,
@@ -347,6 +415,7 @@ class _Reader(Reader):
             webhook_secrets=tuple(s.strip() for s in (webhook_secret or "").split(",") if s.strip()),
             rate_limit_per_minute=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE", 90),
             rate_limit_per_2_seconds=self.integer("PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS", 95),
+            rate_limit_shared=self.boolean("PATREON_RATE_LIMIT_SHARED", len(endpoints) > 1),
             # Patreon's edge counts 4xx over 600 s; how long it blocks is not documented.
             patreon_edge_pause_s=self.seconds("PATREON_EDGE_BLOCK_PAUSE_S", 600.0, 1.0, 86400.0),
             app_name=self.text("PATREON_APP_NAME", "Patreon Bridge"),

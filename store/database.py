@@ -350,6 +350,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         END;
         """,
     ),
+    # Several workers on one store (issue 13): leases (store.leases) so one worker at a
+    # time runs the member sync, the event consumer, the token sweep and each token
+    # refresh; rate slots (store.rate_slots) so every worker shares Patreon's budget.
+    (
+        500,
+        "store.leases",
+        """
+        CREATE TABLE IF NOT EXISTS leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS rate_slots (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            window_key TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            done_at REAL
+        );
+        CREATE INDEX IF NOT EXISTS rate_slots_window ON rate_slots (window_key, sent_at);
+        """,
+    ),
 ]
 
 

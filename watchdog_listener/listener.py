@@ -22,12 +22,19 @@ superlance's httpok:
   is a crash. The ``WATCHDOG_CRASH_LIMIT``-th crash within ``WATCHDOG_CRASH_WINDOW_S``
   stops the worker (``stopProcess``) and keeps it stopped (a start that supervisord's
   autorestart slipped in is stopped again) until someone starts it deliberately:
-  ``supervisorctl start patreon:worker`` (a start from STOPPED or FATAL) clears the
+  ``supervisorctl start patreon:worker_00`` (a start from STOPPED or FATAL) clears the
   verdict. Meanwhile web answers 503 ``PATREON_SERVICE_UNAVAILABLE``.
 
 The verdict and the restarts are written to ``DATA_DIR/watchdog.json`` (atomically),
 which ``GET /api/patreon/status`` shows as ``status.watchdog``: the stack reports a
 stopped worker and why without web having to reach supervisord.
+
+Several workers (``numprocs``: patreon:worker_00, patreon:worker_01, ...): the
+listener finds this supervisord's worker processes at start and runs one
+``Watchdog`` per process (``WatchdogGroup``), each pinging that process's own
+endpoint and acting on that process name only, so a hung worker_01 is killed
+while worker_00 serves on. worker_00 reports to ``watchdog.json``, worker_NN to
+``watchdog-worker_NN.json`` (``status.watchdogs`` lists them all).
 
 The supervisord protocol is on stdout and nothing else is ever written there; every
 diagnostic goes to stderr (supervisord's ``stderr_logfile``). ``Watchdog`` takes its
@@ -45,6 +52,7 @@ import collections
 import http.client
 import logging
 import os
+import re
 import select
 import socket
 import sys
@@ -59,10 +67,11 @@ from settings.logs import configure_logging
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state, state_path, write_state
 from wire.client import Pinger
+from wire.curve import KeysMissing, client_options
 
 log = logging.getLogger("watchdog")
 
-PROGRAM = "patreon:worker"
+PROGRAM = "patreon:worker_00"
 RPC_TIMEOUT_S = 10.0  # supervisord answers at once; a stuck call must not freeze the listener
 # A worker told to stop for crash-looping that is still STOPPING this long after is
 # SIGKILLed at the next tick: a SIGTERM that lands between supervisord's fork and the
@@ -178,6 +187,10 @@ class Watchdog:
     def run_forever(self) -> None:
         while self.run_once():
             pass
+
+    @property
+    def next_check(self) -> float:
+        return self._next_check
 
     def run_once(self) -> bool:
         """Serve one event; False when supervisord closed our stdin (it is going away)."""
@@ -407,6 +420,76 @@ class Watchdog:
             log.error("cannot write %s: %s", self.state_file, ex)
 
 
+WORKER_PROCESS = re.compile(r"worker_(\d+)")
+
+
+class WatchdogGroup:
+    """One event stream for several ``Watchdog``s (one per worker process): each
+    checks on its own timer and sees every event (it ignores other programs')."""
+
+    def __init__(
+        self,
+        watchdogs: list[Watchdog],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout,
+    ):
+        self.watchdogs = watchdogs
+        self._clock = clock
+        self.stdin = stdin
+        self.stdout = stdout
+
+    def run_forever(self) -> None:
+        while self.run_once():
+            pass
+
+    def run_once(self) -> bool:
+        send_ready(self.stdout)
+        self._checks_until_event()
+        line = self.stdin.readline()
+        if not line:
+            return False
+        headers = headers_of(line)
+        payload = self.stdin.read(int(headers["len"]))
+        for watchdog in self.watchdogs:
+            try:
+                watchdog.handle(headers["eventname"], payload)
+            except Exception:
+                log.exception("failed to handle %s for %s", headers.get("eventname"), watchdog.program)
+        send_ok(self.stdout)
+        return True
+
+    def _checks_until_event(self) -> None:
+        timed = [w for w in self.watchdogs if w.interval_s is not None]
+        if not timed:
+            return
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        while True:
+            wait = min(w.next_check for w in timed) - self._clock()
+            if wait > 0 and select.select([fd], [], [], wait)[0]:
+                return
+            for watchdog in timed:
+                if self._clock() >= watchdog.next_check:
+                    try:
+                        watchdog.check()
+                    except Exception:
+                        log.exception("%s check failed", watchdog.program)
+
+
+def worker_programs(rpc: Any) -> list[tuple[str, int]]:
+    """This supervisord's worker processes: (``patreon:worker_NN``, NN)."""
+    found = []
+    for info in rpc.supervisor.getAllProcessInfo():
+        match = WORKER_PROCESS.fullmatch(info.get("name", ""))
+        if info.get("group") == "patreon" and match:
+            found.append((f"patreon:{info['name']}", int(match.group(1))))
+    return sorted(found, key=lambda item: item[1]) or [(PROGRAM, 0)]
+
+
 def main() -> int:
     configure_logging("watchdog")
     try:
@@ -420,34 +503,55 @@ def main() -> int:
         return EXIT_NOT_SUPERVISED
     # The XML-RPC transport has no timeout of its own; the ZeroMQ sockets are unaffected.
     socket.setdefaulttimeout(RPC_TIMEOUT_S)
-    path = state_path(config.data_dir)
-    pinger = Pinger(config.worker_endpoint)
-    watchdog = Watchdog(
-        rpc_interface(os.environ),
-        pinger,
-        max_misses=config.watchdog_max_misses,
-        ping_timeout_s=config.watchdog_ping_timeout_s,
-        crash_limit=config.watchdog_crash_limit,
-        crash_window_s=config.watchdog_crash_window_s,
-        interval_s=config.watchdog_interval_s,
-        state_file=path,
-    )
-    watchdog.resume(read_state(config.data_dir))
-    log.info(
-        "🔧 Watchdog watching %s on %s: ping every %g s, restart after %d miss(es) of %g s; "
-        "stop after %d unexpected exits within %g s",
-        PROGRAM,
-        config.worker_endpoint,
-        config.watchdog_interval_s,
-        config.watchdog_max_misses,
-        config.watchdog_ping_timeout_s,
-        config.watchdog_crash_limit,
-        config.watchdog_crash_window_s,
-    )
     try:
-        watchdog.run_forever()
+        curve = client_options(config.worker_curve_dir)
+    except KeysMissing as ex:
+        log.error("❌ Configuration error: PATREON_WORKER_CURVE_DIR: %s", ex)
+        return EXIT_CONFIG
+    rpc = rpc_interface(os.environ)
+    try:
+        programs = worker_programs(rpc)
+    except RpcFailure as ex:
+        log.error("cannot list the worker processes from supervisord: %s", ex)
+        return EXIT_NOT_SUPERVISED
+    watchdogs, pingers = [], []
+    for program, num in programs:
+        if num >= len(config.endpoints):
+            log.error("❌ %s has no endpoint (WORKER_PROCESSES / PATREON_WORKER_ENDPOINTS): not watched", program)
+            continue
+        endpoint = config.endpoints[num]
+        pinger = Pinger(endpoint, curve=curve)
+        pingers.append(pinger)
+        name = program.split(":", 1)[1]
+        watchdog = Watchdog(
+            rpc,
+            pinger,
+            max_misses=config.watchdog_max_misses,
+            ping_timeout_s=config.watchdog_ping_timeout_s,
+            crash_limit=config.watchdog_crash_limit,
+            crash_window_s=config.watchdog_crash_window_s,
+            interval_s=config.watchdog_interval_s,
+            state_file=state_path(config.data_dir, None if num == 0 else name),
+            program=program,
+        )
+        watchdog.resume(read_state(config.data_dir, None if num == 0 else name))
+        watchdogs.append(watchdog)
+        log.info(
+            "🔧 Watchdog watching %s on %s: ping every %g s, restart after %d miss(es) of %g s; "
+            "stop after %d unexpected exits within %g s",
+            program,
+            endpoint,
+            config.watchdog_interval_s,
+            config.watchdog_max_misses,
+            config.watchdog_ping_timeout_s,
+            config.watchdog_crash_limit,
+            config.watchdog_crash_window_s,
+        )
+    try:
+        WatchdogGroup(watchdogs).run_forever()
     finally:
-        pinger.close()
+        for pinger in pingers:
+            pinger.close()
     log.info("watchdog stopped: supervisord closed the event stream")
     return 0
 

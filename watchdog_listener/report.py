@@ -15,14 +15,27 @@ from typing import Any
 STATE_FILE = "watchdog.json"
 
 
-def state_path(data_dir: Path) -> Path:
-    return Path(data_dir) / STATE_FILE
+def state_path(data_dir: Path, process: str | None = None) -> Path:
+    """worker_00's report (or a single worker's): watchdog.json; worker_NN's:
+    watchdog-worker_NN.json."""
+    return Path(data_dir) / (STATE_FILE if process is None else f"watchdog-{process}.json")
 
 
-def read_state(data_dir: Path) -> dict[str, Any] | None:
+def read_state(data_dir: Path, process: str | None = None) -> dict[str, Any] | None:
     """The watchdog's last report, or None if it has none (or it is unreadable)."""
+    return _read(state_path(data_dir, process))
+
+
+def read_states(data_dir: Path, first: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every worker's report, worker_00's first (``first``: already read by the caller)."""
+    first = read_state(data_dir) if first is None else first
+    others = map(_read, sorted(Path(data_dir).glob("watchdog-worker_*.json")))
+    return [state for state in (first, *others) if state is not None]
+
+
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        state = json.loads(state_path(data_dir).read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None

@@ -21,7 +21,8 @@ from store.database import WEB_WRITE_TIMEOUT_S
 from store.encryption import KeyMissing, UndecryptableValue, open_store
 from web.app import create_app
 from web.server_errors import JsonErrorResponses, create_json_server
-from wire.client import WorkerClient
+from wire.curve import KeysMissing, client_options
+from wire.pool import WorkerPool
 
 log = logging.getLogger("web")
 
@@ -68,7 +69,12 @@ def main() -> int:
         return EXIT_CONFIG
     # Writers waiting on the store may hold at most a quarter of the threads.
     group_commit.for_store(store).max_waiting = max(group_commit.DEFAULT_MAX_WAITING, config.web_threads // 4)
-    worker = WorkerClient(config.worker_endpoint)
+    try:
+        curve = client_options(config.worker_curve_dir)
+    except KeysMissing as ex:
+        log.error("❌ Configuration error: PATREON_WORKER_CURVE_DIR: %s", ex)
+        return EXIT_CONFIG
+    worker = WorkerPool(config.endpoints, curve=curve)  # every worker, each with its heartbeat
     worker.start()
     app = create_app(config, worker, store)
     proxy = {}

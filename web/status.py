@@ -12,6 +12,7 @@ from settings.config import WebSettings
 from store.database import Store
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
+from watchdog_listener.report import read_states as read_watchdog_states
 from web.entitlements import sync_status
 from web.errors import SERVICE_UNAVAILABLE_MESSAGE, error_body
 from wire import __version__, actions
@@ -29,6 +30,7 @@ class StatusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         state = self._worker.liveness.snapshot()
+        watchdog = read_watchdog_state(self._config.data_dir)
         try:
             member_sync = sync_status(self._store)
         except sqlite3.Error:
@@ -46,6 +48,14 @@ class StatusResource:
                     "in_flight": state["in_flight"],
                     "reason": state["reason"],
                 },
+                # Each worker web spreads calls over (wire.pool): one entry per process.
+                "workers": [
+                    {
+                        key: worker[key]
+                        for key in ("name", "available", "pid", "last_heartbeat_ms_ago", "restarts", "in_flight", "reason")
+                    }
+                    for worker in state.get("workers") or []
+                ],
                 "version": __version__,
                 # Patreon's edge block (null until the worker's first pong): while
                 # "blocked", the worker makes no call and API reads get 503
@@ -53,7 +63,9 @@ class StatusResource:
                 "patreon_edge": state["patreon_edge"],
                 # The watchdog's last report (None until it runs): a worker it stopped
                 # for crash-looping shows here with the reason.
-                "watchdog": read_watchdog_state(self._config.data_dir),
+                "watchdog": watchdog,
+                # Every worker's report (several workers: one per process).
+                "watchdogs": read_watchdog_states(self._config.data_dir, watchdog),
                 # Member sync and reconciliation (docs/entitlements.md).
                 "member_sync": member_sync,
             },
@@ -67,10 +79,18 @@ class HealthResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         started = time.perf_counter()
+        workers = None
         try:
-            self._worker.send(
-                actions.Ping(), timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
-            )
+            if hasattr(self._worker, "ping_each"):
+                # Several workers: each is pinged; healthy while one answers ("degraded"
+                # when some do not), 503 when none does.
+                workers = self._worker.ping_each(HEALTH_TIMEOUT_S, req.context.request_id)
+                if not any(w["healthy"] for w in workers):
+                    raise WorkerUnavailable("no worker answered")
+            else:
+                self._worker.send(
+                    actions.Ping(), timeout_s=HEALTH_TIMEOUT_S, request_id=req.context.request_id, retry=False
+                )
         except WorkerError as ex:
             message = SERVICE_UNAVAILABLE_MESSAGE if isinstance(ex, WorkerUnavailable) else str(ex)
             resp.status = falcon.HTTP_503
@@ -78,14 +98,17 @@ class HealthResource:
             resp.media = {
                 **error_body(message, PATREON_SERVICE_UNAVAILABLE),
                 "status": "unhealthy",
+                **({"workers": workers} if workers is not None else {}),
                 "timestamp": utc_now_iso(),
             }
             return
+        degraded = workers is not None and not all(w["healthy"] for w in workers)
         resp.media = {
             "success": True,
-            "status": "healthy",
+            "status": "degraded" if degraded else "healthy",
             "pong": True,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **({"workers": workers} if workers is not None else {}),
             "timestamp": utc_now_iso(),
         }
 

@@ -40,6 +40,7 @@ import zmq
 from wire import protocol
 from wire.actions import Payload
 from wire.codes import PATREON_SERVICE_TIMEOUT, PATREON_SERVICE_UNAVAILABLE
+from wire.curve import ClientOptions, secure
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +161,10 @@ class Liveness:
             }
 
 
-def _req_socket(context: zmq.Context, endpoint: str) -> zmq.Socket:
+def _req_socket(context: zmq.Context, endpoint: str, curve: ClientOptions | None = None) -> zmq.Socket:
     sock = context.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    secure(sock, curve, endpoint).connect(endpoint)
     return sock
 
 
@@ -176,8 +177,10 @@ class WorkerClient:
         liveness: Liveness | None = None,
         clock: Callable[[], float] = time.monotonic,
         retries: int = 1,
+        curve: ClientOptions | None = None,
     ):
         self.endpoint = endpoint
+        self.curve = curve
         self.liveness = liveness or Liveness(clock)
         self._context = context or zmq.Context.instance()
         self._clock = clock
@@ -187,7 +190,9 @@ class WorkerClient:
 
     def start(self) -> None:
         """Start the heartbeat thread (web's entry point does this once)."""
-        self._heartbeat = Heartbeat(self.endpoint, self.liveness, context=self._context, clock=self._clock)
+        self._heartbeat = Heartbeat(
+            self.endpoint, self.liveness, context=self._context, clock=self._clock, curve=self.curve
+        )
         self._heartbeat.start()
 
     def close(self) -> None:
@@ -204,7 +209,7 @@ class WorkerClient:
             self._drop_socket()
             sock = None
         if sock is None:
-            sock = _req_socket(self._context, self.endpoint)
+            sock = _req_socket(self._context, self.endpoint, self.curve)
             self._local.sock = sock
             self._local.generation = generation
         return sock
@@ -238,7 +243,7 @@ class WorkerClient:
         An idempotent action is retried after a timeout unless ``retry`` is False
         (health checks want a verdict within one timeout).
         """
-        reply = self._call(action, data, timeout_s, request_id, retry)
+        reply = self.reply(action, data, timeout_s=timeout_s, request_id=request_id, retry=retry)
         try:
             return reply.payload()
         except (ValueError, RecursionError) as ex:  # a document that is not JSON
@@ -261,20 +266,22 @@ class WorkerClient:
     ) -> bytes:
         """Like ``call``, but the answer as the JSON bytes the worker sent, undecoded:
         for documents web only passes on (a Patreon page can be megabytes)."""
-        reply = self._call(action, data, timeout_s, request_id, retry)
+        reply = self.reply(action, data, timeout_s=timeout_s, request_id=request_id, retry=retry)
         if reply.body is not None:
             return reply.body
         # ensure_ascii: decoded JSON may hold a lone surrogate, which UTF-8 cannot encode.
         return json.dumps(reply.data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
-    def _call(
+    def reply(
         self,
         action: str,
         data: dict[str, Any] | None,
-        timeout_s: float | None,
-        request_id: str | None,
-        retry: bool,
+        *,
+        timeout_s: float | None = None,
+        request_id: str | None = None,
+        retry: bool = True,
     ) -> protocol.Reply:
+        """The worker's ok reply to one action (retried like ``call``), or a ``WorkerError``."""
         spec = protocol.ACTIONS[action]
         timeout_s = spec.timeout_s if timeout_s is None else timeout_s
         attempts = 1 + (self._retries if spec.idempotent and retry else 0)
@@ -339,9 +346,11 @@ class Heartbeat(threading.Thread):
         clock: Callable[[], float] = time.monotonic,
         interval_s: float = HEARTBEAT_INTERVAL_S,
         timeout_s: float = HEARTBEAT_TIMEOUT_S,
+        curve: ClientOptions | None = None,
     ):
         super().__init__(name="worker-heartbeat", daemon=True)
         self.endpoint = endpoint
+        self.curve = curve
         self.liveness = liveness
         self._context = context or zmq.Context.instance()
         self._clock = clock
@@ -366,7 +375,7 @@ class Heartbeat(threading.Thread):
         # its handshake triggers the ping that brings web back (one socket: cheap).
         watch.setsockopt(zmq.RECONNECT_IVL, WATCH_RECONNECT_MS)
         monitor = watch.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        watch.connect(self.endpoint)
+        secure(watch, self.curve, self.endpoint).connect(self.endpoint)
         self._poller = zmq.Poller()
         self._poller.register(monitor, zmq.POLLIN)
         self._ping: zmq.Socket | None = None
@@ -396,7 +405,7 @@ class Heartbeat(threading.Thread):
         if self._ping is not None:
             self._poller.unregister(self._ping)
             self._ping.close(linger=0)
-        self._ping = _req_socket(self._context, self.endpoint)
+        self._ping = _req_socket(self._context, self.endpoint, self.curve)
         self._poller.register(self._ping, zmq.POLLIN)
 
     def _step(self, monitor: zmq.Socket) -> None:
@@ -442,8 +451,9 @@ class Pinger:
     """Pings the worker on one REQ socket, renewed after every miss (a REQ socket that
     missed its reply cannot send again)."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None):
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, curve: ClientOptions | None = None):
         self.endpoint = endpoint
+        self.curve = curve
         self._context = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
 
@@ -452,7 +462,7 @@ class Pinger:
         if self._sock is None:
             self._sock = self._context.socket(zmq.REQ)
             self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
+            secure(self._sock, self.curve, self.endpoint).connect(self.endpoint)
         msg_id, frame = protocol.encode_request("ping", {}, max(1, int(timeout_s * 1000)))
         try:
             self._sock.send(frame, zmq.NOBLOCK)

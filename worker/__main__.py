@@ -1,4 +1,5 @@
-"""Entry point: ``python -m worker`` (run by supervisord as patreon:worker).
+"""Entry point: ``python -m worker`` (run by supervisord as patreon:worker_00,
+patreon:worker_01, ...: ``numprocs`` of them, each binding its own endpoint).
 
 Configuration is checked before the heavy imports (ZeroMQ, requests, the Patreon
 client): a worker with bad configuration must exit well within supervisord's
@@ -48,8 +49,10 @@ def main() -> int:
     import zmq
 
     from store.encryption import KeyMissing, UndecryptableValue, open_store
+    from wire.curve import KeysMissing, ServerSecurity
     from worker.actions import PingInfo, build_registry
     from worker.event_consumer import EventConsumer
+    from worker.lease_holder import worker_holder
     from worker.members import MemberPrograms
     from worker.patreon_actions import build_actions
     from worker.server import WorkerServer
@@ -60,15 +63,22 @@ def main() -> int:
     except (KeyMissing, UndecryptableValue) as ex:
         log.error("❌ Configuration error: %s", ex)
         return EXIT_CONFIG
+    endpoint = config.endpoints[config.worker_process_num]  # this process's own
+    try:
+        curve = ServerSecurity(config.worker_curve_dir, zmq.Context.instance()) if config.worker_curve_dir else None
+    except KeysMissing as ex:
+        log.error("❌ Configuration error: PATREON_WORKER_CURVE_DIR: %s", ex)
+        return EXIT_CONFIG
     try:
         ping = PingInfo(config, in_flight=lambda: server.in_flight)
         patreon = build_actions(config, store)  # one rate-limited Patreon client for everything
         programs = MemberPrograms(config, store, patreon.api)  # refresh + sync threads
         server = WorkerServer(
-            config.worker_endpoint,
+            endpoint,
             build_registry(config, ping, store=store, patreon=patreon, request_sync=programs.sync.request),
             threads=config.worker_threads,
             ping=ping,
+            curve=curve,
         )
         server.bind()
     except (zmq.ZMQError, OSError) as ex:
@@ -79,8 +89,10 @@ def main() -> int:
         store,
         on_refresh_wanted=programs.refresher.wake,
         on_sync_wanted=lambda: programs.sync.request("legacy pledge of an unknown member"),
+        holder=worker_holder(config),  # one consumer at a time across workers
     )
-    sweeper = OrphanTokenSweeper(store)  # session tokens whose session has ended
+    # session tokens whose session has ended; one sweep per interval across workers
+    sweeper = OrphanTokenSweeper(store, holder=worker_holder(config))
 
     def on_signal(signum, _frame):
         log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
@@ -93,7 +105,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     if config.mode == "sandbox":
         log.warning("🧪 SANDBOX MODE: no Patreon credentials set; talking to %s", config.patreon_api_base)
-    log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, config.worker_endpoint)
+    log.info("✅ Patreon service initialized successfully (%s mode, %s)", config.mode, endpoint)
     consumer.start()
     programs.start()
     sweeper.start()

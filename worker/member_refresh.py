@@ -18,6 +18,11 @@ sync or a refresh), and never an equally new or newer delivery: so while Patreon
 unreachable a member Patreon already told us about keeps that state, and a member
 we know nothing about gets the webhook's. Either way the next successful read, or
 the next full sync, makes the row what Patreon says.
+
+Several workers on one store: only the holder of the ``member-refresh`` lease
+(``store.leases``) reads members, so one delivery costs one Patreon call, not one per
+worker; it renews the lease before each read, and a dead holder's lease is taken over
+after ``LEASE_TTL_S``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from store.webhook_events import StoredEvent
 from wire.codes import NOT_FOUND, PATREON_BAD_REQUEST
 from wire.patreon_schema import MEMBER_ID
 from wire.protocol import ActionError
+from worker.lease_holder import LeaseHolder
 from worker.member_writer import MemberWriter
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 300.0
 IDLE_POLL_S = 1.0
 BATCH = 20
+LEASE_TTL_S = 90.0  # above one read's REQUEST_TIMEOUT_S: renewed before each
 BACKLOG_FOR_SYNC = 200  # queued members above which a full sync is cheaper than single reads
 
 
@@ -116,8 +123,11 @@ class MemberRefresher:
         keep_pii: bool = False,
         clock: Callable[[], float] = time.time,
         request_sync: Callable[[str], int] | None = None,
+        holder: str | None = None,
     ):
         self._store = store
+        # None: the only refresher (tests); the worker passes its holder id.
+        self._lease = None if holder is None else LeaseHolder(store, "member-refresh", holder, LEASE_TTL_S)
         self._request_sync = request_sync
         self._reader = reader
         self._writer = writer
@@ -159,6 +169,11 @@ class MemberRefresher:
             wait = IDLE_POLL_S if next_at is None else max(0.0, min(IDLE_POLL_S, next_at - self._clock()))
             self._wake.wait(wait)
             self._wake.clear()
+        if self._lease is not None:
+            try:
+                self._lease.release()  # a peer takes over at once, not after the TTL
+            except Exception:
+                log.exception("member refresh: could not release its lease")
 
     def run_once(self) -> int:
         """Refresh every member due now (up to a batch); returns how many were tried.
@@ -167,16 +182,24 @@ class MemberRefresher:
         sync instead: 1,000 members a call rather than one, so the creator token's
         budget is not spent for minutes on single reads.
         """
+        if not self._turn():
+            return 0
         if self._request_sync is not None and member_refresh.pending(self._store) > BACKLOG_FOR_SYNC:
             if member_sync.waiting(self._store) is None and not _running(self._store):
                 self._request_sync("refresh backlog")
             return 0
         wanted = member_refresh.due(self._store, self._clock(), BATCH)
         for item in wanted:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self._turn():
                 break
             self.refresh(item)
         return len(wanted)
+
+    def _turn(self) -> bool:
+        """Is this worker the one that reads members (now)?"""
+        if self._lease is None:
+            return True
+        return self._lease.keep() if self._lease.held else self._lease.try_take()
 
     def refresh(self, wanted: Wanted) -> None:
         deadline = time.monotonic() + REQUEST_TIMEOUT_S

@@ -21,6 +21,15 @@ appends no ``entitlement:changed`` events), then every ``BRIDGE_MEMBER_SYNC_INTE
 unknown member). Every call goes through the worker's one rate-limited Patreon client,
 so a sync shares the creator token's budget with everything else and never causes
 a 429 of its own; the limiter waits instead.
+
+Several workers on one store: only the holder of the ``member-sync`` lease
+(``store.leases``) schedules and runs syncs, so one sync or reconciliation runs at a
+time across workers. The holder keeps it (renewed before each Patreon call, so a long
+walk never loses it) and gives it up when it stops; a holder that died loses it after
+``SYNC_LEASE_TTL_S`` (a restarted worker with the same slot takes its own back at
+once), and the new holder closes the dead holder's unfinished run as failed. A
+holder that stalled past its lease finds out at its next call or page write (a
+fence in the page's transaction) and stops its walk.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from store.members import SYNC
 from store.timestamps import utc_now_iso
 from store.tokens import CREATOR
 from wire.protocol import ActionError
+from worker.lease_holder import LeaseHolder
 from worker.member_refresh import member_params
 from worker.member_writer import MemberWriter
 
@@ -56,6 +66,8 @@ TIER_PARAMS = {
 }
 IDLE_POLL_S = 1.0
 UNSYNCED_RETRY_S = 60.0
+# Above the longest gap between two renewals (one page call: PAGE_TIMEOUT_S plus a retry pause).
+SYNC_LEASE_TTL_S = 180.0
 
 
 class SyncFailed(Exception):
@@ -73,8 +85,11 @@ class MemberSync:
         keep_pii: bool = False,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        holder: str | None = None,
     ):
         self._store = store
+        # None: the only worker (tests); the worker passes its holder id.
+        self._lease = None if holder is None else LeaseHolder(store, "member-sync", holder, SYNC_LEASE_TTL_S)
         self._api = api
         self._writer = writer
         self._interval_s = interval_s
@@ -106,20 +121,51 @@ class MemberSync:
         self._wake.set()
         return run_id
 
+    def _start_up(self) -> None:
+        """What the (new) sync holder does first: a run its predecessor left unfinished
+        is closed as failed; an empty member table asks for the baseline."""
+        member_sync.abandon_unfinished(self._store, utc_now_iso())
+        if members.count(self._store) == 0:
+            member_sync.request(self._store, "initial: the member table is empty", utc_now_iso())
+
+    def _take_turn(self) -> bool:
+        """Is this worker the one that syncs (now)?"""
+        if self._lease is None:
+            return True
+        if self._lease.held:
+            return self._lease.keep()
+        if not self._lease.try_take():
+            return False
+        log.info("member sync: this worker runs the syncs now")
+        self._start_up()
+        return True
+
     def _run(self) -> None:
-        try:
-            member_sync.abandon_unfinished(self._store, utc_now_iso())
-            if members.count(self._store) == 0:
-                member_sync.request(self._store, "initial: the member table is empty", utc_now_iso())
-        except Exception:
-            log.exception("member sync: store error at start")
+        if self._lease is None:
+            try:
+                self._start_up()
+            except Exception:
+                log.exception("member sync: store error at start")
         while not self._stopping.is_set():
             try:
-                self.run_due()
+                if self._take_turn():
+                    self.run_due()
             except Exception:
                 log.exception("member sync: store error, retrying")
             self._wake.wait(IDLE_POLL_S)
             self._wake.clear()
+        if self._lease is not None:
+            try:
+                self._lease.release()  # a peer takes over at once, not after the TTL
+            except Exception:
+                log.exception("member sync: could not release its lease")
+
+    def _still_ours(self, conn=None) -> None:
+        """Stop a walk whose lease another worker took over (after this one stalled)."""
+        if self._lease is None:
+            return
+        if not (self._lease.keep() if conn is None else self._lease.fence_in(conn)):
+            raise SyncFailed("another worker took the member sync over")
 
     def run_due(self) -> member_sync.SyncRun | None:
         """Run the waiting request, or a scheduled sync when one is due."""
@@ -175,6 +221,7 @@ class MemberSync:
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         for attempt in range(PAGE_ATTEMPTS):
+            self._still_ours()
             try:
                 return self._api.get(CREATOR, path, params, time.monotonic() + PAGE_TIMEOUT_S)
             except Exception as ex:
@@ -210,6 +257,7 @@ class MemberSync:
                 raise SyncFailed("Patreon answered a member page without a data list")
             now = utc_now_iso()
             with self._store.transaction() as conn:
+                self._still_ours(conn)
                 for item in items:
                     try:
                         record = member_record(item, campaign_id=campaign_id, keep_pii=self._keep_pii)
@@ -236,6 +284,7 @@ class MemberSync:
         # The walk is complete: whoever it did not list is gone.
         now = utc_now_iso()
         with self._store.transaction() as conn:
+            self._still_ours(conn)
             for row in members.missing_from_sync_in(conn, campaign_id, run_id, started_at):
                 self._writer.put_in(
                     conn,

@@ -9,6 +9,7 @@ from typing import Any
 
 from settings.config import WorkerSettings
 from store.database import Store
+from worker.lease_holder import worker_holder
 from worker.member_refresh import MemberRefresher, PatreonReader
 from worker.member_sync import MemberSync
 from worker.member_writer import MemberWriter
@@ -18,10 +19,20 @@ class MemberPrograms:
     def __init__(self, config: WorkerSettings, store: Store, api: Any):
         writer = MemberWriter(timedelta(seconds=config.entitlement_grace_s))
         self.sync = MemberSync(
-            store, api, writer, interval_s=config.member_sync_interval_s, keep_pii=config.member_pii
+            store,
+            api,
+            writer,
+            interval_s=config.member_sync_interval_s,
+            keep_pii=config.member_pii,
+            holder=worker_holder(config),  # one sync at a time across workers
         )
         self.refresher = MemberRefresher(
-            store, PatreonReader(api), writer, keep_pii=config.member_pii, request_sync=self.sync.request
+            store,
+            PatreonReader(api),
+            writer,
+            keep_pii=config.member_pii,
+            request_sync=self.sync.request,
+            holder=worker_holder(config),  # one refresher at a time across workers
         )
 
     def start(self) -> None:

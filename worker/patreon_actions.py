@@ -57,7 +57,9 @@ from wire.protocol import (
     marked_handlers,
 )
 from worker.errors import wire_error
+from worker.lease_holder import worker_holder
 from worker.patreon_api import PatreonApi
+from worker.shared_ratelimit import SharedRateLimiter
 from worker.tokens import Token, TokenStore, label
 
 log = logging.getLogger(__name__)
@@ -493,11 +495,17 @@ def _handler(method: Method) -> Callable[[dict[str, Any], CallContext], dict[str
 
 
 def build_actions(config: WorkerSettings, store: Store) -> PatreonActions:
-    limiter = RateLimiter(config.rate_limit_per_2_seconds, config.rate_limit_per_minute)
+    if config.rate_limit_shared:
+        # Several workers: one budget for all of them, in the store.
+        limiter = SharedRateLimiter(store, config.rate_limit_per_2_seconds, config.rate_limit_per_minute)
+    else:
+        limiter = RateLimiter(config.rate_limit_per_2_seconds, config.rate_limit_per_minute)
     http = PatreonHttp(config, limiter)
     oauth = OAuthClient(config, http)
     pair = (config.creator_access_token, config.creator_refresh_token)
-    tokens = TokenStore(store, oauth, creator_pair=pair if all(pair) else None)
+    tokens = TokenStore(
+        store, oauth, creator_pair=pair if all(pair) else None, holder=worker_holder(config)
+    )
     return PatreonActions(PatreonApi(http, tokens), oauth, tokens, store)
 
 

@@ -34,10 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from wire import protocol
+from wire.curve import ServerSecurity
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.1
+REFUSAL_LOG_EVERY_S = 10.0  # one line per this long for a client that keeps retrying
+# What a keyless (NULL) client, or one with another server's key, causes on a CURVE socket.
+_HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 STOP_GRACE_S = 8.0  # below supervisord's stopwaitsecs (10 s) for the worker
 
 
@@ -51,8 +55,13 @@ class WorkerServer:
         ping: Callable[[], dict],
         context: zmq.Context | None = None,
         grace_s: float = STOP_GRACE_S,
+        curve: ServerSecurity | None = None,
     ):
         self.endpoint = endpoint
+        self.curve = curve
+        self._monitor: zmq.Socket | None = None
+        self._last_refusal_log = -REFUSAL_LOG_EVERY_S
+        self._refusals = 0
         self.registry = registry
         self.ping = ping
         self.grace_s = grace_s
@@ -74,6 +83,11 @@ class WorkerServer:
             os.makedirs(os.path.dirname(self.endpoint[len("ipc://") :]) or ".", exist_ok=True)
         self._frontend = self._context.socket(zmq.ROUTER)
         self._frontend.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None and self.endpoint.startswith("tcp://"):
+            # Ironhouse: only clients whose public key is allowed get through (wire.curve).
+            self.curve.start()
+            self.curve.apply(self._frontend)
+            self._monitor = self._frontend.get_monitor_socket(_HANDSHAKE_FAILED)
         self._frontend.bind(self.endpoint)
 
     def stop(self) -> None:
@@ -89,6 +103,8 @@ class WorkerServer:
         poller = zmq.Poller()
         poller.register(frontend, zmq.POLLIN)
         poller.register(results, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         stop_deadline: float | None = None
         try:
             while True:
@@ -106,10 +122,38 @@ class WorkerServer:
                     self._forward_results(results, frontend)
                 if frontend in events:
                     self._take_requests(frontend)
+                if self._monitor is not None and self._monitor in events:
+                    self._log_refusals()
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._monitor is not None:
+                frontend.disable_monitor()
+                self._monitor.close(linger=0)
+            if self.curve is not None:
+                self.curve.stop()
             results.close(linger=0)
             frontend.close(linger=0)
+
+    def _log_refusals(self) -> None:
+        """A client without CURVE (or with another server's key) never reaches ZAP:
+        its failed handshake is logged here, at most once per REFUSAL_LOG_EVERY_S."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._refusals += 1
+        now = time.monotonic()
+        if self._refusals and now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S:
+            log.warning(
+                "refused %d connection(s) on %s: CURVE handshake failed (a client with no CURVE key,"
+                " or one made for another server key)",
+                self._refusals,
+                self.endpoint,
+            )
+            self._refusals, self._last_refusal_log = 0, now
 
     def _forward_results(self, results: zmq.Socket, frontend: zmq.Socket) -> None:
         while True:

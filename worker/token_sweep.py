@@ -4,6 +4,10 @@ A token pair must not outlive its session. Web forgets a session's tokens when i
 it, but a pair can still be left behind (web stopped between the two writes, a login
 whose session row was never written): every ``SWEEP_INTERVAL_S`` this thread removes
 them. It never dies on a busy store; ``stop()`` ends it at once.
+
+With several workers one sweep runs per interval across all of them: a worker sweeps
+only when it can take the ``token-sweep`` lease (``store.leases``), which it keeps
+for 90% of the interval and never gives back, so the others find it taken.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 
 from store import tokens
 from store.database import Store
+from worker.lease_holder import LeaseHolder
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +26,18 @@ SWEEP_INTERVAL_S = 300.0
 
 
 class OrphanTokenSweeper:
-    def __init__(self, store: Store, *, interval_s: float = SWEEP_INTERVAL_S):
+    def __init__(self, store: Store, *, interval_s: float = SWEEP_INTERVAL_S, holder: str | None = None):
         self._store = store
+        # One sweep per interval across workers (None: no peers to share with).
+        self._lease = None if holder is None else LeaseHolder(store, "token-sweep", holder, interval_s * 0.9)
         self._interval_s = interval_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         try:
+            if self._lease is not None and not self._lease.try_take():
+                return 0  # another worker swept within this interval
             removed = tokens.sweep_orphans(self._store)
         except sqlite3.Error as ex:
             log.warning("orphan token sweep skipped: %s", ex)

@@ -11,9 +11,13 @@ Refresh:
   a token with no refresh token is used until it actually expires, then (or after
   a 401) the caller gets 401 ``PATREON_REAUTH_REQUIRED``;
 * a refresh answer without a refresh token keeps the old one (Patreon may omit it);
-* single-flight per principal: an in-process lock per principal, and whoever gets it
-  second sees that the stored access token is no longer the one that failed and uses
-  the new one instead of refreshing again (20 concurrent 401s -> one refresh);
+* single-flight per principal: an in-process lock per principal, then a lease in the
+  store (``token-refresh:<hash of the principal>``, ``store.leases``) so that workers
+  in other processes or on other hosts take turns too; whoever gets them second
+  re-reads the row, sees that the stored access token is no longer the one that
+  failed and uses the new one instead of refreshing again (20 concurrent 401s spread
+  over several workers -> one refresh). A holder that dies mid-refresh blocks the
+  principal's refreshes until its lease expires (``REFRESH_LEASE_TTL_S``);
 * the rotated pair is saved in one transaction *before* it is used or returned: the
   old refresh token is dead the moment Patreon answers, so losing the new one would
   end the session;
@@ -49,10 +53,14 @@ from wire.codes import (
     PATREON_UPSTREAM_ERROR,
 )
 from wire.protocol import ActionError
+from worker.lease_holder import LeaseHolder, default_holder
 
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_S = 300.0
+# Above the token call's own timeout (oauth.refresh: 20 s): a live holder never loses it.
+REFRESH_LEASE_TTL_S = 30.0
+REFRESH_WAIT_POLL_S = 0.05  # a waiting worker re-reads the lease this often (a read)
 
 REAUTH_REQUIRED = PATREON_REAUTH_REQUIRED
 AUTH_REQUIRED = PATREON_AUTH_REQUIRED
@@ -123,8 +131,12 @@ class TokenStore:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         refresh_margin_s: float = REFRESH_MARGIN_S,
+        holder: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._store = store
+        self._holder = holder or default_holder()  # this process's name on refresh leases
+        self._sleep = sleep
         self._oauth = oauth
         self._creator_pair = creator_pair if creator_pair and all(creator_pair) else None
         self._clock = clock
@@ -270,37 +282,58 @@ class TokenStore:
                 "A token refresh did not finish within this call's deadline",
                 status=502,
             )
+        lease = LeaseHolder(
+            self._store,
+            "token-refresh:" + hashlib.sha256(principal.encode()).hexdigest()[:32],
+            self._holder,
+            REFRESH_LEASE_TTL_S,
+            clock=self._clock,
+        )
         try:
-            token = self.load(principal)
-            if token is None:
-                if stale is not None:
+            # Other workers' turn first: they may be refreshing this principal right now.
+            while not lease.try_take():
+                if self._monotonic() >= deadline:
                     raise ActionError(
-                        REAUTH_REQUIRED, "The Patreon session has ended; log in again", status=401
+                        PATREON_UPSTREAM_ERROR,
+                        "A token refresh in another worker did not finish within this call's deadline",
+                        status=502,
                     )
-                if principal == CREATOR:
-                    raise self._absent(principal)
-                raise ActionError(MISSING_REFRESH_TOKEN, "This session has no Patreon tokens to refresh")
-            if stale is not None and token.access_token != stale.access_token:
-                return token
-            if not token.refresh_token:
-                if stale is not None:
-                    # Patreon refused (or time ended) a token we cannot renew.
-                    raise ActionError(
-                        REAUTH_REQUIRED, "The Patreon token cannot be refreshed; log in again", status=401
-                    )
-                raise ActionError(MISSING_REFRESH_TOKEN, "No refresh token is stored for this principal")
-            try:
-                grant = self._oauth.refresh(token.refresh_token, deadline)
-            except InvalidGrant:
-                self._drop(token)
-                log.warning("refresh token refused (invalid_grant): %s must log in again", label(principal))
-                raise ActionError(
-                    REAUTH_REQUIRED, "Patreon refused the refresh token; log in again", status=401
-                ) from None
-            self.refreshes += 1
-            return self._rotate(token, grant)
+                self._sleep(REFRESH_WAIT_POLL_S)
+            return self._refresh_held(principal, deadline, stale)
         finally:
+            lease.release()
             holder.lock.release()
+
+    def _refresh_held(self, principal: str, deadline: float, stale: Token | None) -> Token:
+        """``refresh`` with both locks held: re-read the row, refresh if still due."""
+        token = self.load(principal)
+        if token is None:
+            if stale is not None:
+                raise ActionError(
+                    REAUTH_REQUIRED, "The Patreon session has ended; log in again", status=401
+                )
+            if principal == CREATOR:
+                raise self._absent(principal)
+            raise ActionError(MISSING_REFRESH_TOKEN, "This session has no Patreon tokens to refresh")
+        if stale is not None and token.access_token != stale.access_token:
+            return token
+        if not token.refresh_token:
+            if stale is not None:
+                # Patreon refused (or time ended) a token we cannot renew.
+                raise ActionError(
+                    REAUTH_REQUIRED, "The Patreon token cannot be refreshed; log in again", status=401
+                )
+            raise ActionError(MISSING_REFRESH_TOKEN, "No refresh token is stored for this principal")
+        try:
+            grant = self._oauth.refresh(token.refresh_token, deadline)
+        except InvalidGrant:
+            self._drop(token)
+            log.warning("refresh token refused (invalid_grant): %s must log in again", label(principal))
+            raise ActionError(
+                REAUTH_REQUIRED, "Patreon refused the refresh token; log in again", status=401
+            ) from None
+        self.refreshes += 1
+        return self._rotate(token, grant)
 
     def _rotate(self, old: Token, grant: Grant) -> Token:
         """Save the new pair in place of the old one, in one transaction."""

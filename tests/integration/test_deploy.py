@@ -174,7 +174,7 @@ def unit_stack(install_root: Path):
 def test_the_units_command_line_runs_the_stack(unit_stack, install_root: Path):
     _process, base_url, _unit = unit_stack
     status = body(requests.get(base_url + "/api/patreon/status", timeout=5))["status"]
-    assert status["available"] is True and status["watchdog"]["program"] == "patreon:worker"
+    assert status["available"] is True and status["watchdog"]["program"] == "patreon:worker_00"
     assert (install_root / "var" / "supervisor.sock").exists()
     assert (install_root / "var" / "log" / "watchdog.log").exists()
 

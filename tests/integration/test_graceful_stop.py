@@ -1,6 +1,6 @@
 """Stopping without cutting requests, through the real supervisord: a 3-second request
-in flight during ``supervisorctl stop patreon:web``, ``supervisorctl restart patreon:*``,
-``supervisorctl stop patreon:worker`` and SIGTERM to supervisord (what systemd sends)
+in flight during ``supervisorctl stop patreon:web_00``, ``supervisorctl restart patreon:*``,
+``supervisorctl stop patreon:worker_00`` and SIGTERM to supervisord (what systemd sends)
 completes with 200, and every process stops on its own, before ``stopwaitsecs``."""
 
 from __future__ import annotations
@@ -69,44 +69,44 @@ def test_stop_web_lets_the_in_flight_request_finish(stack: Stack):
     mark = len(stack.log_text("supervisord"))
     call = InFlight(stack).begin()
     started = time.monotonic()
-    out = stack.ctl("stop", "patreon:web")
+    out = stack.ctl("stop", "patreon:web_00")
     assert out.returncode == 0, out.stdout + out.stderr
     assert_completed(call)
-    print(f"\nstop patreon:web: in-flight request answered 200 after {call.finished_at - started:.2f} s")
-    assert_stopped_cleanly(stack, "web", mark)
+    print(f"\nstop patreon:web_00: in-flight request answered 200 after {call.finished_at - started:.2f} s")
+    assert_stopped_cleanly(stack, "web_00", mark)
     with pytest.raises(requests.ConnectionError):
         stack.get("/api/patreon/health", timeout=2)
-    assert stack.ctl("start", "patreon:web").returncode == 0
+    assert stack.ctl("start", "patreon:web_00").returncode == 0
     stack.wait_healthy()
 
 
 def test_a_request_longer_than_waitress_own_grace_also_finishes(stack: Stack):
     # waitress alone waits 5 s for running requests; web waits up to its STOP_GRACE_S (8 s).
     call = InFlight(stack, ms=7000).begin()
-    assert stack.ctl("stop", "patreon:web").returncode == 0
+    assert stack.ctl("stop", "patreon:web_00").returncode == 0
     resp = call.result()
     assert resp.status_code == 200 and body(resp)["slept_ms"] == 7000, resp.text
-    assert stack.ctl("start", "patreon:web").returncode == 0
+    assert stack.ctl("start", "patreon:web_00").returncode == 0
     stack.wait_healthy()
 
 
 def test_restart_the_group_lets_the_in_flight_request_finish(stack: Stack):
     mark = len(stack.log_text("supervisord"))
-    old_pids = stack.pid("patreon:web"), stack.pid("patreon:worker")
+    old_pids = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00")
     call = InFlight(stack).begin()
     out = stack.ctl("restart", "patreon:*")
     assert out.returncode == 0, out.stdout + out.stderr
     assert_completed(call)
-    assert_stopped_cleanly(stack, "web", mark)
-    assert_stopped_cleanly(stack, "worker", mark)
+    assert_stopped_cleanly(stack, "web_00", mark)
+    assert_stopped_cleanly(stack, "worker_00", mark)
     stack.wait_healthy()
-    assert stack.pid("patreon:web") not in old_pids and stack.pid("patreon:worker") not in old_pids
+    assert stack.pid("patreon:web_00") not in old_pids and stack.pid("patreon:worker_00") not in old_pids
 
 
 def test_stop_worker_finishes_in_flight_calls_and_refuses_new_ones(stack: Stack):
     mark = len(stack.log_text("supervisord"))
     call = InFlight(stack).begin()
-    stopper = threading.Thread(target=stack.ctl, args=("stop", "patreon:worker"))
+    stopper = threading.Thread(target=stack.ctl, args=("stop", "patreon:worker_00"))
     stopper.start()
     # While it drains, a new call is refused at once with a code, not left to hang.
     (refused,) = wait_for(  # a tuple: a 503 Response is falsy
@@ -119,9 +119,9 @@ def test_stop_worker_finishes_in_flight_calls_and_refuses_new_ones(stack: Stack)
     assert int(refused.headers["Retry-After"]) >= 1
     assert_completed(call)
     stopper.join(15)
-    assert stack.state("patreon:worker") == "STOPPED"
-    assert_stopped_cleanly(stack, "worker", mark)
-    assert stack.ctl("start", "patreon:worker").returncode == 0
+    assert stack.state("patreon:worker_00") == "STOPPED"
+    assert_stopped_cleanly(stack, "worker_00", mark)
+    assert stack.ctl("start", "patreon:worker_00").returncode == 0
     stack.wait_healthy()
 
 
@@ -135,7 +135,7 @@ def test_sigterm_to_supervisord_lets_the_in_flight_request_finish():
         assert stack.process.wait(20) == 0
         took = time.monotonic() - started
         print(f"\nSIGTERM to supervisord: in-flight request answered 200, everything stopped in {took:.2f} s")
-        for program in ("web", "worker", "sandbox"):
+        for program in ("web_00", "worker_00", "sandbox"):
             assert_stopped_cleanly(stack, program, 0)
         assert "stopped: watchdog" in stack.log_text("supervisord")
         assert took < 10  # under web's and worker's stopwaitsecs: nothing waited for SIGKILL

@@ -272,11 +272,11 @@ def test_the_creator_token_refreshes_and_its_rotated_pair_outlives_a_worker_rest
     NEVER_LOGGED.update({rotated["access_token"], rotated["refresh_token"]})
     # The environment still names the old (now dead) pair: a restarted worker must
     # use the stored one, without another refresh.
-    old_pid = stack.pid("patreon:worker")
-    out = stack.ctl("restart", "patreon:worker")
+    old_pid = stack.pid("patreon:worker_00")
+    out = stack.ctl("restart", "patreon:worker_00")
     assert out.returncode == 0, out.stdout + out.stderr
     stack.wait_healthy()
-    assert stack.pid("patreon:worker") != old_pid
+    assert stack.pid("patreon:worker_00") != old_pid
     assert stack.get("/api/patreon/campaigns", headers=SERVER).status_code == 200
     assert grants(stack)["refresh_token"] == before + 1
     assert token_row(stack, "creator")["access_token"] == rotated["access_token"]
@@ -287,7 +287,7 @@ def test_a_session_survives_a_web_restart_and_logout_ends_it(stack):
     browser.login("9")
     principal = "session:" + browser.cookie
     cookie = browser.cookie
-    out = stack.ctl("restart", "patreon:web")
+    out = stack.ctl("restart", "patreon:web_00")
     assert out.returncode == 0, out.stdout + out.stderr
     stack.wait_healthy()
     assert body(browser.get("/api/patreon/user"))["data"]["id"] == "9"
@@ -312,6 +312,6 @@ def test_no_log_carries_a_token_code_cookie_or_email(stack):
         assert not leaked, f"{name} carries {leaked}"
         assert "@example.com" not in text, f"{name} carries an email"
         assert "pb_session=" not in text, f"{name} carries a cookie"
-    assert "x-patreon-uuid" in logs["worker.log"]
+    assert "x-patreon-uuid" in logs["worker_00.log"]
     assert len(NEVER_LOGGED) > 20, "the test collected too little to be meaningful"
-    assert os.path.getsize(stack.dir / "var" / "log" / "web.log") > 0
+    assert os.path.getsize(stack.dir / "var" / "log" / "web_00.log") > 0

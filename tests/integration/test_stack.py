@@ -43,7 +43,7 @@ def test_status_health_and_supervisorctl(stack: Stack):
     assert status["status"]["available"] is True
     assert status["status"]["ready"] is True
     assert status["status"]["mode"] == "sandbox"
-    assert status["status"]["worker"]["pid"] == stack.pid("patreon:worker")
+    assert status["status"]["worker"]["pid"] == stack.pid("patreon:worker_00")
     assert status["status"]["worker"]["last_heartbeat_ms_ago"] < 3000
 
     health = stack.get("/api/patreon/health")
@@ -54,7 +54,7 @@ def test_status_health_and_supervisorctl(stack: Stack):
     out = stack.ctl("status", "patreon:*")
     assert out.returncode == 0, out.stdout
     lines = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines()}
-    assert lines == {"patreon:web": "RUNNING", "patreon:worker": "RUNNING"}
+    assert lines == {"patreon:web_00": "RUNNING", "patreon:worker_00": "RUNNING"}
 
 
 def test_unknown_path_is_json_404(stack: Stack):
@@ -65,7 +65,7 @@ def test_unknown_path_is_json_404(stack: Stack):
 
 
 def test_kill_9_fails_new_and_in_flight_requests_fast_then_recovers(stack: Stack):
-    pid = stack.pid("patreon:worker")
+    pid = stack.pid("patreon:worker_00")
     in_flight: dict = {}
 
     def slow_call():
@@ -108,12 +108,12 @@ def test_kill_9_fails_new_and_in_flight_requests_fast_then_recovers(stack: Stack
     )
     assert new_ms < 100
     assert in_flight_ms < 100
-    assert stack.pid("patreon:worker") not in (0, pid)
+    assert stack.pid("patreon:worker_00") not in (0, pid)
     assert body(stack.get("/api/patreon/status"))["status"]["worker"]["restarts"] >= 1
 
 
 def test_sigstop_marks_worker_down_and_sigcont_brings_it_back(stack: Stack):
-    pid = stack.pid("patreon:worker")
+    pid = stack.pid("patreon:worker_00")
     stopped_at = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -136,7 +136,7 @@ def test_sigstop_marks_worker_down_and_sigcont_brings_it_back(stack: Stack):
     wait_for(lambda: stack.get("/api/patreon/health").status_code == 200, 5, what="health 200 after SIGCONT")
     print(f"\nkill -STOP: health 503 after {(down - stopped_at) * 1000:.0f} ms")
     assert down - stopped_at < 3.0
-    assert stack.pid("patreon:worker") == pid  # the same process came back, no restart
+    assert stack.pid("patreon:worker_00") == pid  # the same process came back, no restart
 
 
 def test_slow_requests_do_not_delay_health(stack: Stack):
@@ -161,7 +161,7 @@ def test_slow_requests_do_not_delay_health(stack: Stack):
 def test_worker_with_bad_configuration_ends_fatal_and_web_answers_503():
     with Stack({"PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE": "lots"}).start(wait=False) as stack:
         wait_for(
-            lambda: stack.state("patreon:worker") == "FATAL",
+            lambda: stack.state("patreon:worker_00") == "FATAL",
             60,
             interval_s=0.2,
             what="the worker to end FATAL",
@@ -170,7 +170,7 @@ def test_worker_with_bad_configuration_ends_fatal_and_web_answers_503():
         assert log.count("🔧 Initializing Patreon service...") == 4  # startretries=3, plus the first
         assert "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE must be a whole number" in log
         assert "❌ Patreon service error: invalid configuration (exit 78)" in log
-        assert stack.state("patreon:web") == "RUNNING"
+        assert stack.state("patreon:web_00") == "RUNNING"
         assert_unavailable(stack.get("/api/patreon/_test/sleep?ms=1"))
         health = stack.get("/api/patreon/health")
         assert health.status_code == 503 and body(health)["status"] == "unhealthy"

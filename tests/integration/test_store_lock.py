@@ -145,7 +145,7 @@ def test_a_foreign_lock_neither_stalls_web_nor_loses_or_doubles_a_delivery():
 @pytest.mark.timeout(120)
 def test_a_delivery_answered_200_survives_web_killed_at_once():
     with Stack(ENV) as stack:
-        web_pid = stack.pid("patreon:web")
+        web_pid = stack.pid("patreon:web_00")
         accepted: dict[int, int] = {}
         killed = threading.Event()
         lock = threading.Lock()
@@ -176,5 +176,5 @@ def test_a_delivery_answered_200_survives_web_killed_at_once():
             if rows.get(event_id) != encode(member_document(f"kill-{n}"))
         ]
         assert not missing, f"{len(missing)} of {len(accepted)} deliveries answered 200 are not in the store"
-        wait_for(lambda: stack.pid("patreon:web") not in (0, web_pid), 10, what="web to be restarted")
+        wait_for(lambda: stack.pid("patreon:web_00") not in (0, web_pid), 10, what="web to be restarted")
         print(f"\nkill -9 after a 200: all {len(accepted)} answered deliveries stored ({len(rows)} rows)")

@@ -31,14 +31,14 @@ def watchdog_report(stack: Stack) -> dict:
 def test_watchdog_runs_and_reports(wd_stack: Stack):
     assert wd_stack.state("watchdog") == "RUNNING"
     report = watchdog_report(wd_stack)
-    assert report["program"] == "patreon:worker"
+    assert report["program"] == "patreon:worker_00"
     assert report["worker_stopped_reason"] is None and report["hang_restarts"] == 0
     assert report["watchdog_pid"] == wd_stack.pid("watchdog")
-    assert "🔧 Watchdog watching patreon:worker" in wd_stack.log_text("watchdog")
+    assert "🔧 Watchdog watching patreon:worker_00" in wd_stack.log_text("watchdog")
 
 
 def test_a_hung_worker_is_restarted(wd_stack: Stack):
-    pid = wd_stack.pid("patreon:worker")
+    pid = wd_stack.pid("patreon:worker_00")
     stopped_at = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -61,13 +61,13 @@ def test_a_hung_worker_is_restarted(wd_stack: Stack):
     print(f"\nkill -STOP worker: health 503 after {down_s:.2f} s, restarted and 200 again after {up_s:.2f} s")
     assert down_s < 3.0
     assert up_s < 15.0
-    assert wd_stack.pid("patreon:worker") not in (0, pid)
+    assert wd_stack.pid("patreon:worker_00") not in (0, pid)
     report = watchdog_report(wd_stack)
     assert report["hang_restarts"] == 1
     assert report["last_restart_reason"] == "hung: 2 ping(s) of 1 s unanswered"
     assert report["crashes_in_window"] == 0  # its own kill is not a crash
     log = wd_stack.log_text("watchdog")
-    assert f"❌ Watchdog: patreon:worker pid {pid} is hung" in log
+    assert f"❌ Watchdog: patreon:worker_00 pid {pid} is hung" in log
     assert f"worker pid {pid} exited after the watchdog's SIGKILL (not a crash)" in log
 
 
@@ -77,16 +77,16 @@ def crash_once(stack: Stack, previous_pid: int, crash: int) -> int:
     def fresh_and_running() -> bool:
         # RUNNING means past startsecs: supervisord's startretries no longer apply.
         return (
-            stack.state("patreon:worker") == "RUNNING"
-            and stack.pid("patreon:worker") not in (0, previous_pid)
+            stack.state("patreon:worker_00") == "RUNNING"
+            and stack.pid("patreon:worker_00") not in (0, previous_pid)
             and stack.get("/api/patreon/health").status_code == 200
         )
 
     wait_for(fresh_and_running, 20, interval_s=0.1, what=f"a fresh RUNNING worker before crash {crash}")
-    pid = stack.pid("patreon:worker")
+    pid = stack.pid("patreon:worker_00")
     resp = stack.post("/api/patreon/_test/crash")
     assert resp.status_code == 200 and body(resp)["pid"] == pid, resp.text
-    wait_for(lambda: stack.pid("patreon:worker") != pid, 10, what=f"crash {crash} to happen")
+    wait_for(lambda: stack.pid("patreon:worker_00") != pid, 10, what=f"crash {crash} to happen")
     return pid
 
 
@@ -97,7 +97,7 @@ def test_a_crash_loop_after_start_is_stopped_and_reported(wd_stack: Stack):
         pid = crash_once(wd_stack, pid, crash)
     crashed_at = time.monotonic()
     wait_for(
-        lambda: wd_stack.state("patreon:worker") == "STOPPED",
+        lambda: wd_stack.state("patreon:worker_00") == "STOPPED",
         20,
         interval_s=0.2,
         what="the watchdog to stop the crash-looping worker",
@@ -115,13 +115,13 @@ def test_a_crash_loop_after_start_is_stopped_and_reported(wd_stack: Stack):
     assert status["watchdog"]["worker_stopped_reason"] == reason
     assert status["watchdog"]["worker_stopped_at"]
     assert (
-        f"❌ Watchdog: stopping patreon:worker ({reason}; WATCHDOG_CRASH_LIMIT={CRASH_LIMIT}). "
-        "Fix the cause, then: supervisorctl start patreon:worker"
+        f"❌ Watchdog: stopping patreon:worker_00 ({reason}; WATCHDOG_CRASH_LIMIT={CRASH_LIMIT}). "
+        "Fix the cause, then: supervisorctl start patreon:worker_00"
     ) in wd_stack.log_text("watchdog")
-    assert wd_stack.ctl("status", "patreon:worker").returncode == 3  # supervisorctl: not running
+    assert wd_stack.ctl("status", "patreon:worker_00").returncode == 3  # supervisorctl: not running
 
     # The operator's way back.
-    assert wd_stack.ctl("start", "patreon:worker").returncode == 0
+    assert wd_stack.ctl("start", "patreon:worker_00").returncode == 0
     wd_stack.wait_healthy()
     report = watchdog_report(wd_stack)
     assert report["worker_stopped_reason"] is None and report["crashes_in_window"] == 0

@@ -524,16 +524,16 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
             for _ in range(150):
                 accepted.acquire()
             timings["first_150"] = time.monotonic() - started
-            os.kill(stack.pid("patreon:worker"), signal.SIGKILL)
+            os.kill(stack.pid("patreon:worker_00"), signal.SIGKILL)
             for _ in range(100):
                 accepted.acquire()
             restart_started = time.monotonic()
             # web takes the deliveries, live holds the subscribers: both restart.
-            restarted = stack.ctl("restart", "patreon:web", "live")
+            restarted = stack.ctl("restart", "patreon:web_00", "live")
             timings["restart"] = time.monotonic() - restart_started
             assert restarted.stdout.count("started") == 2, restarted.stdout + restarted.stderr
 
-        web_pid, worker_pid, live_pid = stack.pid("patreon:web"), stack.pid("patreon:worker"), stack.pid("live")
+        web_pid, worker_pid, live_pid = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00"), stack.pid("live")
         started = time.monotonic()
         chaos_thread = threading.Thread(target=chaos)
         chaos_thread.start()
@@ -542,10 +542,10 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
                 future.result()
         elapsed = time.monotonic() - started
         chaos_thread.join(30)
-        assert stack.pid("patreon:web") not in (0, web_pid)
+        assert stack.pid("patreon:web_00") not in (0, web_pid)
         assert stack.pid("live") not in (0, live_pid)
         wait_for(
-            lambda: stack.pid("patreon:worker") not in (0, worker_pid), 10, what="the worker to come back"
+            lambda: stack.pid("patreon:worker_00") not in (0, worker_pid), 10, what="the worker to come back"
         )
 
         # Every 200-answered delivery is in the store, exactly once.

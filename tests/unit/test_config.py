@@ -92,3 +92,36 @@ def test_environment_wins_over_dotenv(tmp_path):
     dotenv.write_text("PORT=7000\nHOST=0.0.0.0\n")
     config = load_config({"PORT": "7100"}, dotenv)
     assert (config.port, config.host) == (7100, "0.0.0.0")
+
+
+def test_several_workers_get_one_ipc_socket_each_and_web_a_port_each():
+    config = load({"DATA_DIR": "/srv/b", "WORKER_PROCESSES": "3", "WORKER_NUMPROCS": "3"})
+    assert config.endpoints == tuple(f"ipc:///srv/b/worker-{i}.sock" for i in range(3))
+    assert config.worker_endpoint == config.endpoints[0] and config.rate_limit_shared is True
+    assert load({"DATA_DIR": "/srv/b"}).endpoints == ("ipc:///srv/b/worker.sock",)  # one: as before
+    assert load({"DATA_DIR": "/srv/b"}).rate_limit_shared is False
+    assert load({"PORT": "7000", "WEB_PROCESS_NUM": "2"}).port == 7002
+    listed = load(
+        {"PATREON_WORKER_ENDPOINTS": "tcp://10.0.0.5:5601, tcp://10.0.0.6:5601", "WORKER_PROCESS_NUM": "1"}
+    )
+    assert (
+        listed.endpoints == ("tcp://10.0.0.5:5601", "tcp://10.0.0.6:5601") and listed.worker_process_num == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"WORKER_PROCESSES": "2", "WORKER_NUMPROCS": "3"}, "WORKER_NUMPROCS"),
+        ({"WORKER_PROCESS_NUM": "1"}, "WORKER_PROCESS_NUM"),
+        ({"PATREON_WORKER_ENDPOINTS": "tcp://a:1,udp://b:2"}, "PATREON_WORKER_ENDPOINTS"),
+        ({"PATREON_WORKER_ENDPOINTS": "tcp://a:1,tcp://a:1"}, "PATREON_WORKER_ENDPOINTS"),
+        ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES"),
+    ],
+)
+def test_a_worker_count_that_does_not_add_up_stops_the_worker_only(env, name):
+    with pytest.raises(ConfigError) as caught:
+        load(env, process="worker")
+    assert [n for n, _ in caught.value.problems] == [name]
+    if name in ("WORKER_NUMPROCS", "WORKER_PROCESS_NUM"):
+        load(env, process="web")  # web keeps answering (503 for the missing worker)

@@ -350,3 +350,57 @@ def test_a_401_for_a_token_without_refresh_token_is_reauth_required(store, patre
     with pytest.raises(ActionError) as caught:
         PatreonApi(patreon, tokens).get(SESSION, "/identity", {}, deadline())
     assert (caught.value.status, caught.value.code) == (401, "PATREON_REAUTH_REQUIRED")
+
+
+def test_twenty_concurrent_401s_over_two_workers_cause_exactly_one_refresh(store, patreon, clock, tmp_path):
+    """Two TokenStores with their own in-process locks and Store objects stand for two
+    worker processes on one database: the refresh lease (store.leases) single-flights
+    them, and the loser re-reads the row instead of spending the rotated refresh token."""
+    first = make_tokens(store, patreon, clock)
+    other_store = Store(store.path, store.cipher)
+    second = TokenStore(
+        other_store, OAuthClient(load_config({}, NO_DOTENV), patreon), clock=clock, holder="host/worker_01/x"
+    )
+    login(first, patreon)
+    apis = [PatreonApi(patreon, first), PatreonApi(patreon, second)]
+    patreon.access_valid.discard("access-0")
+    patreon.release_refresh.clear()
+    results, errors = [], []
+    barrier = threading.Barrier(20)
+
+    def read(i: int) -> None:
+        barrier.wait()
+        try:
+            results.append(apis[i % 2].get(SESSION, "/identity", {}, deadline()))
+        except Exception as ex:  # collected for the assertion below
+            errors.append(ex)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    assert patreon.entered_refresh.wait(5)
+    time.sleep(0.2)  # let the other worker's callers reach the lease while it is held
+    patreon.release_refresh.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 20
+    assert patreon.token_calls == 1 and first.refreshes + second.refreshes == 1
+    assert stored(store, SESSION)["refresh_token"] == "refresh-1"
+    assert sum(1 for _, token in patreon.api_calls if token == "access-1") == 20
+
+
+def test_a_refresh_lease_held_by_a_live_worker_makes_the_other_wait_its_deadline(store, patreon, clock):
+    from store import leases
+
+    tokens = make_tokens(store, patreon, clock)
+    login(tokens, patreon)
+    name = "token-refresh:" + __import__("hashlib").sha256(SESSION.encode()).hexdigest()[:32]
+    assert leases.acquire(store, name, "host/worker_09/x", 30.0, clock())
+    with pytest.raises(ActionError) as caught:
+        tokens.refresh(SESSION, time.monotonic() + 0.3)
+    assert caught.value.status == 502 and "another worker" in caught.value.message
+    assert patreon.token_calls == 0
+    clock.now += 31  # its holder died: the lease expires and is taken over
+    tokens.refresh(SESSION, deadline())
+    assert patreon.token_calls == 1

@@ -24,7 +24,7 @@ from web.app import create_app
 from wire import protocol
 from wire.client import Liveness, WorkerClient
 
-PROGRAM = "patreon:worker"
+PROGRAM = "patreon:worker_00"
 NO_ENV_FILE = Path("/nonexistent/.env")
 
 
@@ -40,7 +40,7 @@ def tick(when: int = 1_700_000_000) -> str:
     return envelope("TICK_5", f"when:{when}")
 
 
-def exited(pid: int, expected: int = 0, process: str = "worker", group: str = "patreon") -> str:
+def exited(pid: int, expected: int = 0, process: str = "worker_00", group: str = "patreon") -> str:
     return envelope(
         "PROCESS_STATE_EXITED",
         f"processname:{process} groupname:{group} from_state:RUNNING expected:{expected} pid:{pid}",
@@ -50,7 +50,7 @@ def exited(pid: int, expected: int = 0, process: str = "worker", group: str = "p
 def starting(from_state: str, tries: int = 0) -> str:
     return envelope(
         "PROCESS_STATE_STARTING",
-        f"processname:worker groupname:patreon from_state:{from_state} tries:{tries}",
+        f"processname:worker_00 groupname:patreon from_state:{from_state} tries:{tries}",
     )
 
 
@@ -71,7 +71,7 @@ class FakeSupervisor:
             raise self.fail_with
         assert name == PROGRAM
         return {
-            "name": "worker",
+            "name": "worker_00",
             "group": "patreon",
             "description": f"pid {self.pid}, uptime 0:00:05",
             "start": self.start,
@@ -81,8 +81,8 @@ class FakeSupervisor:
             "statename": self.statename,
             "spawnerr": "",
             "exitstatus": 0,
-            "logfile": "/x/var/log/worker.log",
-            "stdout_logfile": "/x/var/log/worker.log",
+            "logfile": "/x/var/log/worker_00.log",
+            "stdout_logfile": "/x/var/log/worker_00.log",
             "stderr_logfile": "",
             "pid": self.pid,
         }
@@ -236,7 +236,7 @@ def test_a_hung_worker_is_killed_and_started_and_its_exit_is_not_a_crash(sup, tm
     assert ping.timeouts == [2.0, 2.0, 2.0]
     assert sup.actions() == [("signalProcess", PROGRAM, "KILL")]
     assert (
-        "❌ Watchdog: patreon:worker pid 100 is hung: 3 ping(s) of 2 s unanswered; killed it" in caplog.text
+        "❌ Watchdog: patreon:worker_00 pid 100 is hung: 3 ping(s) of 2 s unanswered; killed it" in caplog.text
     )
     state = report(tmp_path)
     assert state["hang_restarts"] == 1 and state["last_restart_reason"].startswith("hung")
@@ -275,7 +275,7 @@ def test_supervisord_unreachable_is_logged_not_fatal(sup, tmp_path, caplog):
     sup.fail_with = ConnectionRefusedError(111, "Connection refused")
     dog = make(sup, tmp_path, ping=FakePing(None, None))
     feed(dog, tick(), exited(100))
-    assert "cannot read patreon:worker from supervisord" in caplog.text
+    assert "cannot read patreon:worker_00 from supervisord" in caplog.text
     assert dog.stdout.getvalue().count("RESULT 2\nOK") == 2
 
 
@@ -304,8 +304,8 @@ def test_the_crash_limit_within_the_window_stops_the_worker(sup, tmp_path, clock
     feed(dog, exited(102))
     assert sup.actions() == [("stopProcess", PROGRAM, False)]
     assert (
-        "❌ Watchdog: stopping patreon:worker (crash loop: 3 unexpected exits within 60 s; "
-        "WATCHDOG_CRASH_LIMIT=3). Fix the cause, then: supervisorctl start patreon:worker"
+        "❌ Watchdog: stopping patreon:worker_00 (crash loop: 3 unexpected exits within 60 s; "
+        "WATCHDOG_CRASH_LIMIT=3). Fix the cause, then: supervisorctl start patreon:worker_00"
     ) in caplog.text
     state = report(tmp_path)
     assert state["worker_stopped_reason"] == "crash loop: 3 unexpected exits within 60 s"
@@ -354,7 +354,7 @@ def test_a_deliberate_start_lifts_the_stop(sup, tmp_path, caplog):
     feed(dog, exited(100), exited(101))
     sup.statename = "STOPPED"
     assert report(tmp_path)["worker_stopped_reason"]
-    feed(dog, starting("STOPPED"))  # supervisorctl start patreon:worker
+    feed(dog, starting("STOPPED"))  # supervisorctl start patreon:worker_00
     sup.statename = "STARTING"
     assert "started deliberately; crash-loop stop lifted" in caplog.text
     state = report(tmp_path)
@@ -545,3 +545,61 @@ def test_the_rpc_interface_speaks_to_supervisords_unix_socket(tmp_path):
         thread.join(10)
         server.server_close()
     assert calls == [("/RPC2", ((PROGRAM,), "supervisor.getProcessInfo"))]
+
+
+# -- several workers (numprocs) ----------------------------------------------------------
+class TwoWorkers:
+    """supervisord with patreon:worker_00 and patreon:worker_01 (and web_00)."""
+
+    def __init__(self):
+        self.sups = {"patreon:worker_00": FakeSupervisor(pid=100), "patreon:worker_01": FakeSupervisor(pid=101)}
+        self.calls: list[tuple[Any, ...]] = []
+
+    def getAllProcessInfo(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "web_00", "group": "patreon"},
+            {"name": "worker_01", "group": "patreon"},
+            {"name": "worker_00", "group": "patreon"},
+            {"name": "watchdog", "group": "watchdog"},
+        ]
+
+    def getProcessInfo(self, name: str) -> dict[str, Any]:
+        one = self.sups[name]
+        return {"name": name.split(":")[1], "statename": one.statename, "pid": one.pid, "start": one.start}
+
+    def signalProcess(self, name: str, signal: str) -> bool:
+        self.calls.append(("signalProcess", name, signal))
+        return True
+
+
+def test_the_watchdog_finds_every_worker_process_and_kills_only_the_hung_one(tmp_path, caplog):
+    from watchdog_listener.listener import WatchdogGroup, worker_programs
+
+    sup = TwoWorkers()
+    rpc = FakeRpc(sup)
+    assert worker_programs(rpc) == [("patreon:worker_00", 0), ("patreon:worker_01", 1)]
+    pings = {"patreon:worker_00": FakePing(), "patreon:worker_01": FakePing(None, None)}
+    dogs = []
+    for program, _num in worker_programs(rpc):
+        dog = Watchdog(
+            rpc,
+            pings[program],
+            max_misses=2,
+            ping_timeout_s=1.0,
+            crash_limit=3,
+            crash_window_s=60.0,
+            state_file=tmp_path / f"{program.split(':')[1]}.json",
+            program=program,
+            clock=FakeClock(),
+        )
+        dogs.append(dog)
+    group = WatchdogGroup(dogs, stdin=io.StringIO(tick()), stdout=io.StringIO())
+    assert group.run_once() is True
+    assert group.stdout.getvalue() == "READY\nRESULT 2\nOK"
+    assert sup.calls == [("signalProcess", "patreon:worker_01", "KILL")]
+    assert "❌ Watchdog: patreon:worker_01 pid 101 is hung" in caplog.text
+    assert len(pings["patreon:worker_00"].timeouts) == 1  # worker_00 answered its one ping
+    # worker_01's exit after our SIGKILL is no crash; worker_00's own exit would be its alone.
+    group.stdin = io.StringIO(exited(100, process="worker_00"))
+    group.run_once()
+    assert dogs[0].state["crashes_in_window"] == 1 and dogs[1].state["crashes_in_window"] == 0
