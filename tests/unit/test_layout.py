@@ -27,9 +27,8 @@ def test_web_loads_no_patreon_client_no_requests_and_no_worker():
 
 
 def test_web_process_loads_no_patreon_client_and_no_worker():
-    # The whole web process (web.live brings python-socketio, whose package also
-    # imports its own client, and that one imports requests if installed): still no
-    # code of ours that talks to Patreon.
+    # The whole web process (requests may come in through a dependency's client
+    # package): still no code of ours that talks to Patreon.
     assert [name for name in modules_loaded_by("web.__main__") if not name.startswith("requests")] == []
 
 
