@@ -237,7 +237,7 @@ def in_process_ms(ctx: Run, paths: list[str]) -> float:
     config = load_config(
         {"BRIDGE_API_KEY": ctx.api_key, "DATA_DIR": str(data_dir)}, Path("/nonexistent/.env")
     )
-    client = testing.TestClient(create_app(config, worker=None, store=Store(config.store_path)))  # type: ignore[arg-type]
+    client = testing.TestClient(create_app(config, worker=None, store=Store(config.database_url)))  # type: ignore[arg-type]
     headers = {"Authorization": f"Bearer {ctx.api_key}"}
     queries = [dict(parse_qsl(urlsplit(p).query)) for p in paths]
     # The access log would print every call to this process's stderr and time that too.

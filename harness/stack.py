@@ -46,7 +46,7 @@ START_TIMEOUT_S = 30.0
 
 # Variables of the developer's shell that would change what the stack does.
 _SCRUBBED_PREFIXES = ("PATREON_", "SANDBOX_", "BRIDGE_", "SESSION_", "WEB_", "WORKER_", "WATCHDOG_", "LIVE_")
-_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"} | {
+_SCRUBBED = {"PORT", "HOST", "DATA_DIR", "DATABASE_URL", "DATABASE_POOL_SIZE", "MAX_STREAMS", "TRUSTED_PROXY", "POST_LOGIN_URL", "DEMO_PAGE"} | {
     "LOGIN_RATE_LIMIT_PER_MINUTE",
     "ALLOWED_ORIGINS",
 }
@@ -123,6 +123,9 @@ class Stack:
             **({"WORKER_PROCESSES": str(workers)} if workers > 1 else {}),
             **(env or {}),
         }
+        # The store: the stack's own SQLite file unless ``env`` names a DATABASE_URL
+        # (a PostgreSQL database several stacks may share).
+        self.database_url = self.env.get("DATABASE_URL") or f"sqlite:///{self.dir / 'var' / 'bridge.sqlite3'}"
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.web_urls = [f"http://127.0.0.1:{self.port + i}" for i in range(webs)]
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"

@@ -96,7 +96,7 @@ def main() -> int:
         for line in ex.lines():
             log.error(line)
         return EXIT_CONFIG
-    store = Store(config.store_path)
+    store = Store(config.database_url, pool_size=config.database_pool_size)
     store.migrate()
     fds = raise_fd_limit()
     if settings.max_connections > fds - FD_RESERVE:

@@ -20,7 +20,7 @@ import falcon.asgi
 from live import codes
 from live.auth import LiveAuth
 from live.hub import Hub
-from live.notify import WakeupListener
+from live.notify import PostgresWakeupListener, WakeupListener
 from live.origins import AllowedOrigins, WebPageCors
 from live.settings import LiveSettings
 from live.sio import SOCKETIO_PATH, LiveSocketIo
@@ -224,6 +224,7 @@ class LiveProgram:
     def __init__(self, config: Config, settings: LiveSettings, store: Store):
         self.settings = settings
         self.stopping = False
+        self._store = store
         self.hub = Hub(store, public_feed=settings.public_feed)
         self.auth = LiveAuth(config, settings, store)
         self.origins = AllowedOrigins(settings.cors_origins, web_port=config.port)
@@ -236,7 +237,7 @@ class LiveProgram:
         self.sse_clients: set[SseClient] = set()
         self.sse_open = 0
         self._tasks: list[asyncio.Task] = []
-        self._listener: WakeupListener | None = None
+        self._listener: WakeupListener | PostgresWakeupListener | None = None
         self.app = ConnectionCap(EngineIoErrorsAsJson(self.sio.asgi_app(self._falcon_app())), self)
 
     def _falcon_app(self) -> falcon.asgi.App:
@@ -274,7 +275,11 @@ class LiveProgram:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.hub.start()
-        self._listener = WakeupListener(self.settings.notify_endpoint)
+        # PostgreSQL: LISTEN, woken by a commit on any host; SQLite: this host's web.
+        if self._store.dialect == "postgresql":
+            self._listener = PostgresWakeupListener(self._store.url)
+        else:
+            self._listener = WakeupListener(self.settings.notify_endpoint)
         self._tasks = [
             asyncio.create_task(self.hub.run(self._listener.wait, self.settings.poll_interval_s)),
             asyncio.create_task(self._recheck_sessions()),
@@ -291,7 +296,9 @@ class LiveProgram:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._listener is not None:
+        if isinstance(self._listener, PostgresWakeupListener):
+            await self._listener.aclose()
+        elif self._listener is not None:
             self._listener.close()
         self.hub.close()
 

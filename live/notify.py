@@ -1,4 +1,10 @@
-"""The wake-up: web tells live "an event was committed" over ZeroMQ.
+"""The wake-up: live learns "an event was committed" without polling the store.
+
+SQLite (one host): web tells live over ZeroMQ, below. PostgreSQL (any number of
+hosts): a trigger on the event log notifies ``bridge_events`` at each commit
+(store/migrations/versions/0002), and ``PostgresWakeupListener`` LISTENs, so an event
+accepted by any host's web (or derived by any worker) wakes the live programs of every
+host. Either way the store stays the source and live's poll the fallback.
 
 live binds a PULL socket on ``LIVE_NOTIFY_ENDPOINT``; each web process connects a PUSH
 socket to it and sends after each commit. PUSH, not PUB: PUB drops what it sends
@@ -11,6 +17,8 @@ live down, a few are queued (``SNDHWM``) and the rest dropped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -98,3 +106,50 @@ class WakeupListener:
     def close(self) -> None:
         self._socket.close(0)
         self._context.term()
+
+
+class PostgresWakeupListener:
+    """live's side on a PostgreSQL store: LISTEN on ``NOTIFY_CHANNEL`` over its own
+    connection. A lost connection is made again at the next ``wait``; meanwhile (and
+    for any notification missed in between) live's poll delivers."""
+
+    def __init__(self, database_url: str):
+        self._url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._conn = None
+
+    async def _listening(self):
+        import psycopg
+
+        from store.webhook_events import NOTIFY_CHANNEL
+
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=2)
+            await self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self._conn
+
+    async def wait(self, timeout_s: float) -> bool:
+        import psycopg
+
+        try:
+            conn = await self._listening()
+            woken = False
+            async for _ in conn.notifies(timeout=timeout_s, stop_after=1):
+                woken = True
+            if woken:  # drain: several commits, one read of the store
+                async for _ in conn.notifies(timeout=0.001):
+                    pass
+            return woken
+        except psycopg.Error as ex:
+            log.warning("live wake-ups from PostgreSQL are off until it is back (polling): %s", ex)
+            await self.aclose()
+            await asyncio.sleep(timeout_s)
+            return False
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def close(self) -> None:
+        """Nothing to do synchronously; ``aclose`` closes the connection."""

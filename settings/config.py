@@ -91,6 +91,7 @@ WORKER_ONLY = frozenset(
 WEB_ONLY = frozenset(
     {"HOST", "PORT", "WEB_PROCESS_NUM", "WEB_THREADS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
     | {"DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
+    | {"WEB_DATABASE_POOL_TIMEOUT_S", "WEB_DATABASE_STATEMENT_TIMEOUT_S"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
 # it FATAL), never web or worker; the watchdog in turn ignores web's and worker's.
@@ -132,6 +133,10 @@ class CommonSettings:
     data_dir: Path
     worker_endpoint: str  # the first of worker_endpoints (one worker: the only one)
     test_actions: bool
+    # The store (store/database.py): sqlite:///PATH (one host) or postgresql://... ;
+    # never logged whole (it may hold a password). Connections per process (PostgreSQL).
+    database_url: str = dataclasses.field(default="", repr=False)
+    database_pool_size: int = 10
     # Every worker web spreads calls over (PATREON_WORKER_ENDPOINTS, or derived from
     # WORKER_PROCESSES); empty means just worker_endpoint.
     worker_endpoints: tuple[str, ...] = ()
@@ -144,6 +149,9 @@ class CommonSettings:
 
     @property
     def store_path(self) -> Path:
+        """The SQLite file of a SQLite store (its default place otherwise)."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
         return self.data_dir / "bridge.sqlite3"
 
     @property
@@ -187,6 +195,10 @@ class WebSettings(PatreonAppSettings):
     allowed_origins: tuple[str, ...]
     # Login starts (auth/url, /auth/patreon) each client may make per minute.
     login_rate_per_minute: int
+    # PostgreSQL: how long a request waits for a pooled connection and lets a statement
+    # run before it answers 503 STORE_UNAVAILABLE (small: web must answer fast).
+    web_database_pool_timeout_s: float = 0.25
+    web_database_statement_timeout_s: float = 2.0
 
 
 @_settings
@@ -346,6 +358,17 @@ class _Reader(Reader):
             )
         curve_dir = self.text("PATREON_WORKER_CURVE_DIR")
 
+        database_url = self.text("DATABASE_URL", f"sqlite:///{data_dir / 'bridge.sqlite3'}") or ""
+        if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            # Only the scheme is quoted: the rest may hold a password.
+            self.problems.append(
+                (
+                    "DATABASE_URL",
+                    f"must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB,"
+                    f" got scheme {database_url.partition(':')[0]!r}",
+                )
+            )
+
         live = live_mode(self.values)
         default_redirect = f"http://{host}:{port}/auth/patreon/callback"
         if live:
@@ -403,6 +426,10 @@ class _Reader(Reader):
             port=min(65535, port + web_process_num),
             data_dir=data_dir,
             worker_endpoint=endpoint,
+            database_url=database_url,
+            database_pool_size=self.integer("DATABASE_POOL_SIZE", 10, 1, 1000),
+            web_database_pool_timeout_s=self.seconds("WEB_DATABASE_POOL_TIMEOUT_S", 0.25, 0.01, 60.0),
+            web_database_statement_timeout_s=self.seconds("WEB_DATABASE_STATEMENT_TIMEOUT_S", 2.0, 0.05, 600.0),
             worker_endpoints=endpoints if len(endpoints) > 1 else (),
             worker_process_num=process_num,
             worker_curve_dir=Path(curve_dir).resolve() if curve_dir else None,

@@ -27,7 +27,6 @@ import base64
 import binascii
 import logging
 import os
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -184,10 +183,10 @@ def seal_all(store, cipher: Cipher, *, rotate: bool = False) -> int:
                         cipher.open(value)  # a value no key opens stops the start here
                         checked = True
                 if updates:
-                    assignments = ", ".join(f"{column} = ?" for column in updates)
+                    assignments = ", ".join(f"{column} = :{column}" for column in updates)
                     conn.execute(
-                        f"UPDATE {table} SET {assignments} WHERE {key_column} = ?",
-                        (*updates.values(), row[key_column]),
+                        f"UPDATE {table} SET {assignments} WHERE {key_column} = :row_key",
+                        {**updates, "row_key": row[key_column]},
                     )
                     changed += 1
     if changed:
@@ -199,12 +198,16 @@ def _scrub(store) -> None:
     """After plaintext was sealed: rewrite the file and empty the WAL, so the old bytes
     (moved cells, free pages, earlier WAL frames) do not stay on disk. Best effort: a
     reader of another process can keep the WAL from truncating; it goes at a later
-    checkpoint."""
-    conn = store.connection()
+    checkpoint. PostgreSQL: the old row versions go when autovacuum reclaims them."""
+    if store.dialect != "sqlite":
+        return
+    from sqlalchemy.exc import OperationalError
+
     try:
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.OperationalError as ex:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except OperationalError as ex:
         log.warning(
             "the store could not be compacted after sealing (%s); old bytes go at a later checkpoint", ex
         )
@@ -220,7 +223,7 @@ def open_store(config, **store_options):
     from store.database import Store
 
     cipher = cipher_for(config)
-    store = Store(config.store_path, cipher, **store_options)
+    store = Store(config.database_url, cipher, **store_options)
     store.migrate()
     seal_all(store, cipher)
     return store

@@ -1,6 +1,8 @@
-"""Change counters per table (``table_generations``, migrations 400 and 211 in store.database).
+"""Change counters per table (``table_generations``, created by the Alembic revisions
+0001 (webhook_secrets) and 0004 (members, tiers, benefits, member_syncs) in store/migrations).
 
-Triggers bump a table's counter on every insert, update and delete, whichever process
+Triggers bump a table's counter (row triggers on SQLite, a statement trigger on
+PostgreSQL) on every insert, update and delete, whichever process
 made the change, so a process may cache what it read from that table and re-read it
 only when the counter moved: one primary-key read instead of the whole table (and,
 once secrets are encrypted at rest, instead of decrypting them all on every request).
@@ -18,25 +20,20 @@ T = TypeVar("T")
 
 
 def generation(store: Store, table: str) -> int:
-    row = (
-        store.connection()
-        .execute("SELECT generation FROM table_generations WHERE name = ?", (table,))
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute("SELECT generation FROM table_generations WHERE name = :name", {"name": table}).fetchone()
     # No row: an unknown table, or a store from before migration 400; -1 never matches a cache.
     return -1 if row is None else row["generation"]
 
 
 def generations(store: Store, tables: tuple[str, ...]) -> tuple[int, ...]:
     """The counters of several tables in one read (-1 for a table without one)."""
-    rows = (
-        store.connection()
-        .execute(
-            f"SELECT name, generation FROM table_generations WHERE name IN ({', '.join('?' * len(tables))})",
-            tables,
-        )
-        .fetchall()
-    )
+    marks = ", ".join(f":t{i}" for i in range(len(tables)))
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT name, generation FROM table_generations WHERE name IN ({marks})",
+            {f"t{i}": table for i, table in enumerate(tables)},
+        ).fetchall()
     found = {row["name"]: row["generation"] for row in rows}
     return tuple(found.get(table, -1) for table in tables)
 

@@ -1,16 +1,17 @@
 """Group commit: concurrent writes of one process share one transaction.
 
 A commit costs far more than the insert it holds (the WAL append and the lock
-hand-over), so when several threads write at once, one of them (the leader) takes
+hand-over on SQLite; the WAL flush and the event-log lock's hand-over on PostgreSQL), so when several threads write at once, one of them (the leader) takes
 every write queued so far, runs each in its own SAVEPOINT inside one
-``BEGIN IMMEDIATE`` transaction and commits; the others wait. Each writer gets its
+write transaction and commits; the others wait. Each writer gets its
 answer only after the commit that holds its write returned, so an answer is never
 given for a write that could still be lost to a process crash. The next queued
 writer becomes the leader of the next round; there is no thread of its own.
 
 A store that cannot be had within the store's ``write_timeout_s`` (a foreign process
-holding a write transaction) fails the whole round with ``sqlite3.OperationalError``,
-and every write queued meanwhile with it (they met the same lock). For
+holding a write transaction; PostgreSQL down or its pool exhausted) fails the whole
+round with ``StoreUnavailable``, and every write queued meanwhile with it (they met
+the same lock). For
 ``FAIL_FAST_S`` after that, new writes fail at once instead of each waiting out the
 timeout; and at most ``max_waiting`` writes wait at any time (more fail at once): a
 locked store must never hold every web thread (issue 16, finding 2).
@@ -18,14 +19,12 @@ locked store must never hold every web thread (issue 16, finding 2).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from store.database import Store
+from store.database import Connection, Store, StoreError, StoreUnavailable
 
 FAIL_FAST_S = 0.5
 DEFAULT_MAX_WAITING = 8
@@ -33,14 +32,15 @@ DEFAULT_MAX_WAITING = 8
 WAIT_MARGIN_S = 0.5
 
 
-class StoreBusy(sqlite3.OperationalError):
-    """The store was locked by another writer; nothing of this write was stored."""
+class StoreBusy(StoreUnavailable):
+    """The store was locked by another writer (or could not be reached); nothing of
+    this write was stored."""
 
 
 class _Write:
     __slots__ = ("done", "error", "lead", "ready", "result", "work")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], Any]):
+    def __init__(self, work: Callable[[Connection], Any]):
         self.work = work
         self.ready = threading.Event()
         self.lead = False
@@ -67,7 +67,7 @@ class GroupCommit:
         self.rounds = 0  # how many transactions, and how many writes they held (bench, tests)
         self.writes = 0
 
-    def run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def run(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work(conn)`` inside a committed write transaction; its result.
 
         ``work`` may be run together with other writes; an exception it raises rolls
@@ -119,7 +119,7 @@ class GroupCommit:
             batch, self._queue = self._queue, []
             self.rounds += 1
             self.writes += len(batch)
-        error: sqlite3.Error | None = None
+        error: StoreError | None = None
         try:
             with self._store.transaction() as conn:
                 if len(batch) == 1:
@@ -130,7 +130,7 @@ class GroupCommit:
                 else:
                     for write in batch:
                         self._apply(conn, write)
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             error = ex
         except Exception as ex:  # a lone write's own failure: rolled back, raised to it
             batch[0].result, batch[0].error = None, ex
@@ -158,7 +158,7 @@ class GroupCommit:
             following.ready.set()
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, write: _Write) -> None:
+    def _apply(conn: Connection, write: _Write) -> None:
         conn.execute("SAVEPOINT group_write")
         try:
             write.result = write.work(conn)
@@ -168,25 +168,25 @@ class GroupCommit:
         conn.execute("RELEASE group_write")
 
 
-def _is_busy(error: sqlite3.Error) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+def _is_busy(error: StoreError) -> bool:
+    return isinstance(error, StoreUnavailable)
 
 
-def _busy(error: sqlite3.Error) -> StoreBusy:
+def _busy(error: StoreError) -> StoreBusy:
     return error if isinstance(error, StoreBusy) else StoreBusy(str(error))
 
 
-_committers: dict[Path, GroupCommit] = {}
+_committers: dict[str, GroupCommit] = {}
 _committers_guard = threading.Lock()
 
 
 def for_store(store: Store) -> GroupCommit:
-    """The one group committer of this process for ``store``'s database file (web
-    sets its ``max_waiting`` from WEB_THREADS)."""
+    """The one group committer of this process for ``store``'s database (web sets
+    its ``max_waiting`` from WEB_THREADS)."""
     committer = getattr(store, "_group_commit", None)
     if committer is not None:
         return committer  # the common case: no path resolution (an lstat per part) per write
-    key = store.path.resolve()
+    key = store.key
     with _committers_guard:
         committer = _committers.get(key)
         if committer is None or committer._store.write_timeout_s != store.write_timeout_s:

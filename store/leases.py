@@ -1,6 +1,6 @@
 """Leases: one holder at a time for work that must not run twice across workers.
 
-Owns the table ``leases`` (migration 500 in ``store.database``): a row per lease
+Owns the table ``leases`` (revision 0005 in ``store/migrations``): a row per lease
 ``name`` with its ``holder`` and ``expires_at`` (epoch seconds, the wall clock: leases
 hold across hosts, where monotonic clocks mean nothing). A holder keeps a lease by
 renewing it before it expires; a holder that dies (kill -9, a host lost) stops
@@ -18,7 +18,10 @@ once instead of waiting out its predecessor's.
 
 Portable SQL (SQLite and PostgreSQL): an UPDATE that takes an expired or own lease,
 else an INSERT of a lease nobody has; a concurrent INSERT that loses the race is an
-integrity error, which means "not acquired".
+integrity error, which means "not acquired". The fence is exact on both: SQLite's
+write transactions run one at a time; on PostgreSQL ``held_in`` reads the row ``FOR
+UPDATE``, so a takeover waits until the fenced transaction has committed (and the
+taking UPDATE re-checks its WHERE after that wait, READ COMMITTED's rule).
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import socket
-import sqlite3
 
-from store.database import Store
+from store.database import Connection, Store, StoreError, StoreUnavailable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,18 +46,20 @@ def holder_name(process: str, data_dir: object) -> str:
     return f"{socket.gethostname()}/{process}/{folder}"
 
 
-def acquire_in(conn: sqlite3.Connection, name: str, holder: str, ttl_s: float, now: float) -> bool:
+def acquire_in(conn: Connection, name: str, holder: str, ttl_s: float, now: float) -> bool:
     """Take or renew ``name`` for ``holder`` until ``now + ttl_s``, inside a transaction."""
+    params = {"name": name, "holder": holder, "expires_at": now + ttl_s, "now": now}
     taken = conn.execute(
-        "UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at < ?)",
-        (holder, now + ttl_s, name, holder, now),
+        "UPDATE leases SET holder = :holder, expires_at = :expires_at"
+        " WHERE name = :name AND (holder = :holder OR expires_at < :now)",
+        params,
     ).rowcount
     if taken:
         return True
     inserted = conn.execute(
-        "INSERT INTO leases (name, holder, expires_at) SELECT ?, ?, ?"
-        " WHERE NOT EXISTS (SELECT 1 FROM leases WHERE name = ?)",
-        (name, holder, now + ttl_s, name),
+        "INSERT INTO leases (name, holder, expires_at) SELECT :name, :holder, :expires_at"
+        " WHERE NOT EXISTS (SELECT 1 FROM leases WHERE name = :name)",
+        params,
     ).rowcount
     return inserted > 0
 
@@ -65,7 +69,9 @@ def acquire(store: Store, name: str, holder: str, ttl_s: float, now: float) -> b
     try:
         with store.transaction() as conn:
             return acquire_in(conn, name, holder, ttl_s, now)
-    except sqlite3.IntegrityError:  # another holder inserted it first
+    except StoreUnavailable:
+        raise
+    except StoreError:  # another holder inserted it first (the primary key)
         return False
 
 
@@ -74,8 +80,8 @@ def renew(store: Store, name: str, holder: str, ttl_s: float, now: float) -> boo
     with store.transaction() as conn:
         return (
             conn.execute(
-                "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?",
-                (now + ttl_s, name, holder),
+                "UPDATE leases SET expires_at = :expires_at WHERE name = :name AND holder = :holder",
+                {"expires_at": now + ttl_s, "name": name, "holder": holder},
             ).rowcount
             > 0
         )
@@ -84,24 +90,19 @@ def renew(store: Store, name: str, holder: str, ttl_s: float, now: float) -> boo
 def release(store: Store, name: str, holder: str) -> None:
     """Give the lease up (only if it is ours)."""
     with store.transaction() as conn:
-        conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        conn.execute("DELETE FROM leases WHERE name = :name AND holder = :holder", {"name": name, "holder": holder})
 
 
-def held_in(conn: sqlite3.Connection, name: str, holder: str, now: float) -> bool:
+def held_in(conn: Connection, name: str, holder: str, now: float) -> bool:
     """Inside a write transaction: is the lease still ours and unexpired? (the fence)"""
-    row = conn.execute(
-        "SELECT holder, expires_at FROM leases WHERE name = ?",
-        (name,),
-    ).fetchone()
+    lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""  # see above
+    row = conn.execute(f"SELECT holder, expires_at FROM leases WHERE name = :name{lock}", {"name": name}).fetchone()
     return row is not None and row["holder"] == holder and row["expires_at"] >= now
 
 
 def get(store: Store, name: str) -> Lease | None:
-    row = (
-        store.connection()
-        .execute("SELECT name, holder, expires_at FROM leases WHERE name = ?", (name,))
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute("SELECT name, holder, expires_at FROM leases WHERE name = :name", {"name": name}).fetchone()
     return None if row is None else Lease(row["name"], row["holder"], row["expires_at"])
 
 

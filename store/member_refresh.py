@@ -1,6 +1,6 @@
 """The refresh queue: members a webhook said may have changed, to be read from the API.
 
-Owns the table ``member_refresh`` (migration 202 in ``store.database``). The worker's
+Owns the table ``member_refresh`` (created in ``store/migrations``). The worker's
 event consumer adds a member when it consumes a member delivery (``want_in``, in the
 same transaction that marks the event processed); the worker's refresher takes due
 rows (``due``), reads each member from Patreon and ``done_in`` removes it. When the
@@ -14,9 +14,8 @@ One row per member: a burst of deliveries for the same member becomes one read.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 
-from store.database import Store
+from store.database import Connection, Store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,52 +27,62 @@ class Wanted:
 
 
 def want_in(
-    conn: sqlite3.Connection, member_id: str, campaign_id: str | None, event_id: int, now: float
+    conn: Connection, member_id: str, campaign_id: str | None, event_id: int, now: float
 ) -> None:
+    # CASE, not MIN/MAX of two values: SQLite and PostgreSQL (LEAST) spell those differently.
     conn.execute(
-        "INSERT INTO member_refresh (member_id, campaign_id, event_id, due_at, attempts) VALUES (?, ?, ?, ?, 0)"
-        " ON CONFLICT (member_id) DO UPDATE SET due_at = MIN(member_refresh.due_at, excluded.due_at),"
-        " event_id = MAX(COALESCE(member_refresh.event_id, 0), excluded.event_id),"
+        "INSERT INTO member_refresh (member_id, campaign_id, event_id, due_at, attempts)"
+        " VALUES (:member_id, :campaign_id, :event_id, :now, 0)"
+        " ON CONFLICT (member_id) DO UPDATE SET"
+        " due_at = CASE WHEN excluded.due_at < member_refresh.due_at"
+        " THEN excluded.due_at ELSE member_refresh.due_at END,"
+        " event_id = CASE WHEN excluded.event_id > COALESCE(member_refresh.event_id, 0)"
+        " THEN excluded.event_id ELSE COALESCE(member_refresh.event_id, 0) END,"
         " campaign_id = COALESCE(excluded.campaign_id, member_refresh.campaign_id)",
-        (member_id, campaign_id, event_id, now),
+        {"member_id": member_id, "campaign_id": campaign_id, "event_id": event_id, "now": now},
     )
 
 
 def due(store: Store, now: float, limit: int) -> list[Wanted]:
-    rows = store.connection().execute(
-        "SELECT member_id, campaign_id, event_id, attempts FROM member_refresh WHERE due_at <= ?"
-        " ORDER BY due_at LIMIT ?",
-        (now, limit),
-    )
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT member_id, campaign_id, event_id, attempts FROM member_refresh WHERE due_at <= :now"
+            " ORDER BY due_at LIMIT :limit",
+            {"now": now, "limit": limit},
+        ).fetchall()
     return [Wanted(r["member_id"], r["campaign_id"], r["event_id"], r["attempts"]) for r in rows]
 
 
 def next_due_at(store: Store) -> float | None:
-    row = store.connection().execute("SELECT MIN(due_at) AS t FROM member_refresh").fetchone()
+    with store.read() as conn:
+        row = conn.execute("SELECT MIN(due_at) AS t FROM member_refresh").fetchone()
     return row["t"]
 
 
-def done_in(conn: sqlite3.Connection, wanted: Wanted) -> None:
+def done_in(conn: Connection, wanted: Wanted) -> None:
     """Drop the row, unless a newer delivery asked again while the read was running."""
     conn.execute(
-        "DELETE FROM member_refresh WHERE member_id = ? AND COALESCE(event_id, 0) <= ?",
-        (wanted.member_id, wanted.event_id or 0),
+        "DELETE FROM member_refresh WHERE member_id = :member_id AND COALESCE(event_id, 0) <= :event_id",
+        {"member_id": wanted.member_id, "event_id": wanted.event_id or 0},
     )
 
 
 def retry(store: Store, wanted: Wanted, due_at: float) -> None:
     with store.transaction() as conn:
         conn.execute(
-            "UPDATE member_refresh SET due_at = ?, attempts = attempts + 1 WHERE member_id = ?",
-            (due_at, wanted.member_id),
+            "UPDATE member_refresh SET due_at = :due_at, attempts = attempts + 1 WHERE member_id = :member_id",
+            {"due_at": due_at, "member_id": wanted.member_id},
         )
 
 
 def pending(store: Store) -> int:
-    return store.connection().execute("SELECT COUNT(*) AS n FROM member_refresh").fetchone()["n"]
+    with store.read() as conn:
+        return conn.execute("SELECT COUNT(*) AS n FROM member_refresh").fetchone()["n"]
 
 
-def clear_covered_in(conn: sqlite3.Connection, event_id: int) -> int:
+def clear_covered_in(conn: Connection, event_id: int) -> int:
     """Drop the rows of deliveries up to ``event_id``: a complete sync that began after
     they were consumed has read those members already."""
-    return conn.execute("DELETE FROM member_refresh WHERE COALESCE(event_id, 0) <= ?", (event_id,)).rowcount
+    return conn.execute(
+        "DELETE FROM member_refresh WHERE COALESCE(event_id, 0) <= :event_id", {"event_id": event_id}
+    ).rowcount

@@ -1,6 +1,6 @@
 """Full member syncs: one row per run, and the request to start one.
 
-Owns the table ``member_syncs`` (migration 203 in ``store.database``). The worker's
+Owns the table ``member_syncs`` (created in ``store/migrations``). The worker's
 sync (``worker.member_sync``) opens a run, records its progress after every page
 (pages, members, drift) and closes it; ``/api/patreon/status`` reads the latest runs
 from here. ``request`` (the ``members.sync`` action, or a legacy ``pledges:*``
@@ -14,10 +14,9 @@ guess, and access checks answer ``NOT_SYNCED``.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from typing import Any
 
-from store.database import Store
+from store.database import Connection, Store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +51,7 @@ class SyncRun:
 _COLUMNS = "id, reason, requested_at, started_at, finished_at, pages, members, drift, former, error"
 
 
-def _run(row: sqlite3.Row) -> SyncRun:
+def _run(row) -> SyncRun:
     return SyncRun(**{k: row[k] for k in row.keys()})
 
 
@@ -64,74 +63,74 @@ def request(store: Store, reason: str, now: str) -> int:
         ).fetchone()
         if row is not None:
             return row["id"]
-        cursor = conn.execute("INSERT INTO member_syncs (reason, requested_at) VALUES (?, ?)", (reason, now))
-        return int(cursor.lastrowid)
+        row = conn.execute(
+            "INSERT INTO member_syncs (reason, requested_at) VALUES (:reason, :now) RETURNING id",
+            {"reason": reason, "now": now},
+        ).fetchone()
+        return int(row["id"])
 
 
 def waiting(store: Store) -> SyncRun | None:
-    row = (
-        store.connection()
-        .execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1")
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
     return None if row is None else _run(row)
 
 
 def start(store: Store, run_id: int, now: str) -> None:
     with store.transaction() as conn:
-        conn.execute("UPDATE member_syncs SET started_at = ? WHERE id = ?", (now, run_id))
+        conn.execute("UPDATE member_syncs SET started_at = :now WHERE id = :id", {"now": now, "id": run_id})
 
 
 def progress_in(
-    conn: sqlite3.Connection, run_id: int, *, pages: int, members: int, drift: int, former: int
+    conn: Connection, run_id: int, *, pages: int, members: int, drift: int, former: int
 ) -> None:
     conn.execute(
-        "UPDATE member_syncs SET pages = ?, members = ?, drift = ?, former = ? WHERE id = ?",
-        (pages, members, drift, former, run_id),
+        "UPDATE member_syncs SET pages = :pages, members = :members, drift = :drift, former = :former"
+        " WHERE id = :id",
+        {"pages": pages, "members": members, "drift": drift, "former": former, "id": run_id},
     )
 
 
 def finish(store: Store, run_id: int, now: str, error: str | None = None) -> None:
     with store.transaction() as conn:
-        conn.execute("UPDATE member_syncs SET finished_at = ?, error = ? WHERE id = ?", (now, error, run_id))
+        conn.execute(
+            "UPDATE member_syncs SET finished_at = :now, error = :error WHERE id = :id",
+            {"now": now, "error": error, "id": run_id},
+        )
 
 
 def abandon_unfinished(store: Store, now: str) -> int:
     """Runs a previous worker started and never finished (it died): closed as failed."""
     with store.transaction() as conn:
-        cursor = conn.execute(
-            "UPDATE member_syncs SET finished_at = ?, error = 'the worker stopped during this sync'"
+        return conn.execute(
+            "UPDATE member_syncs SET finished_at = :now, error = 'the worker stopped during this sync'"
             " WHERE started_at IS NOT NULL AND finished_at IS NULL",
-            (now,),
-        )
-        return cursor.rowcount
+            {"now": now},
+        ).rowcount
 
 
 def get(store: Store, run_id: int) -> SyncRun | None:
-    row = (
-        store.connection().execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE id = ?", (run_id,)).fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE id = :id", {"id": run_id}).fetchone()
     return None if row is None else _run(row)
 
 
 def latest(store: Store) -> SyncRun | None:
-    row = (
-        store.connection()
-        .execute(f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM member_syncs WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
     return None if row is None else _run(row)
 
 
 def last_finished(store: Store) -> SyncRun | None:
-    row = (
-        store.connection()
-        .execute(
+    with store.read() as conn:
+        row = conn.execute(
             f"SELECT {_COLUMNS} FROM member_syncs WHERE finished_at IS NOT NULL AND error IS NULL"
             " ORDER BY id DESC LIMIT 1"
-        )
-        .fetchone()
-    )
+        ).fetchone()
     return None if row is None else _run(row)
 
 

@@ -1,6 +1,6 @@
 """The member table: one row per Patreon member of each of the creator's campaigns.
 
-Owns the table ``members`` (migration 200 in ``store.database``). Written by the
+Owns the table ``members`` (created in ``store/migrations``). Written by the
 worker only (``worker.member_writer``: full sync, per-member refresh, and webhook
 documents applied provisionally while Patreon cannot be reached); read by web's
 entitlement routes directly (``web.entitlements``), never through Patreon.
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Iterable
 
-from store.database import Store
+from store.database import Connection, Store
 
 SYNC = "sync"
 REFRESH = "refresh"
@@ -86,19 +85,19 @@ _RECORD_COLUMNS = [f.name for f in dataclasses.fields(MemberRecord)]
 _COLUMNS = [*_RECORD_COLUMNS, "source", "source_at", "sync_id", "event_id"]
 
 
-def _row_values(record: MemberRecord) -> list:
-    values = []
+def _row_values(record: MemberRecord) -> dict:
+    values = {}
     for name in _RECORD_COLUMNS:
         value = getattr(record, name)
         if name == "entitled_tier_ids":
             value = json.dumps(sorted(set(value)))
         elif isinstance(value, bool):
             value = int(value)
-        values.append(value)
+        values[name] = value
     return values
 
 
-def _stored(row: sqlite3.Row) -> StoredMember:
+def _stored(row) -> StoredMember:
     fields = {name: row[name] for name in _RECORD_COLUMNS}
     fields["entitled_tier_ids"] = tuple(json.loads(fields["entitled_tier_ids"]))
     for name in ("is_free_trial", "is_gifted", "deleted"):
@@ -108,19 +107,20 @@ def _stored(row: sqlite3.Row) -> StoredMember:
     )
 
 
-def get_in(conn: sqlite3.Connection, member_id: str) -> StoredMember | None:
+def get_in(conn: Connection, member_id: str) -> StoredMember | None:
     row = conn.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM members WHERE member_id = ?", (member_id,)
+        f"SELECT {', '.join(_COLUMNS)} FROM members WHERE member_id = :member_id", {"member_id": member_id}
     ).fetchone()
     return None if row is None else _stored(row)
 
 
 def get(store: Store, member_id: str) -> StoredMember | None:
-    return get_in(store.connection(), member_id)
+    with store.read() as conn:
+        return get_in(conn, member_id)
 
 
 def put_in(
-    conn: sqlite3.Connection,
+    conn: Connection,
     record: MemberRecord,
     *,
     source: str,
@@ -135,8 +135,14 @@ def put_in(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
-    values = [*_row_values(record), source, source_at, sync_id, event_id]
-    placeholders = ", ".join("?" * len(_COLUMNS))
+    values = {
+        **_row_values(record),
+        "source": source,
+        "source_at": source_at,
+        "sync_id": sync_id,
+        "event_id": event_id,
+    }
+    placeholders = ", ".join(f":{c}" for c in _COLUMNS)
     updates = ", ".join(
         f"{c} = excluded.{c}" if c != "sync_id" else "sync_id = COALESCE(excluded.sync_id, members.sync_id)"
         for c in _COLUMNS
@@ -151,33 +157,34 @@ def put_in(
 
 def of_user(store: Store, user_id: str) -> list[StoredMember]:
     """Every row of one Patreon user (deleted ones included), by campaign."""
-    rows = (
-        store.connection()
-        .execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM members WHERE user_id = ? ORDER BY campaign_id", (user_id,)
-        )
-        .fetchall()
-    )
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM members WHERE user_id = :user_id ORDER BY campaign_id",
+            {"user_id": user_id},
+        ).fetchall()
     return [_stored(row) for row in rows]
 
 
-def ids_of_user_in(conn: sqlite3.Connection, user_id: str) -> list[str]:
-    rows = conn.execute("SELECT member_id FROM members WHERE user_id = ? AND deleted = 0", (user_id,))
+def ids_of_user_in(conn: Connection, user_id: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT member_id FROM members WHERE user_id = :user_id AND deleted = 0", {"user_id": user_id}
+    )
     return [row["member_id"] for row in rows]
 
 
 def missing_from_sync_in(
-    conn: sqlite3.Connection, campaign_id: str, sync_id: int, started_at: str
+    conn: Connection, campaign_id: str, sync_id: int, started_at: str
 ) -> Iterable[StoredMember]:
     """Live rows of the campaign that the finished walk ``sync_id`` did not see and
     that nothing newer than the walk's start has confirmed since."""
     rows = conn.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM members WHERE campaign_id = ? AND deleted = 0"
-        " AND (sync_id IS NULL OR sync_id <> ?) AND source_at <= ?",
-        (campaign_id, sync_id, started_at),
+        f"SELECT {', '.join(_COLUMNS)} FROM members WHERE campaign_id = :campaign_id AND deleted = 0"
+        " AND (sync_id IS NULL OR sync_id <> :sync_id) AND source_at <= :started_at",
+        {"campaign_id": campaign_id, "sync_id": sync_id, "started_at": started_at},
     ).fetchall()
     return [_stored(row) for row in rows]
 
 
 def count(store: Store) -> int:
-    return store.connection().execute("SELECT COUNT(*) AS n FROM members").fetchone()["n"]
+    with store.read() as conn:
+        return conn.execute("SELECT COUNT(*) AS n FROM members").fetchone()["n"]

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyMissing as ex:
         print(f"❌ Configuration error: {ex}", file=sys.stderr)
         return EXIT_CONFIG
-    store = Store(config.store_path, cipher)
+    store = Store(config.database_url, cipher)
     store.migrate()
     try:
         changed = seal_all(store, cipher, rotate=True)

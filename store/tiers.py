@@ -1,6 +1,6 @@
 """Tiers and benefits of the creator's campaigns, as the last sync saw them.
 
-Owns the tables ``tiers`` and ``benefits`` (migration 201 in ``store.database``).
+Owns the tables ``tiers`` and ``benefits`` (created in ``store/migrations``).
 Written by the worker's full sync (``worker.member_sync``), read by web's
 entitlement routes. A tier or benefit that Patreon stops listing is kept with
 ``deleted = 1``: a member's entitled tier ids, an old link to a tier or a site's
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 
-from store.database import Store
+from store.database import Connection, Store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,46 +35,61 @@ class BenefitRow:
 
 
 def replace_campaign_in(
-    conn: sqlite3.Connection,
+    conn: Connection,
     campaign_id: str,
     tiers: list[TierRow],
     benefits: list[BenefitRow],
     now: str,
 ) -> None:
     """Store what the campaign lists now; what it no longer lists becomes deleted."""
-    conn.execute("UPDATE tiers SET deleted = 1, updated_at = ? WHERE campaign_id = ?", (now, campaign_id))
-    conn.execute("UPDATE benefits SET deleted = 1, updated_at = ? WHERE campaign_id = ?", (now, campaign_id))
-    conn.executemany(
-        "INSERT INTO tiers (id, campaign_id, title, amount_cents, published, deleted, benefit_ids, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET campaign_id = excluded.campaign_id,"
-        " title = excluded.title, amount_cents = excluded.amount_cents, published = excluded.published,"
-        " deleted = excluded.deleted, benefit_ids = excluded.benefit_ids, updated_at = excluded.updated_at",
-        [
-            (
-                t.id,
-                campaign_id,
-                t.title,
-                t.amount_cents,
-                int(t.published),
-                int(t.deleted),
-                json.dumps(sorted(t.benefit_ids)),
-                now,
-            )
-            for t in tiers
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO benefits (id, campaign_id, title, deleted, updated_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET campaign_id = excluded.campaign_id, title = excluded.title,"
-        " deleted = excluded.deleted, updated_at = excluded.updated_at",
-        [(b.id, campaign_id, b.title, int(b.deleted), now) for b in benefits],
-    )
+    where = {"now": now, "campaign_id": campaign_id}
+    conn.execute("UPDATE tiers SET deleted = 1, updated_at = :now WHERE campaign_id = :campaign_id", where)
+    conn.execute("UPDATE benefits SET deleted = 1, updated_at = :now WHERE campaign_id = :campaign_id", where)
+    if tiers:
+        conn.execute(
+            "INSERT INTO tiers (id, campaign_id, title, amount_cents, published, deleted, benefit_ids, updated_at)"
+            " VALUES (:id, :campaign_id, :title, :amount_cents, :published, :deleted, :benefit_ids, :now)"
+            " ON CONFLICT (id) DO UPDATE SET campaign_id = excluded.campaign_id,"
+            " title = excluded.title, amount_cents = excluded.amount_cents, published = excluded.published,"
+            " deleted = excluded.deleted, benefit_ids = excluded.benefit_ids, updated_at = excluded.updated_at",
+            [
+                {
+                    "id": t.id,
+                    "campaign_id": campaign_id,
+                    "title": t.title,
+                    "amount_cents": t.amount_cents,
+                    "published": int(t.published),
+                    "deleted": int(t.deleted),
+                    "benefit_ids": json.dumps(sorted(t.benefit_ids)),
+                    "now": now,
+                }
+                for t in tiers
+            ],
+        )
+    if benefits:
+        conn.execute(
+            "INSERT INTO benefits (id, campaign_id, title, deleted, updated_at)"
+            " VALUES (:id, :campaign_id, :title, :deleted, :now)"
+            " ON CONFLICT (id) DO UPDATE SET campaign_id = excluded.campaign_id, title = excluded.title,"
+            " deleted = excluded.deleted, updated_at = excluded.updated_at",
+            [
+                {
+                    "id": b.id,
+                    "campaign_id": campaign_id,
+                    "title": b.title,
+                    "deleted": int(b.deleted),
+                    "now": now,
+                }
+                for b in benefits
+            ],
+        )
 
 
 def all_tiers(store: Store) -> dict[str, TierRow]:
-    rows = store.connection().execute(
-        "SELECT id, campaign_id, title, amount_cents, published, deleted, benefit_ids FROM tiers"
-    )
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT id, campaign_id, title, amount_cents, published, deleted, benefit_ids FROM tiers"
+        ).fetchall()
     return {
         row["id"]: TierRow(
             row["id"],
@@ -91,7 +105,8 @@ def all_tiers(store: Store) -> dict[str, TierRow]:
 
 
 def all_benefits(store: Store) -> dict[str, BenefitRow]:
-    rows = store.connection().execute("SELECT id, campaign_id, title, deleted FROM benefits")
+    with store.read() as conn:
+        rows = conn.execute("SELECT id, campaign_id, title, deleted FROM benefits").fetchall()
     return {
         row["id"]: BenefitRow(row["id"], row["campaign_id"], row["title"], bool(row["deleted"]))
         for row in rows
@@ -100,5 +115,6 @@ def all_benefits(store: Store) -> dict[str, BenefitRow]:
 
 def version(store: Store) -> str | None:
     """Changes whenever a sync rewrites tiers or benefits (readers cache on it)."""
-    row = store.connection().execute("SELECT MAX(updated_at) AS t, COUNT(*) AS n FROM tiers").fetchone()
+    with store.read() as conn:
+        row = conn.execute("SELECT MAX(updated_at) AS t, COUNT(*) AS n FROM tiers").fetchone()
     return None if row["t"] is None else f"{row['t']}/{row['n']}"

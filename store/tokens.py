@@ -31,7 +31,7 @@ def session_principal(session_id: str) -> str:
 def forget(store: Store, principal: str) -> bool:
     """Drop a principal's tokens (logout, an expired session). True if there were any."""
     with store.transaction() as conn:
-        return conn.execute("DELETE FROM tokens WHERE principal = ?", (principal,)).rowcount > 0
+        return conn.execute("DELETE FROM tokens WHERE principal = :principal", {"principal": principal}).rowcount > 0
 
 
 def sweep_orphans(store: Store, *, now: float | None = None, grace_s: float = ORPHAN_GRACE_S) -> int:
@@ -42,7 +42,7 @@ def sweep_orphans(store: Store, *, now: float | None = None, grace_s: float = OR
     cutoff = (time.time() if now is None else now) - grace_s
     with store.transaction() as conn:
         return conn.execute(
-            "DELETE FROM tokens WHERE principal LIKE 'session:%' AND updated_at < ?"
-            " AND substr(principal, ?) NOT IN (SELECT id FROM sessions)",
-            (cutoff, len(SESSION_PREFIX) + 1),
+            "DELETE FROM tokens WHERE principal LIKE 'session:%' AND updated_at < :cutoff"
+            " AND substr(principal, :start) NOT IN (SELECT id FROM sessions)",
+            {"cutoff": cutoff, "start": len(SESSION_PREFIX) + 1},
         ).rowcount

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from harness.stack import Stack
+from tests.postgres import MISSING, Cluster, binaries
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +22,18 @@ def fresh_stack():
     """A stack of one's own, for tests that end it in a state others cannot use."""
     with Stack() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster for the whole session (tests/postgres.py);
+    skipped loudly where Debian's postgresql package is not installed."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        warnings.warn(MISSING, stacklevel=1)
+        pytest.skip(MISSING)
+    cluster = Cluster(bin_dir).init()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

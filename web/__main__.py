@@ -63,7 +63,14 @@ def main() -> int:
         return EXIT_CONFIG
     try:
         # A short write budget: a locked store answers 503 at once instead of holding threads.
-        store = open_store(config, write_timeout_s=WEB_WRITE_TIMEOUT_S, auto_checkpoint=False)
+        store = open_store(
+            config,
+            write_timeout_s=WEB_WRITE_TIMEOUT_S,
+            auto_checkpoint=False,
+            pool_size=config.database_pool_size,
+            pool_timeout_s=config.web_database_pool_timeout_s,
+            statement_timeout_s=config.web_database_statement_timeout_s,
+        )
     except (KeyMissing, UndecryptableValue) as ex:
         log.error("❌ Configuration error: %s", ex)
         return EXIT_CONFIG

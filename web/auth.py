@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 import logging
-import sqlite3
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,7 +29,7 @@ import falcon
 
 from settings.config import V2_SCOPES, WebSettings
 from store import tokens
-from store.database import Store
+from store.database import Store, StoreUnavailable
 from web import sessions as sessions_mod
 from web.client_limit import ClientRateLimiter
 from web.codes import (
@@ -231,7 +230,7 @@ class CallbackResource:
         try:
             try:
                 self._handle(req, resp)
-            except sqlite3.OperationalError as ex:
+            except StoreUnavailable as ex:
                 raise store_unavailable(ex) from ex
         except (ApiError, WorkerError) as ex:
             if not wants_html(req):

@@ -8,7 +8,7 @@ Domain errors are translated here, in one place:
   timeout -> 504, an error reply -> the status and code the worker chose;
 * any other ``falcon.HTTPError`` (unknown route, wrong method, body too large) gets a
   code derived from its status;
-* ``sqlite3.OperationalError`` (the store locked past its busy timeout, its disk
+* ``StoreUnavailable`` (the store locked past its busy timeout, its disk
   failing) -> 503 ``STORE_UNAVAILABLE`` with ``Retry-After``: nothing was written;
 * anything unexpected -> 500 ``INTERNAL_ERROR``, logged with its traceback.
 """
@@ -16,7 +16,6 @@ Domain errors are translated here, in one place:
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import falcon
 
@@ -26,6 +25,7 @@ from live_events.errors import (  # noqa: F401 (re-exported: web's modules raise
     error_body,
     error_bytes,
 )
+from store.database import StoreError, StoreUnavailable
 from web.codes import (
     BAD_REQUEST,
     CONFLICT,
@@ -75,7 +75,7 @@ def worker_error_to_api(ex: WorkerError) -> ApiError:
     return ApiError(ex.status, ex.code, message, retry_after=ex.retry_after)
 
 
-def store_unavailable(ex: sqlite3.Error) -> ApiError:
+def store_unavailable(ex: StoreError) -> ApiError:
     """The answer when the store cannot be used: the transaction rolled back, retry later."""
     log.error("the store cannot be used: %s", ex)
     return ApiError(
@@ -83,7 +83,7 @@ def store_unavailable(ex: sqlite3.Error) -> ApiError:
     )
 
 
-def _handle_store_error(req, resp, ex: sqlite3.OperationalError, params) -> None:
+def _handle_store_error(req, resp, ex: StoreUnavailable, params) -> None:
     raise store_unavailable(ex) from ex
 
 
@@ -110,5 +110,5 @@ def install(app: falcon.App) -> None:
     # Falcon looks handlers up by the most specific class, so order does not matter.
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(WorkerError, _handle_worker_error)
-    app.add_error_handler(sqlite3.OperationalError, _handle_store_error)
+    app.add_error_handler(StoreUnavailable, _handle_store_error)
     app.set_error_serializer(_serialize)

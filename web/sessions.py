@@ -1,5 +1,5 @@
 """Browser sessions and pending OAuth ``state``s: the owner of ``sessions`` and
-``oauth_states`` (migrations 4 and 300 in store/database.py).
+``oauth_states`` (created in store/migrations).
 
 A session is a random id (``secrets.token_urlsafe``, 256 bits) in an HttpOnly,
 SameSite=Lax cookie named ``pb_session`` (Secure when ``SESSION_COOKIE_SECURE``);
@@ -46,6 +46,9 @@ PURGE_INTERVAL_S = 300.0
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 _STATE = re.compile(r"[A-Za-z0-9_-]{43}")  # fullmatch: "$" takes a trailing newline
+# The newest states of a binding first. SQLite breaks a tie of expiry (a test's frozen
+# clock) by insertion order; PostgreSQL has no such order, and real clocks do not tie.
+_NEWEST_FIRST = {"sqlite": "expires_at DESC, rowid DESC", "postgresql": "expires_at DESC"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,14 +101,11 @@ class SessionStore:
     def get(self, session_id: str) -> Session | None:
         if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
             return None
-        row = (
-            self._store.connection()
-            .execute(
-                "SELECT id, user_id, campaign_ids FROM sessions WHERE id = ? AND expires_at > ?",
-                (session_id, self._clock()),
-            )
-            .fetchone()
-        )
+        with self._store.read() as conn:
+            row = conn.execute(
+                "SELECT id, user_id, campaign_ids FROM sessions WHERE id = :id AND expires_at > :now",
+                {"id": session_id, "now": self._clock()},
+            ).fetchone()
         if row is None:
             return None
         return Session(row["id"], row["user_id"], tuple(json.loads(row["campaign_ids"])))
@@ -149,8 +149,8 @@ class SessionStore:
         with self._store.transaction() as conn:
             conn.execute(
                 "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at)"
-                " VALUES (?, NULL, '[]', ?, ?)",
-                (session.id, now, now + ANONYMOUS_TTL_S),
+                " VALUES (:id, NULL, '[]', :now, :expires_at)",
+                {"id": session.id, "now": now, "expires_at": now + ANONYMOUS_TTL_S},
             )
         return session
 
@@ -161,22 +161,28 @@ class SessionStore:
         now = self._clock()
         with self._store.transaction() as conn:
             pending = conn.execute(
-                "SELECT COUNT(*) FROM oauth_states WHERE expires_at > ?", (now,)
-            ).fetchone()[0]
+                "SELECT COUNT(*) AS n FROM oauth_states WHERE expires_at > :now", {"now": now}
+            ).fetchone()["n"]
             if pending >= MAX_STATES:
-                conn.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))
+                conn.execute("DELETE FROM oauth_states WHERE expires_at <= :now", {"now": now})
                 raise StatesFull()
             # Keep the newest few states of this binding (several tabs may log in at once).
             conn.execute(
-                "DELETE FROM oauth_states WHERE session_id = ? AND state NOT IN"
-                " (SELECT state FROM oauth_states WHERE session_id = ?"
-                " ORDER BY expires_at DESC, rowid DESC LIMIT ?)",
-                (binding, binding, MAX_PENDING_STATES - 1),
+                "DELETE FROM oauth_states WHERE session_id = :binding AND state NOT IN"
+                " (SELECT state FROM oauth_states WHERE session_id = :binding"
+                f" ORDER BY {_NEWEST_FIRST[conn.dialect]} LIMIT :keep)",
+                {"binding": binding, "keep": MAX_PENDING_STATES - 1},
             )
             conn.execute(
                 "INSERT INTO oauth_states (state, session_id, redirect_uri, scopes, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (state, binding, redirect_uri, " ".join(scopes), now + STATE_TTL_S),
+                " VALUES (:state, :binding, :redirect_uri, :scopes, :expires_at)",
+                {
+                    "state": state,
+                    "binding": binding,
+                    "redirect_uri": redirect_uri,
+                    "scopes": " ".join(scopes),
+                    "expires_at": now + STATE_TTL_S,
+                },
             )
         return state
 
@@ -190,8 +196,9 @@ class SessionStore:
             raise StateError("state is missing or malformed")
         with self._store.transaction() as conn:
             rows = conn.execute(
-                "DELETE FROM oauth_states WHERE state = ? RETURNING session_id, redirect_uri, scopes, expires_at",
-                (state,),
+                "DELETE FROM oauth_states WHERE state = :state"
+                " RETURNING session_id, redirect_uri, scopes, expires_at",
+                {"state": state},
             ).fetchall()
         row = rows[0] if rows else None
         if row is None:
@@ -219,17 +226,18 @@ class SessionStore:
         session = Session(new_session_id, str(user_id), tuple(str(c) for c in campaign_ids))
         with self._store.transaction() as conn:
             conn.execute(
-                "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    session.id,
-                    session.user_id,
-                    json.dumps(list(session.campaign_ids)),
-                    now,
-                    now + SESSION_TTL_S,
-                ),
+                "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at)"
+                " VALUES (:id, :user_id, :campaign_ids, :now, :expires_at)",
+                {
+                    "id": session.id,
+                    "user_id": session.user_id,
+                    "campaign_ids": json.dumps(list(session.campaign_ids)),
+                    "now": now,
+                    "expires_at": now + SESSION_TTL_S,
+                },
             )
             if old is not None:
-                conn.execute("DELETE FROM sessions WHERE id = ?", (old.id,))
+                conn.execute("DELETE FROM sessions WHERE id = :id", {"id": old.id})
         return session
 
     def end(self, session_id: str) -> None:
@@ -239,7 +247,7 @@ class SessionStore:
         so forgetting is all that can be done; the worker's sweep removes any pair
         that still loses its session (``store.tokens.sweep_orphans``)."""
         with self._store.transaction() as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            conn.execute("DELETE FROM sessions WHERE id = :id", {"id": session_id})
         tokens.forget(self._store, tokens.session_principal(session_id))
 
     def _purge_expired(self) -> None:
@@ -252,10 +260,10 @@ class SessionStore:
             expired = [
                 row["id"]
                 for row in conn.execute(
-                    "DELETE FROM sessions WHERE expires_at <= ? RETURNING id, user_id", (now,)
+                    "DELETE FROM sessions WHERE expires_at <= :now RETURNING id, user_id", {"now": now}
                 ).fetchall()
             ]
-            conn.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))
+            conn.execute("DELETE FROM oauth_states WHERE expires_at <= :now", {"now": now})
         for session_id in expired:
             tokens.forget(self._store, tokens.session_principal(session_id))
 

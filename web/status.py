@@ -1,15 +1,20 @@
-"""Service state: ``/api/patreon/status`` (never waits on the worker) and
-``/api/patreon/health`` (one ping through the worker)."""
+"""Service state: ``/api/patreon/status`` (never waits on the worker or the store) and
+``/api/patreon/health`` (one ping through the worker).
+
+The member block comes from the store. SQLite reads never wait (WAL), so status reads
+it in the request. PostgreSQL may be down, its pool exhausted: there a background
+thread re-reads it at most every ``SNAPSHOT_EVERY_S`` and a request answers the last
+snapshot (``as_of`` says when), so status answers in the same time either way."""
 
 from __future__ import annotations
 
-import sqlite3
+import threading
 import time
 
 import falcon
 
 from settings.config import WebSettings
-from store.database import Store
+from store.database import Store, StoreError
 from store.timestamps import utc_now_iso
 from watchdog_listener.report import read_state as read_watchdog_state
 from watchdog_listener.report import read_states as read_watchdog_states
@@ -20,6 +25,40 @@ from wire.client import WorkerClient, WorkerError, WorkerUnavailable
 from wire.codes import PATREON_SERVICE_UNAVAILABLE
 
 HEALTH_TIMEOUT_S = 1.0
+SNAPSHOT_EVERY_S = 1.0
+_UNREADABLE = {"error": "the store cannot be read right now"}
+
+
+def _member_block(store: Store | None) -> dict | None:
+    try:
+        return sync_status(store)
+    except StoreError:
+        return dict(_UNREADABLE)
+
+
+class _Snapshot:
+    """The member block, re-read off the request path (PostgreSQL stores)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._lock = threading.Lock()
+        self._value: dict | None = {"error": "the store has not been read yet"}
+        self._read_at = -SNAPSHOT_EVERY_S
+        self._reading = False
+
+    def get(self) -> dict | None:
+        with self._lock:
+            if not self._reading and time.monotonic() - self._read_at >= SNAPSHOT_EVERY_S:
+                self._reading = True
+                threading.Thread(target=self._refresh, name="status-snapshot", daemon=True).start()
+            return self._value
+
+    def _refresh(self) -> None:
+        value = _member_block(self._store)
+        if isinstance(value, dict) and "error" not in value:
+            value = {**value, "as_of": utc_now_iso()}
+        with self._lock:
+            self._value, self._read_at, self._reading = value, time.monotonic(), False
 
 
 class StatusResource:
@@ -27,14 +66,12 @@ class StatusResource:
         self._config = config
         self._worker = worker
         self._store = store
+        self._snapshot = _Snapshot(store) if store is not None and store.dialect != "sqlite" else None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         state = self._worker.liveness.snapshot()
         watchdog = read_watchdog_state(self._config.data_dir)
-        try:
-            member_sync = sync_status(self._store)
-        except sqlite3.Error:
-            member_sync = {"error": "the store cannot be read right now"}
+        member_sync = self._snapshot.get() if self._snapshot is not None else _member_block(self._store)
         resp.media = {
             "success": True,
             "status": {

@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import json
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +39,7 @@ import falcon
 from live import notify as live_notify
 from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
-from store.database import Store
+from store.database import Store, StoreError
 from store.generations import CachedRead
 from web.codes import (
     INVALID_PAYLOAD,
@@ -99,6 +98,7 @@ def jsonapi_document(raw_body: bytes) -> dict[str, Any] | None:
 class WebhookReceiverResource:
     def __init__(self, config: WebSettings, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
         self._config_secrets = list(config.webhook_secrets)
+        self._data_dir = config.data_dir  # where live's wake-up socket is (live.notify)
         self._store = store
         # Re-read only after any process changed the table (store.generations).
         self._stored_secrets = stored_secrets or CachedRead(
@@ -108,7 +108,7 @@ class WebhookReceiverResource:
     def _secrets(self) -> list[str]:
         try:
             stored = self._stored_secrets()
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             log.error("webhook secrets cannot be read from the store: %s", ex)
             raise ApiError(
                 503, STORE_UNAVAILABLE, "The event store is not available", retry_after=STORE_RETRY_AFTER_S
@@ -121,7 +121,7 @@ class WebhookReceiverResource:
     def _warn_if_trigger_differs(self, event: str, event_id: int) -> None:
         try:
             stored = webhook_events.get(self._store, event_id)
-        except sqlite3.Error:
+        except StoreError:
             return  # the answer does not depend on it
         if stored is not None and stored.event != event:
             log.warning(
@@ -161,7 +161,7 @@ class WebhookReceiverResource:
             raise ApiError(400, INVALID_PAYLOAD, "The body is not a JSON:API document")
         try:
             event_id, duplicate = webhook_events.accept(self._store, event, raw_body, document=document)
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             # Not stored: a non-2xx makes Patreon deliver it again later.
             log.error("webhook %s could not be stored: %s", event, ex)
             raise ApiError(
@@ -170,7 +170,7 @@ class WebhookReceiverResource:
         if duplicate:
             self._warn_if_trigger_differs(event, event_id)
         else:
-            live_notify.committed(self._store.path.parent, event_id)  # wake live; never blocks or raises
+            live_notify.committed(self._data_dir, event_id)  # wake live; never blocks or raises
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
         )

@@ -59,7 +59,7 @@ def main() -> int:
     from worker.token_sweep import OrphanTokenSweeper
 
     try:
-        store = open_store(config)
+        store = open_store(config, pool_size=config.database_pool_size)
     except (KeyMissing, UndecryptableValue) as ex:
         log.error("❌ Configuration error: %s", ex)
         return EXIT_CONFIG

@@ -150,7 +150,7 @@ def build_registry(
     if config.test_actions:
         registry.add(_debug_sleep)
         registry.add(_debug_crash)
-    store = store or Store(config.store_path)
+    store = store or Store(config.database_url)
     registry.add(state_action(store))
     if request_sync is None:
         def request_sync(reason: str) -> int:

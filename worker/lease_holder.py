@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 
 from store import leases
-from store.database import Store
+from store.database import Connection, Store
 
 
 def default_holder() -> str:
@@ -68,7 +67,7 @@ class LeaseHolder:
         self._expires_at = 0.0
         return False
 
-    def fence_in(self, conn: sqlite3.Connection) -> bool:
+    def fence_in(self, conn: Connection) -> bool:
         return leases.held_in(conn, self.name, self.holder, self._clock())
 
     def release(self) -> None:

@@ -28,7 +28,6 @@ after ``LEASE_TTL_S``.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from typing import Any
 
 from entitlements.documents import DocumentError, member_record
 from store import member_refresh, member_sync, members, webhook_events
-from store.database import Store
+from store.database import Connection, Store, StoreError
 from store.member_refresh import Wanted
 from store.members import REFRESH, WEBHOOK
 from store.timestamps import utc_now_iso
@@ -69,7 +68,7 @@ def member_params(keep_pii: bool) -> dict[str, str]:
     return {"include": MEMBER_INCLUDE, "fields[member]": MEMBER_FIELDS + (PII_FIELDS if keep_pii else "")}
 
 
-def note_in(conn: sqlite3.Connection, event: StoredEvent, now: float) -> bool:
+def note_in(conn: Connection, event: StoredEvent, now: float) -> bool:
     """Queue the member a consumed delivery is about; True when it asks for a full sync
     instead (a legacy pledge of a user we hold no member for)."""
     data = event.document().get("data")
@@ -164,7 +163,7 @@ class MemberRefresher:
             next_at = None
             try:
                 next_at = member_refresh.next_due_at(self._store)
-            except sqlite3.Error:
+            except StoreError:
                 pass
             wait = IDLE_POLL_S if next_at is None else max(0.0, min(IDLE_POLL_S, next_at - self._clock()))
             self._wake.wait(wait)

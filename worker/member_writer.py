@@ -14,12 +14,12 @@ still answers by the clock.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from entitlements.answers import is_active
 from store import members, webhook_events
+from store.database import Connection
 from store.members import MemberRecord, StoredMember
 
 
@@ -30,7 +30,7 @@ class MemberWriter:
 
     def put_in(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         record: MemberRecord,
         *,
         source: str,

@@ -13,11 +13,10 @@ for 90% of the interval and never gives back, so the others find it taken.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 
 from store import tokens
-from store.database import Store
+from store.database import Store, StoreError
 from worker.lease_holder import LeaseHolder
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class OrphanTokenSweeper:
             if self._lease is not None and not self._lease.try_take():
                 return 0  # another worker swept within this interval
             removed = tokens.sweep_orphans(self._store)
-        except sqlite3.Error as ex:
+        except StoreError as ex:
             log.warning("orphan token sweep skipped: %s", ex)
             return 0
         if removed:

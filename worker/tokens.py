@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import sqlite3
 import threading
 import time
 import weakref
@@ -104,11 +103,24 @@ class _PrincipalLock:
         self.lock = threading.Lock()
 
 
+_SELECT = "SELECT * FROM tokens WHERE principal = :principal"
+# Insert or replace the principal's row (the portable upsert: SQLite and PostgreSQL).
+_UPSERT = (
+    "INSERT INTO tokens (principal, access_token, refresh_token, expires_at, scope, token_type,"
+    " patreon_user_id, seed, updated_at) VALUES (:principal, :access_token, :refresh_token, :expires_at,"
+    " :scope, :token_type, :patreon_user_id, :seed, :updated_at)"
+    " ON CONFLICT (principal) DO UPDATE SET access_token = excluded.access_token,"
+    " refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, scope = excluded.scope,"
+    " token_type = excluded.token_type, patreon_user_id = excluded.patreon_user_id, seed = excluded.seed,"
+    " updated_at = excluded.updated_at"
+)
+
+
 def _fingerprint(access: str, refresh: str) -> str:
     return hashlib.sha256(b"creator-seed\0" + access.encode() + b"\0" + refresh.encode()).hexdigest()[:32]
 
 
-def _token(row: sqlite3.Row, cipher) -> Token:
+def _token(row, cipher) -> Token:
     return Token(
         principal=row["principal"],
         access_token=cipher.open(row["access_token"]),
@@ -147,12 +159,9 @@ class TokenStore:
         self.refreshes = 0  # refreshes done by this process, for tests and status
 
     # -- reading ----------------------------------------------------------------
-    def _row(self, principal: str) -> sqlite3.Row | None:
-        return (
-            self._store.connection()
-            .execute("SELECT * FROM tokens WHERE principal = ?", (principal,))
-            .fetchone()
-        )
+    def _row(self, principal: str):
+        with self._store.read() as conn:
+            return conn.execute(_SELECT, {"principal": principal}).fetchone()
 
     def load(self, principal: str) -> Token | None:
         """The stored token, or None. The creator's is seeded here when due."""
@@ -165,25 +174,27 @@ class TokenStore:
             return None
         return _token(row, self._store.cipher)
 
-    def _seed_creator(self, seed: str) -> sqlite3.Row:
+    def _seed_creator(self, seed: str):
         access, refresh = self._creator_pair
         with self._store.transaction() as conn:
-            row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (CREATOR,)).fetchone()
+            row = conn.execute(_SELECT, {"principal": CREATOR}).fetchone()
             if row is None or row["seed"] != seed:
                 conn.execute(
-                    "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
-                    " scope, token_type, patreon_user_id, seed, updated_at)"
-                    " VALUES (?, ?, ?, NULL, '', 'Bearer', NULL, ?, ?)",
-                    (
-                        CREATOR,
-                        self._store.cipher.seal(access),
-                        self._store.cipher.seal(refresh),
-                        seed,
-                        self._clock(),
-                    ),
+                    _UPSERT,
+                    {
+                        "principal": CREATOR,
+                        "access_token": self._store.cipher.seal(access),
+                        "refresh_token": self._store.cipher.seal(refresh),
+                        "expires_at": None,
+                        "scope": "",
+                        "token_type": "Bearer",
+                        "patreon_user_id": None,
+                        "seed": seed,
+                        "updated_at": self._clock(),
+                    },
                 )
                 log.info("creator token taken from the environment (it rotates in the store from now on)")
-                row = conn.execute("SELECT * FROM tokens WHERE principal = ?", (CREATOR,)).fetchone()
+                row = conn.execute(_SELECT, {"principal": CREATOR}).fetchone()
         return row
 
     def current(self, principal: str, deadline: float) -> Token:
@@ -227,18 +238,18 @@ class TokenStore:
         sealed_access = self._store.cipher.seal(grant.access_token)
         with self._store.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO tokens (principal, access_token, refresh_token, expires_at,"
-                " scope, token_type, patreon_user_id, seed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                (
-                    principal,
-                    sealed_access,
-                    self._store.cipher.seal(grant.refresh_token),
-                    expires_at,
-                    grant.scope,
-                    grant.token_type,
-                    patreon_user_id,
-                    now,
-                ),
+                _UPSERT,
+                {
+                    "principal": principal,
+                    "access_token": sealed_access,
+                    "refresh_token": self._store.cipher.seal(grant.refresh_token),
+                    "expires_at": expires_at,
+                    "scope": grant.scope,
+                    "token_type": grant.token_type,
+                    "patreon_user_id": patreon_user_id,
+                    "seed": None,
+                    "updated_at": now,
+                },
             )
         return Token(
             principal,
@@ -254,7 +265,8 @@ class TokenStore:
     def set_user(self, principal: str, patreon_user_id: str) -> None:
         with self._store.transaction() as conn:
             conn.execute(
-                "UPDATE tokens SET patreon_user_id = ? WHERE principal = ?", (patreon_user_id, principal)
+                "UPDATE tokens SET patreon_user_id = :user_id WHERE principal = :principal",
+                {"user_id": patreon_user_id, "principal": principal},
             )
 
     def forget(self, principal: str) -> bool:
@@ -345,18 +357,19 @@ class TokenStore:
         sealed_access = self._store.cipher.seal(grant.access_token)
         with self._store.transaction() as conn:
             updated = conn.execute(
-                "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, scope = ?,"
-                " token_type = ?, updated_at = ? WHERE principal = ? AND access_token = ?",
-                (
-                    sealed_access,
-                    self._store.cipher.seal(refresh_token),
-                    expires_at,
-                    scope,
-                    grant.token_type,
-                    now,
-                    old.principal,
-                    old.sealed_access,
-                ),
+                "UPDATE tokens SET access_token = :access, refresh_token = :refresh, expires_at = :expires_at,"
+                " scope = :scope, token_type = :token_type, updated_at = :now"
+                " WHERE principal = :principal AND access_token = :old_access",
+                {
+                    "access": sealed_access,
+                    "refresh": self._store.cipher.seal(refresh_token),
+                    "expires_at": expires_at,
+                    "scope": scope,
+                    "token_type": grant.token_type,
+                    "now": now,
+                    "principal": old.principal,
+                    "old_access": old.sealed_access,
+                },
             ).rowcount
         log.info("token refreshed for %s", label(old.principal))
         if not updated:
@@ -380,12 +393,12 @@ class TokenStore:
         with self._store.transaction() as conn:
             if token.principal == CREATOR:
                 conn.execute(
-                    "UPDATE tokens SET access_token = '', refresh_token = NULL, updated_at = ?"
-                    " WHERE principal = ? AND access_token = ?",
-                    (self._clock(), CREATOR, token.sealed_access),
+                    "UPDATE tokens SET access_token = '', refresh_token = NULL, updated_at = :now"
+                    " WHERE principal = :principal AND access_token = :access",
+                    {"now": self._clock(), "principal": CREATOR, "access": token.sealed_access},
                 )
             else:
                 conn.execute(
-                    "DELETE FROM tokens WHERE principal = ? AND access_token = ?",
-                    (token.principal, token.sealed_access),
+                    "DELETE FROM tokens WHERE principal = :principal AND access_token = :access",
+                    {"principal": token.principal, "access": token.sealed_access},
                 )

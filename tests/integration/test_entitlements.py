@@ -18,12 +18,13 @@ bridge's member table with:
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from collections.abc import Mapping
 
 import pytest
 
 from harness.stack import Stack, body, wait_for
+from store.database import Store
 from tests.webhook_deliveries import PATH, encode, signed_headers
 
 KEY = "entitlements-bridge-key"
@@ -39,13 +40,20 @@ ENV = {
 CONVERGE_S = 20.0
 
 
-@pytest.fixture(scope="module")
-def stack():
-    stack = Stack(ENV, name="pb-ent")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request):
+    """The whole file runs twice: on the stack's SQLite file, and on a PostgreSQL
+    database of the throw-away cluster (tests/postgres.py)."""
+    env = dict(ENV)
+    if request.param == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres").create_database("entitlements")
+    stack = Stack(env, name="pb-ent")
     stack.env["SANDBOX_WEBHOOK_URI"] = stack.url(PATH)
+    stack.store = Store(stack.database_url)
     with stack.start():
-        wait_for(lambda: sync_status(stack)["synced"], 60, interval_s=0.2, what="the baseline sync")
+        wait_for(lambda: sync_status(stack).get("synced"), 60, interval_s=0.2, what="the baseline sync")
         yield stack
+    stack.store.close()
 
 
 @pytest.fixture(autouse=True)
@@ -88,13 +96,9 @@ def truth(stack: Stack) -> dict[str, tuple]:
         params["page[cursor]"] = cursor
 
 
-def rows(stack: Stack, sql: str, params=()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(stack.dir / "var" / "bridge.sqlite3", timeout=5)
-    conn.row_factory = sqlite3.Row
-    try:
+def rows(stack: Stack, sql: str, params: dict | None = None) -> list[Mapping]:
+    with stack.store.read() as conn:
         return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def ours(stack: Stack) -> tuple[dict[str, tuple], set[str]]:
@@ -311,12 +315,12 @@ def test_while_patreon_fails_a_delivery_applies_provisionally_until_the_refresh_
         20,
         what="the provisional application of the delivery",
     )
-    (row,) = rows(stack, "SELECT source FROM members WHERE member_id = ?", (member_id,))
+    (row,) = rows(stack, "SELECT source FROM members WHERE member_id = :m", {"m": member_id})
     assert row["source"] == "webhook"
-    assert rows(stack, "SELECT 1 FROM member_refresh WHERE member_id = ?", (member_id,)), "retry is queued"
+    assert rows(stack, "SELECT 1 FROM member_refresh WHERE member_id = :m", {"m": member_id}), "retry is queued"
     stack.sandbox("DELETE", "/_sandbox/faults")
     wait_for(
-        lambda: rows(stack, "SELECT 1 FROM members WHERE member_id = ? AND source = 'refresh'", (member_id,)),
+        lambda: rows(stack, "SELECT 1 FROM members WHERE member_id = :m AND source = 'refresh'", {"m": member_id}),
         15,
         what="the retried refresh",
     )

@@ -64,12 +64,12 @@ def plaintext_store(path: Path) -> Store:
     store.migrate()
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (?, ?, ?, 0)",
-            (session_principal("s" * 43), ACCESS, REFRESH),
+            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (:p, :a, :r, 0)",
+            {"p": session_principal("s" * 43), "a": ACCESS, "r": REFRESH},
         )
         conn.execute(
-            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (?, '', NULL, 0)",
-            (CREATOR,),
+            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (:p, '', NULL, 0)",
+            {"p": CREATOR},
         )
     webhook_secrets.save(store, "hook-1", SECRET)
     return store
@@ -90,11 +90,11 @@ def test_plaintext_rows_are_sealed_at_start_and_still_work(tmp_path):
     plaintext_store(path)
     config = load_config({"BRIDGE_ENCRYPTION_KEY": new_key(), "DATA_DIR": str(tmp_path)}, NO_DOTENV)
     store = encryption.open_store(config)  # what web and worker do at start
-    rows = (
-        store.connection()
-        .execute("SELECT access_token, refresh_token FROM tokens ORDER BY principal")
-        .fetchall()
-    )
+    with store.read() as conn:
+        rows = [
+            tuple(row[k] for k in row.keys())
+            for row in conn.execute("SELECT access_token, refresh_token FROM tokens ORDER BY principal")
+        ]
     assert tuple(rows[0]) == ("", None)  # the dead creator marker stays as it is
     assert all(v.startswith(PREFIX) for v in rows[1])
     assert webhook_secrets.all_secrets(store) == [SECRET]

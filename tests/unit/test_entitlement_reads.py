@@ -43,7 +43,7 @@ def put_tiers(store: Store, amount_cents: int) -> None:
 
 
 def test_every_write_by_another_connection_is_seen_by_the_next_read(store, tmp_path):
-    other = Store(tmp_path / "bridge.sqlite3")  # the worker's connection, say
+    other = Store(store.url)  # the worker's connection, say
     reads = EntitlementReads(store)
     catalog, memberships = reads.access_inputs("7")
     assert (catalog.synced, catalog.tiers, memberships) == (False, {}, ())
@@ -92,7 +92,8 @@ def test_the_cache_holds_at_most_its_bound_of_users(store):
 
 
 def test_a_store_without_counters_is_read_through(store):
-    store.connection().execute("DELETE FROM table_generations WHERE name = 'members'")
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM table_generations WHERE name = 'members'")
     put_member(store, ("3001",))
     reads = EntitlementReads(store)
     assert [m.entitled_tier_ids for m in reads.access_inputs("7")[1]] == [("3001",)]

@@ -12,11 +12,8 @@ MEMBER = "0b3f7a4e-1111-4c2a-9d7e-000000000002"
 
 
 def unprocessed(store) -> int:
-    return (
-        store.connection()
-        .execute("SELECT count(*) FROM webhook_events WHERE processed_at IS NULL")
-        .fetchone()[0]
-    )
+    with store.read() as conn:
+        return conn.execute("SELECT count(*) AS n FROM webhook_events WHERE processed_at IS NULL").fetchone()["n"]
 
 
 def test_only_the_lease_holder_consumes(store):

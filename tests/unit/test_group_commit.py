@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from store import group_commit, webhook_events, webhook_secrets
-from store.database import Store, _statements
+from store.database import Connection, Store, StoreUnavailable, _statements
 from store.generations import CachedRead, generation
 from tests.webhook_deliveries import encode, member_document
 
@@ -32,7 +32,8 @@ def foreign_lock(store: Store) -> sqlite3.Connection:
 
 
 def count(store: Store) -> int:
-    return store.connection().execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0]
+    with store.read() as conn:
+        return conn.execute("SELECT COUNT(*) AS n FROM webhook_events").fetchone()["n"]
 
 
 def test_concurrent_deliveries_share_transactions_and_each_gets_its_own_id(store: Store, monkeypatch):
@@ -92,13 +93,13 @@ def test_a_duplicate_in_the_same_round_is_stored_once(store: Store):
 def test_a_failing_write_rolls_back_only_itself(store: Store):
     committer = group_commit.for_store(store)
 
-    def bad(conn: sqlite3.Connection) -> None:
+    def bad(conn: Connection) -> None:
         conn.execute("INSERT INTO webhook_secrets VALUES ('w1', 's1', 0)")
         raise ValueError("no")
 
     with pytest.raises(ValueError):
         committer.run(bad)
-    assert committer.run(lambda conn: conn.execute("SELECT COUNT(*) FROM webhook_secrets").fetchone()[0]) == 0
+    assert committer.run(lambda conn: conn.execute("SELECT COUNT(*) AS n FROM webhook_secrets").fetchone()["n"]) == 0
     assert webhook_events.accept(store, "members:create", encode(member_document("ok")))[1] is False
 
 
@@ -118,7 +119,7 @@ def test_a_foreign_lock_fails_the_write_with_nothing_stored_then_fails_fast(stor
         lock.execute("ROLLBACK")
         lock.close()
     now[0] += group_commit.FAIL_FAST_S
-    assert committer.run(lambda conn: conn.execute("SELECT COUNT(*) FROM webhook_secrets").fetchone()[0]) == 0
+    assert committer.run(lambda conn: conn.execute("SELECT COUNT(*) AS n FROM webhook_secrets").fetchone()["n"]) == 0
 
 
 def test_a_foreign_lock_fails_every_concurrent_writer_and_none_is_half_stored(store: Store):
@@ -130,7 +131,7 @@ def test_a_foreign_lock_fails_every_concurrent_writer_and_none_is_half_stored(st
         start.wait()
         try:
             stored.append(webhook_events.accept(store, "members:create", encode(member_document(f"l-{n}"))))
-        except sqlite3.OperationalError as ex:
+        except StoreUnavailable as ex:
             errors.append(ex)
 
     threads = [threading.Thread(target=deliver, args=(n,)) for n in range(12)]
@@ -159,7 +160,7 @@ def test_the_write_budget_covers_the_process_lock_too(store: Store):
     holder.start()
     entered.wait(10)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(StoreUnavailable, match="locked"):
             with other.transaction():
                 pass
     finally:
@@ -207,7 +208,7 @@ def test_no_more_than_max_waiting_writes_wait(store: Store):
     committer = group_commit.GroupCommit(store, max_waiting=2)
     inside, release = threading.Event(), threading.Event()
 
-    def slow(conn: sqlite3.Connection) -> int:
+    def slow(conn: Connection) -> int:
         inside.set()
         release.wait(10)
         return 1
@@ -231,6 +232,8 @@ def test_no_more_than_max_waiting_writes_wait(store: Store):
 def test_a_store_without_auto_checkpoint_leaves_the_wal_to_others(tmp_path: Path):
     web = Store(tmp_path / "b.sqlite3", auto_checkpoint=False)
     web.migrate()
-    assert web.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    with web.read() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").scalar() == 0
     worker = Store(tmp_path / "b.sqlite3")
-    assert worker.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    with worker.read() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").scalar() == 1000

@@ -43,7 +43,8 @@ def test_the_unused_kv_table_is_dropped(tmp_path):
 
     store = Store(tmp_path / "s.sqlite3")
     store.migrate()
-    tables = {row["name"] for row in store.connection().execute("SELECT name FROM sqlite_master")}
+    with store.read() as conn:
+        tables = {row["name"] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "kv" not in tables and "tokens" in tables
 
 

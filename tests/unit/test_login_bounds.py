@@ -13,7 +13,8 @@ from web.client_limit import ClientRateLimiter
 
 
 def count(env, table: str) -> int:
-    return env.store.connection().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    with env.store.read() as conn:
+        return conn.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]
 
 
 def start(env, client: str):

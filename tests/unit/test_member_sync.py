@@ -127,8 +127,8 @@ def run(store, sync: MemberSync):
 
 
 def live(store) -> dict[str, MemberRecord]:
-    conn = store.connection()
-    ids = [r["member_id"] for r in conn.execute("SELECT member_id FROM members")]
+    with store.read() as conn:
+        ids = [r["member_id"] for r in conn.execute("SELECT member_id FROM members")]
     return {i: members.get(store, i).record for i in ids}
 
 

@@ -177,11 +177,8 @@ def test_exchange_stores_tokens_for_the_session_and_returns_no_token(registry, p
         "token_type": "Bearer",
     }
     assert "user-access" not in str(result) and "user-refresh" not in str(result)
-    row = (
-        store.connection()
-        .execute("SELECT * FROM tokens WHERE principal = ?", (session_principal(SESSION_ID),))
-        .fetchone()
-    )
+    with store.read() as conn:
+        row = conn.execute("SELECT * FROM tokens WHERE principal = :p", {"p": session_principal(SESSION_ID)}).fetchone()
     assert (row["access_token"], row["refresh_token"], row["patreon_user_id"]) == (
         "user-access",
         "user-refresh",
@@ -203,7 +200,7 @@ def test_exchange_with_a_used_code_is_auth_failed(registry, store):
         },
     )
     assert (error.status, error.code) == (401, "PATREON_AUTH_FAILED")
-    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    assert token_count(store) == 0
 
 
 def test_exchange_whose_identity_fails_leaves_no_tokens(registry, patreon, store):
@@ -218,7 +215,7 @@ def test_exchange_whose_identity_fails_leaves_no_tokens(registry, patreon, store
         },
     )
     assert error.code == "PATREON_UPSTREAM_ERROR"
-    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    assert token_count(store) == 0
 
 
 LOGIN = {
@@ -243,7 +240,7 @@ def test_exchange_with_a_malformed_identity_is_502_and_leaves_no_tokens(registry
     patreon.route("GET", "/api/oauth2/v2/identity", resp(200, identity))
     error = error_of(registry, "oauth.exchange", LOGIN)
     assert (error.status, error.code) == (502, "PATREON_UPSTREAM_ERROR")
-    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    assert token_count(store) == 0
 
 
 def test_exchange_that_fails_in_any_way_after_saving_leaves_no_tokens(registry, patreon, store, monkeypatch):
@@ -255,7 +252,7 @@ def test_exchange_that_fails_in_any_way_after_saving_leaves_no_tokens(registry, 
     monkeypatch.setattr(TokenStore, "set_user", broken)
     error = error_of(registry, "oauth.exchange", LOGIN)
     assert (error.status, error.code) == (500, protocol.INTERNAL_ERROR)
-    assert store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    assert token_count(store) == 0
 
 
 def test_exchange_without_a_campaign_has_no_campaign_ids(registry, patreon):
@@ -590,3 +587,8 @@ def test_a_create_that_failed_before_patreon_stored_it_is_an_upstream_error(regi
     with pytest.raises(ActionError) as caught:
         create_hook(registry)
     assert caught.value.code == "PATREON_UPSTREAM_ERROR"
+
+
+def token_count(store) -> int:
+    with store.read() as conn:
+        return conn.execute("SELECT COUNT(*) AS n FROM tokens").fetchone()["n"]

@@ -19,13 +19,14 @@ NOW = 1_700_000_000.0
 def put_tokens(store, principal: str, updated_at: float) -> None:
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (?, 'a', 'r', ?)",
-            (principal, updated_at),
+            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (:p, 'a', 'r', :at)",
+            {"p": principal, "at": updated_at},
         )
 
 
 def principals(store) -> set[str]:
-    return {row[0] for row in store.connection().execute("SELECT principal FROM tokens")}
+    with store.read() as conn:
+        return {row["principal"] for row in conn.execute("SELECT principal FROM tokens")}
 
 
 @pytest.fixture
@@ -50,8 +51,9 @@ def test_a_session_ended_by_reauth_required_forgets_its_tokens(env, method, path
 def test_the_sweep_removes_orphans_and_nothing_else(store):
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at) VALUES (?, '7', '[]', 0, ?)",
-            ("L" * 43, NOW + 3600),
+            "INSERT INTO sessions (id, user_id, campaign_ids, created_at, expires_at)"
+            " VALUES (:id, '7', '[]', 0, :expires_at)",
+            {"id": "L" * 43, "expires_at": NOW + 3600},
         )
     put_tokens(store, session_principal("L" * 43), NOW - 7200)  # its session lives: kept
     put_tokens(store, session_principal("O" * 43), NOW - 7200)  # no session: an orphan

@@ -68,5 +68,6 @@ def test_the_user_window_is_shared_and_keyed_by_a_hash(store):
     with pytest.raises(RateLimited):
         a.acquire("session:cookie-value", clock.now + 1)
     b.release(b.acquire("session:another", clock.now + 1))  # another user: its own window
-    keys = {row[0] for row in store.connection().execute("SELECT window_key FROM rate_slots")}
+    with store.read() as conn:
+        keys = {row["window_key"] for row in conn.execute("SELECT window_key FROM rate_slots")}
     assert not any("cookie-value" in key for key in keys)

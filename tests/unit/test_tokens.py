@@ -136,7 +136,8 @@ def store(request, tmp_path):
 
 def stored(store: Store, principal: str) -> dict:
     """The row, with its tokens opened (they are sealed in a sealing store)."""
-    row = store.connection().execute("SELECT * FROM tokens WHERE principal = ?", (principal,)).fetchone()
+    with store.read() as conn:
+        row = conn.execute("SELECT * FROM tokens WHERE principal = :p", {"p": principal}).fetchone()
     if not row:
         return {}
     opened = dict(row)

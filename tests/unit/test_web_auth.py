@@ -316,12 +316,13 @@ def test_logout_while_the_worker_is_down_still_drops_the_tokens(env):
     principal = tokens.session_principal(cookie)
     with env.store.transaction() as conn:
         conn.execute(
-            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at) VALUES (?, 'a', 'r', 0)",
-            (principal,),
+            "INSERT INTO tokens (principal, access_token, refresh_token, updated_at)"
+            " VALUES (:principal, 'a', 'r', 0)",
+            {"principal": principal},
         )
     env.worker.answer("oauth.forget", WorkerUnavailable("connection closed"))
     env.client.simulate_post("/api/patreon/auth/logout", headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
-    assert env.store.connection().execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    assert count(env, "tokens") == 0
 
 
 def test_sessions_survive_a_new_app_on_the_same_store(env, tmp_path):
@@ -338,7 +339,8 @@ def test_garbage_cookies_are_no_session(env):
 
 # -- anonymous clients cannot fill the store -------------------------------------------------
 def count(env, table: str) -> int:
-    return env.store.connection().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    with env.store.read() as conn:
+        return conn.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]
 
 
 def test_a_login_start_writes_a_state_and_no_session(env):

@@ -4,12 +4,11 @@ worker's at-least-once consumption."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
-import pytest
+import sqlalchemy
 
 from store import member_refresh, webhook_events
-from store.database import MIGRATIONS, Store
+from store.database import Store
 from tests.webhook_deliveries import encode, member_document
 from worker import event_consumer
 from worker.event_consumer import EventConsumer
@@ -43,8 +42,8 @@ def test_rows_keyed_the_old_way_still_dedupe_under_any_trigger(store):
     body = encode(member_document("m-1"))
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES (?, ?, ?, 'then')",
-            ("members:create", body, webhook_events.legacy_dedupe_key("members:create", body)),
+            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES (:e, :b, :k, 'then')",
+            {"e": "members:create", "b": body, "k": webhook_events.legacy_dedupe_key("members:create", body)},
         )
     assert webhook_events.accept(store, "members:create", body) == (1, True)
     assert webhook_events.accept(store, "members:delete", body) == (1, True)
@@ -60,7 +59,7 @@ def test_the_dedupe_key_is_the_hash_of_the_raw_bytes_alone():
 
 def test_accept_is_committed_when_it_returns(store, tmp_path):
     accept(store)
-    other = Store(tmp_path / "bridge.sqlite3")  # another connection, as another process would have
+    other = Store(store.url)  # another connection, as another process would have
     assert webhook_events.latest_id(other) == 1
 
 
@@ -136,9 +135,8 @@ def test_consumer_queues_member_refreshes_and_marks_events_processed(store):
     # One refresh of the member, for the newest of its deliveries; nothing for the post.
     assert [(w.member_id, w.event_id) for w in member_refresh.due(store, float("inf"), 10)] == [(M1, 2)]
     assert webhook_events.counts(store) == {"total": 3, "unprocessed": 0, "failed": 0}
-    assert store.connection().execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'member_state'"
-    ).fetchone()[0] == 0  # migration 210 dropped the retired table
+    # Revision 0003 (legacy migration 210) dropped the retired table.
+    assert "member_state" not in sqlalchemy.inspect(store.engine).get_table_names()
 
 
 def test_consumer_records_a_failing_event_and_goes_on(store, caplog, monkeypatch):
@@ -170,28 +168,3 @@ def test_consumer_thread_starts_and_stops(store):
     consumer.stop()
     consumer.join(5)
     assert not consumer._thread.is_alive()
-
-
-def test_migrations_apply_in_version_order_whatever_the_list_order(tmp_path, monkeypatch):
-    # Versions are reserved per issue (2..9, 10..19, ...) and may land in any order: a
-    # lower version appended after a higher one must still be applied, once.
-    used = {version for version, _owner, _sql in MIGRATIONS}
-    late = min(v for v in range(1, max(used)) if v not in used)
-    monkeypatch.setattr(
-        "store.database.MIGRATIONS",
-        [*MIGRATIONS, (late, "tests", "CREATE TABLE late_arrival (x INTEGER)")],
-    )
-    store = Store(tmp_path / "late.sqlite3")
-    first = store.migrate()
-    assert first == max(used)
-    assert store.migrate() == first
-    conn = store.connection()
-    assert conn.execute("SELECT COUNT(*) FROM schema_version WHERE version = ?", (late,)).fetchone()[0] == 1
-    conn.execute("INSERT INTO late_arrival VALUES (1)")
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('a', x'', 'k', 'now')"
-        )
-        conn.execute(
-            "INSERT INTO webhook_events (event, body, dedupe_key, received_at) VALUES ('b', x'', 'k', 'now')"
-        )
