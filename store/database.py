@@ -729,6 +729,9 @@ def _upgrade(conn: sqlalchemy.Connection) -> str:
     converting a pre-Alembic SQLite file."""
     # Alembic narrates every start at INFO (its context, plugins); one line of ours says
     # what changed.
+    if _at_head(conn):
+        # The usual start: nothing to do, and Alembic (12 MB of modules) stays unloaded.
+        return HEAD_REVISION
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.runtime.migration import MigrationContext
@@ -745,6 +748,22 @@ def _upgrade(conn: sqlalchemy.Connection) -> str:
     if after != before:
         log.info("store migrated from revision %s to %s", before or "(empty)", after)
     return after
+
+
+def _head_revision() -> str:
+    """The newest revision, by the versions folder's naming rule (``NNNN_what.py``,
+    ``revision = "NNNN"``; tests/unit/test_store_migrations.py checks it against
+    Alembic's own answer), read without importing Alembic."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+
+
+HEAD_REVISION = _head_revision()
+
+
+def _at_head(conn: sqlalchemy.Connection) -> bool:
+    if not sqlalchemy.inspect(conn).has_table("alembic_version"):
+        return False
+    return [row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")] == [HEAD_REVISION]
 
 
 def _finish_legacy(conn: sqlalchemy.Connection) -> None:
