@@ -39,7 +39,6 @@ def main_env(api_key: str, webhook_secret: str) -> dict[str, str]:
         "PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS": UNREACHABLE_LIMIT,
         "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE": UNREACHABLE_LIMIT,
         "WEB_THREADS": "96",
-        "MAX_STREAMS": "64",
     }
 
 
@@ -52,7 +51,7 @@ def paging_env(api_key: str, webhook_secret: str) -> dict[str, str]:
 
 
 SETTINGS = [
-    f"Main stack: SANDBOX_MEMBERS={MEMBERS}, WEB_THREADS=96, MAX_STREAMS=64, and the rate "
+    f"Main stack: SANDBOX_MEMBERS={MEMBERS}, WEB_THREADS=96, and the rate "
     f"limits raised to {UNREACHABLE_LIMIT} in the sandbox (SANDBOX_RATE_LIMIT_PER_2_SECONDS, "
     "SANDBOX_RATE_LIMIT_PER_MINUTE) and in the bridge (PATREON_RATE_LIMIT_REQUESTS_PER_2_SECONDS, "
     "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE): benchmark 2 measures the process split, not "

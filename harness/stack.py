@@ -40,6 +40,7 @@ CODE = (
     "settings",
     "sandbox",
     "live",
+    "live_events",
 )
 START_TIMEOUT_S = 30.0
 

@@ -21,26 +21,34 @@ from live import codes
 from live.auth import LiveAuth
 from live.hub import Hub
 from live.notify import PostgresWakeupListener, WakeupListener
+from live.origins import AllowedOrigins, WebPageCors
 from live.settings import LiveSettings
 from live.sio import SOCKETIO_PATH, LiveSocketIo
 from live.sse import EVENTS_PATH, SseClient
+from live_events.codes import (
+    INTERNAL_ERROR,
+    INVALID_LAST_EVENT_ID,
+    INVALID_SINCE,
+    JSONP_NOT_SUPPORTED,
+    UNAUTHORIZED,
+)
+from live_events.cursor import parse_event_id, reject_repeated
+from live_events.engineio_errors import engineio_error_body
+from live_events.errors import ApiError, error_body, error_bytes, shared_code_for_status
 from settings.config import Config
 from store.database import Store
-from web.codes import INTERNAL_ERROR, INVALID_LAST_EVENT_ID, INVALID_SINCE, UNAUTHORIZED
-from web.engineio_errors import engineio_error_body
-from web.errors import ApiError, error_body
-from web.events import parse_event_id, reject_repeated
 
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/api/patreon/live/health"
 CONNECTIONS_FULL_RETRY_AFTER_S = 5
 AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's connection outlives their logout
+CLIENT_GONE = "live.client_gone"  # an SSE request's scope: callbacks for its client's disconnect
 
 
 def _serialize(req, resp, ex: falcon.HTTPError) -> None:
-    # web.errors' shape ({"success": false, "error", "code"}); its handlers are not ASGI's.
-    code = ex.code if isinstance(ex.code, str) else f"HTTP_{ex.status_code}"
+    # The shared shape ({"success": false, "error", "code"}); web's handlers are not ASGI's.
+    code = ex.code if isinstance(ex.code, str) else shared_code_for_status(ex.status_code)
     resp.content_type = falcon.MEDIA_JSON
     resp.media = error_body(ex.description or ex.title, code, **getattr(ex, "extra", {}))
 
@@ -78,6 +86,7 @@ class SseResource:
         client = SseClient(audience, program.settings.client_buffer_events, program.hub)
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+        req.scope.get(CLIENT_GONE, []).append(client.gone)
         resp.sse = program.sse_stream(client, after)
 
 
@@ -91,6 +100,7 @@ class HealthResource:
             "success": True,
             "connections": program.connections,
             "socketio": program.sio.open_connections,
+            "direct": program.sio.direct_clients,  # Socket.IO clients on the WebSocket fast path
             "sse": program.sse_open,
             "cursor": program.hub.cursor,
         }
@@ -120,7 +130,25 @@ class ConnectionCap:
             if program.stopping or program.connections >= program.settings.max_connections:
                 await self._refuse(scope, send)
                 return
+            if scope["type"] == "http":
+                scope, receive = self._telling_disconnects(scope, receive)
         await self._app(scope, receive, send)
+
+    @staticmethod
+    def _telling_disconnects(scope, receive):
+        """An SSE stream's client that goes away ends the stream at once, not at its
+        next write (Falcon notices only then: up to a keep-alive, 15 s, later). Falcon
+        reads ``receive`` for the disconnect; ``CLIENT_GONE`` callbacks hear it too."""
+        callbacks: list = []
+
+        async def receive_telling():
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                for callback in callbacks:
+                    callback()
+            return message
+
+        return {**scope, CLIENT_GONE: callbacks}, receive_telling
 
     async def _refuse(self, scope, send) -> None:
         body = json.dumps(
@@ -139,7 +167,11 @@ class ConnectionCap:
 class EngineIoErrorsAsJson:
     """ASGI: engine.io's own refusals (bad origin, transport, protocol version, session)
     come back in the bridge's JSON error shape with a code, as web's do
-    (``web.engineio_errors``); every other answer passes through untouched."""
+    (``live_events.engineio_errors``); every other answer passes through untouched.
+
+    JSONP polling (``j=``) is refused before engine.io sees it: its answer is a script
+    any page may load, cookies and all, a way around CORS that no client of ours needs
+    (issue 16, finding 9)."""
 
     def __init__(self, app: Any):
         self._app = app
@@ -147,6 +179,12 @@ class EngineIoErrorsAsJson:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith(f"/{SOCKETIO_PATH}"):
             await self._app(scope, receive, send)
+            return
+        if "j" in parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            body = error_bytes("JSONP polling (j=) is not supported", JSONP_NOT_SUPPORTED)
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
         held: dict[str, Any] = {}
         body: list[bytes] = []
@@ -162,11 +200,18 @@ class EngineIoErrorsAsJson:
                 body.append(message.get("body", b""))
                 if message.get("more_body"):
                     return
-                answer = engineio_error_body(held["status"], b"".join(body).decode("utf-8", "replace").strip())
+                answer = engineio_error_body(
+                    held["status"], b"".join(body).decode("utf-8", "replace").strip()
+                )
                 headers = [
-                    (k, v) for k, v in held.get("headers", []) if k.lower() not in (b"content-type", b"content-length")
+                    (k, v)
+                    for k, v in held.get("headers", [])
+                    if k.lower() not in (b"content-type", b"content-length")
                 ]
-                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(answer)).encode()),
+                ]
                 await send({"type": "http.response.start", "status": held["status"], "headers": headers})
                 await send({"type": "http.response.body", "body": answer})
                 return
@@ -182,8 +227,12 @@ class LiveProgram:
         self._store = store
         self.hub = Hub(store, public_feed=settings.public_feed)
         self.auth = LiveAuth(config, settings, store)
+        self.origins = AllowedOrigins(settings.cors_origins, web_port=config.port)
         self.sio = LiveSocketIo(
-            self.hub, self.auth, buffer_events=settings.client_buffer_events, cors_origins=settings.cors_origins
+            self.hub,
+            self.auth,
+            buffer_events=settings.client_buffer_events,
+            origins=self.origins,
         )
         self.sse_clients: set[SseClient] = set()
         self.sse_open = 0
@@ -193,7 +242,7 @@ class LiveProgram:
 
     def _falcon_app(self) -> falcon.asgi.App:
         origins = self.settings.cors_origins
-        middleware = []
+        middleware: list[Any] = [WebPageCors(self.origins)]  # first: its headers are set last
         if origins:
             middleware.append(
                 falcon.CORSMiddleware(
@@ -268,5 +317,3 @@ class LiveProgram:
                     await client.drop(UNAUTHORIZED)
                 else:
                     await self.sio.logged_out(client)
-
-

@@ -1,4 +1,4 @@
-"""Who is subscribing to live: web's rules (``web.events.SubscriberAuth``: the server
+"""Who is subscribing to live: the shared rules (``live_events.subscribers``: the server
 key, a creator's session cookie) plus subscribe tokens and the public feed.
 
 * SSE: ``?token=<subscribe token>``, ``?feed=public``, or what web accepts
@@ -19,12 +19,12 @@ import falcon
 from live import codes, tokens
 from live.audience import SERVER, Audience
 from live.settings import LiveSettings
+from live_events.codes import LIVE_TOKENS_NOT_CONFIGURED
+from live_events.errors import ApiError
+from live_events.subscribers import Subscriber, SubscriberAuth, SubscriberRefused
 from settings.config import Config
 from store.database import Store
-from web.codes import LIVE_TOKENS_NOT_CONFIGURED
-from web.errors import ApiError
-from web.events import Subscriber, SubscriberAuth, SubscriberRefused
-from web.sessions import SessionStore
+from web.sessions import SessionStore  # the one web module live uses: the sessions web writes
 from wire.codes import INVALID_PARAMETER
 
 PUBLIC = Audience("public")

@@ -2,7 +2,7 @@
 its HTTP status and meaning (docs/api.md lists them; tests/unit/test_error_codes.py
 checks). Socket.IO refusals carry the same code as the ``connect_error`` message.
 Codes shared with web (``UNAUTHORIZED``, ``INVALID_SINCE`` ...) come from
-``web/codes.py`` and ``wire/codes.py``."""
+``live_events/codes.py`` and ``wire/codes.py``."""
 
 from __future__ import annotations
 

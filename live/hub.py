@@ -34,11 +34,10 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from live.audience import PUBLIC_EVENT, Audience, event_keys, public_message
+from live_events.codes import UNAUTHORIZED
+from live_events.wire_format import WEBHOOK_EVENT, alias_event, format_sse
 from store import webhook_events
 from store.database import Store
-from web.codes import UNAUTHORIZED
-from web.events import format_sse
-from web.live import WEBHOOK_EVENT, alias_event
 
 log = logging.getLogger(__name__)
 

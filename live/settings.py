@@ -62,6 +62,15 @@ def sandbox_token_key(data_dir: Path) -> bytes:
     raise ConfigError([("LIVE_TOKEN_KEY", f"the generated key in {path} is unreadable")])
 
 
+def port_setting(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> int:
+    """``LIVE_PORT`` alone: where web's demo page sends browsers when there is no nginx."""
+    read = Reader(read_environment(environ, dotenv_path))
+    port = read.integer("LIVE_PORT", DEFAULT_PORT, 1, 65535)
+    if read.problems:
+        raise ConfigError(read.problems)
+    return port
+
+
 def endpoint_setting(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
     """``LIVE_NOTIFY_ENDPOINT`` alone: what web needs to publish wake-ups."""
     read = Reader(read_environment(environ))

@@ -1,6 +1,6 @@
 """Socket.IO on live: python-socketio's ``AsyncServer`` (ASGI), WebSocket and polling.
 
-The same events as web's Socket.IO (``web.live``): ``patreon:webhook`` with
+The events of ``live_events.wire_format``: ``patreon:webhook`` with
 ``{"id", "type", "data", "included", "receivedAt"}`` and the original's
 ``patreon:member:*`` / ``patreon:pledge:*`` aliases, in store order, each encoded once
 for every client (``live.hub.Frames``). ``auth.since`` replays what a client missed,
@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
+import engineio.exceptions
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -26,9 +28,11 @@ from socketio import packet as sio_packet
 from live.audience import Audience
 from live.auth import LiveAuth
 from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
-from web.codes import INVALID_SINCE
-from web.errors import ApiError
-from web.events import SubscriberRefused, parse_event_id
+from live.origins import AllowedOrigins
+from live_events.codes import INVALID_SINCE
+from live_events.cursor import parse_event_id
+from live_events.errors import ApiError
+from live_events.subscribers import SubscriberRefused
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +48,14 @@ DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer
 # After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
 # few loop turns (a task per poll): this is far more than that.
 DIRECT_SETTLE_S = 0.02
+UPGRADE_TIMEOUT_S = 30.0  # an upgrade not done by then stays on engine.io's path
+UPGRADE_CHECK_S = 0.01
+REFUSED_CLOSE_AFTER_S = 1.0  # a refused client's poll fetches the CONNECT_ERROR well within this
 
 
-def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
-    """uvicorn's protocol object of a client that connected over WebSocket directly
-    (``transports: ["websocket"]``), or None (polling, or upgraded from it)."""
-    environ = server.get_environ(sid, NAMESPACE) or {}
+def writable_protocol(environ: dict[str, Any]) -> Any:
+    """uvicorn's protocol object of a WebSocket request, if its transport can be written
+    to directly and tells its buffer size; None otherwise."""
     if environ.get("asgi.scope", {}).get("type") != "websocket":
         return None
     protocol = getattr(environ.get("asgi.send"), "__self__", None)
@@ -57,14 +63,24 @@ def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
     return protocol if transport is not None and hasattr(transport, "get_write_buffer_size") else None
 
 
+def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
+    """uvicorn's protocol object of a client that connected over WebSocket directly
+    (``transports: ["websocket"]``), or None (polling, or upgraded from it: see
+    ``LiveSocketIo._direct_after_upgrade``)."""
+    return writable_protocol(server.get_environ(sid, NAMESPACE) or {})
+
+
 class SioClient(Client):
     """A Socket.IO client. Two ways out:
 
     * engine.io's own (its queue and writer task, one encode and one frame per packet
       per client): polling, and clients upgraded from polling;
-    * direct: a client that connected over WebSocket directly gets each event's frames
-      as prebuilt bytes written to its transport, one write per event (``Frames.
-      websocket``): 10,000 clients cost 10,000 writes, not 20,000 encodes. Its buffer is
+    * direct: a client on WebSocket gets each event's frames as prebuilt bytes written
+      to its transport, one write per event (``Frames.websocket``): 10,000 clients
+      cost 10,000 writes, not 20,000 encodes. A client that connected over WebSocket
+      directly is direct once its CONNECT answer is out; one that upgraded from
+      polling once the upgrade is done and engine.io's queue is empty
+      (``LiveSocketIo._direct_after_upgrade``). Its buffer is
       the transport's: past ``limit`` events of the current size it is dropped.
       engine.io still writes its pings and the CONNECT answer; events go direct only
       once that answer is out, so the only packets that can overtake each other are
@@ -73,7 +89,9 @@ class SioClient(Client):
 
     kind = "socketio"
 
-    def __init__(self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int):
+    def __init__(
+        self, audience: Audience, sid: str, eio_sid: str, server: socketio.AsyncServer, hub: Hub, limit: int
+    ):
         super().__init__(audience)
         self.sid = sid
         self.eio_sid = eio_sid
@@ -86,6 +104,11 @@ class SioClient(Client):
     @property
     def direct(self) -> bool:
         return self._direct is not None
+
+    def go_direct(self, protocol: Any) -> None:
+        """From now on, events go to this WebSocket's transport (after an upgrade)."""
+        self._direct = protocol
+        self.direct_ready = True
 
     def offer_now(self, frames: Frames) -> bool:
         if not self.direct_ready or self.closed:
@@ -166,8 +189,13 @@ class SioClient(Client):
             await self.drop(SLOW_CONSUMER)
             return
         self.last_id = event_id
-        for pkt in frames.sio(self.public):
-            await sock.send(pkt)
+        try:
+            for pkt in frames.sio(self.public):
+                await sock.send(pkt)
+        except engineio.exceptions.SocketIsClosedError:
+            # engine.io closed it on this very send (its ping timed out): it is gone, not
+            # broken; it reconnects and resumes from the last id it really received.
+            self._hub.leave(self)
 
     async def drop(self, reason: str) -> None:
         if self.closed:
@@ -184,26 +212,73 @@ class SioClient(Client):
         while not sock.queue.empty():
             sock.queue.get_nowait()
             sock.queue.task_done()
-        await self._server.emit("patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE)
+        await self._server.emit(
+            "patreon:disconnect", disconnect_message(reason), to=self.sid, namespace=NAMESPACE
+        )
         # Closing the transport (not a Socket.IO disconnect) makes the client reconnect.
         await sock.close(wait=False, abort=False)
 
 
 def disconnect_packet(reason: str) -> str:
     """``patreon:disconnect`` as an engine.io packet's text."""
-    message = sio_packet.Packet(sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)])
+    message = sio_packet.Packet(
+        sio_packet.EVENT, namespace=NAMESPACE, data=["patreon:disconnect", disconnect_message(reason)]
+    )
     return eio_packet.Packet(eio_packet.MESSAGE, message.encode()).encode()
 
 
+class RoomlessManager(socketio.AsyncManager):
+    """python-socketio's manager, with a disconnect that costs one client, not all.
+
+    Its ``basic_disconnect`` looks for the client in every room of the namespace, and
+    every client has a room of its own (its sid): with 10,000 clients each disconnect
+    scans 10,000 rooms, and a burst of them (a restart, ping timeouts under load) is
+    quadratic: 30% of live's CPU under the 10,000-subscriber benchmark (py-spy). live
+    files its clients in ``live.hub``, never in Socket.IO rooms, so a client is only in
+    its sid room and the namespace's ``None`` room: those two are left, and the rest of
+    the bookkeeping is python-socketio's own."""
+
+    def basic_disconnect(self, sid, namespace, **kwargs):
+        rooms = self.rooms.get(namespace)
+        if rooms is None:
+            return
+        for room in (sid, None):
+            if room in rooms and sid in rooms[room]:
+                self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+
+class OneLineHandlerErrors(logging.Filter):
+    """python-socketio/engine.io log a client's malformed packet with a full traceback
+    (``logger.exception("message handler error")``): bad input is the client's fault,
+    so it becomes one warning line naming the exception type (issue 16, finding 9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            name = type(record.exc_info[1]).__name__
+            record.msg = f"{record.getMessage()}: {name} (a malformed packet from a client?)"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class LiveSocketIo:
-    def __init__(self, hub: Hub, auth: LiveAuth, *, buffer_events: int, cors_origins: tuple[str, ...]):
+    def __init__(self, hub: Hub, auth: LiveAuth, *, buffer_events: int, origins: AllowedOrigins):
         self._hub = hub
         self._auth = auth
         self._buffer = buffer_events
-        allowed: Any = None if not cors_origins else "*" if "*" in cors_origins else list(cors_origins)
         self.server = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=allowed,
+            client_manager=RoomlessManager(),
+            cors_allowed_origins=origins.engineio_allows,
             cors_credentials=True,
             ping_interval=PING_INTERVAL_S,
             ping_timeout=PING_TIMEOUT_S,
@@ -211,10 +286,62 @@ class LiveSocketIo:
             logger=False,
             engineio_logger=False,
         )
+        for logger in (self.server.logger, self.server.eio.logger):
+            if not any(isinstance(f, OneLineHandlerErrors) for f in logger.filters):
+                logger.addFilter(OneLineHandlerErrors())
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
         self.clients: dict[str, SioClient] = {}
         self._seating: set[asyncio.Task] = set()
+        self._record_upgrades()
+
+    def _record_upgrades(self) -> None:
+        """engine.io keeps the WebSocket of an upgrade to itself: its WebSocket class is
+        wrapped to hear of each upgrade request, so the client can go direct after it."""
+        eio = self.server.eio
+        base = eio._async["websocket"]
+        live = self
+
+        class UpgradeAwareWebSocket(base):  # engineio.async_drivers.asgi.WebSocket
+            async def __call__(self, environ):
+                eio_sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+                protocol = writable_protocol(environ)
+                if eio_sid is not None and protocol is not None:
+                    live._spawn(live._direct_after_upgrade(eio_sid, protocol))
+                return await super().__call__(environ)
+
+        # A copy: the driver's table is shared by every server in the process.
+        eio._async = {**eio._async, "websocket": UpgradeAwareWebSocket}
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._seating.add(task)
+        task.add_done_callback(self._seating.discard)
+
+    async def _direct_after_upgrade(self, eio_sid: str, protocol: Any) -> None:
+        """Once the upgrade is done and nothing is left in engine.io's queue (or in its
+        writer, ``DIRECT_SETTLE_S``), the client's events go direct, in order."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UPGRADE_TIMEOUT_S
+        while loop.time() < deadline:
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                return
+            sid = self.server.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+            client = self.clients.get(sid) if sid is not None else None
+            if client is not None and client.closed:
+                return
+            if client is not None and sock.upgraded and sock.queue.empty():
+                await asyncio.sleep(DIRECT_SETTLE_S)
+                if sock.queue.empty() and not client.closed and not sock.closed:
+                    client.go_direct(protocol)  # no await since the check: nothing slips in
+                    return
+                continue
+            await asyncio.sleep(UPGRADE_CHECK_S)
+
+    @property
+    def direct_clients(self) -> int:
+        return sum(1 for client in self.clients.values() if client.direct_ready)
 
     def asgi_app(self, other_app: Any) -> socketio.ASGIApp:
         return socketio.ASGIApp(self.server, other_asgi_app=other_app, socketio_path=SOCKETIO_PATH)
@@ -223,17 +350,41 @@ class LiveSocketIo:
     def open_connections(self) -> int:
         return len(self.server.eio.sockets)
 
+    def _refuse(self, sid: str, code: str) -> socketio.exceptions.ConnectionRefusedError:
+        """The refusal to raise; the transport is closed once the client had time to read
+        it (python-socketio's client leaves it open, and it would hold a place under
+        ``LIVE_MAX_CONNECTIONS`` until its ping timeout)."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            self._close_later(eio_sid)
+        return socketio.exceptions.ConnectionRefusedError(code, {"code": code})
+
+    def _close_later(self, eio_sid: str) -> None:
+        async def close() -> None:
+            await asyncio.sleep(REFUSED_CLOSE_AFTER_S)
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or self.server.manager.sid_from_eio_sid(eio_sid, NAMESPACE):
+                return
+            if not sock.closed:
+                await sock.close(wait=False, abort=False)
+            # engine.io forgets a closed socket only at its next request or ping check.
+            self.server.eio.sockets.pop(eio_sid, None)
+
+        task = asyncio.create_task(close())
+        self._seating.add(task)
+        task.add_done_callback(self._seating.discard)
+
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             audience = await self._hub.db(self._auth.from_environ, environ, auth)
         except SubscriberRefused as ex:
-            raise socketio.exceptions.ConnectionRefusedError(ex.code, {"code": ex.code}) from None
+            raise self._refuse(sid, ex.code) from None
         since = None
         if isinstance(auth, dict) and auth.get("since") is not None:
             try:
                 since = parse_event_id(auth["since"], INVALID_SINCE, "since")
             except ApiError:
-                raise socketio.exceptions.ConnectionRefusedError(INVALID_SINCE, {"code": INVALID_SINCE}) from None
+                raise self._refuse(sid, INVALID_SINCE) from None
         # Without a cursor: what is accepted from now on. Past the newest: another (reset) store.
         newest = max(self._hub.cursor, await self._hub.latest_id())
         since = newest if since is None else min(since, newest)
@@ -278,11 +429,26 @@ class LiveSocketIo:
             self._hub.leave(client)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         self._forget(sid)
+        if eio_sid is not None:
+            # A closed socket stays in engine.io's table until its next request or ping
+            # check (up to 45 s): under churn (long-polls timed out under load) those
+            # filled LIVE_MAX_CONNECTIONS and new clients got 503. Once closed, it goes.
+            self._drop_closed_later(eio_sid)
+
+    def _drop_closed_later(self, eio_sid: str) -> None:
+        def drop() -> None:
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is not None and sock.closed:
+                self.server.eio.sockets.pop(eio_sid, None)
+
+        asyncio.get_running_loop().call_soon(drop)  # after engine.io's own close() finishes
 
     async def logged_out(self, client: SioClient) -> None:
         self._forget(client.sid)
         await self.server.disconnect(client.sid, namespace=NAMESPACE)
+        self._close_later(client.eio_sid)  # its only namespace is gone: so is its place
 
     async def close_all(self) -> None:
         """Shutting down: close every transport so clients reconnect (to the next live)."""

@@ -1,7 +1,7 @@
-"""``GET /api/patreon/events`` on live: Server-Sent Events, as web serves them.
+"""``GET /api/patreon/events`` on live: Server-Sent Events.
 
-The same frames (``web.events.format_sse``: ``id:`` = the event's id, ``event:
-patreon:webhook``), the same cursor rules (``Last-Event-ID`` over ``?since=``, neither:
+The frames of ``live_events.wire_format.format_sse`` (``id:`` = the event's id,
+``event: patreon:webhook``), the cursor rules (``Last-Event-ID`` over ``?since=``, neither:
 from now), the same server key and creator session; plus ``?token=`` (a subscribe
 token, ``live.tokens``) for patrons and other sites, with CORS for
 ``LIVE_CORS_ORIGINS``. The public feed's events are ``event: patreon:public``.
@@ -81,6 +81,11 @@ class SseClient(Client):
             self.queue.get_nowait()
         body = json.dumps(disconnect_message(reason))
         self.queue.put_nowait(f"event: patreon:disconnect\ndata: {body}\n\n".encode())
+        self.queue.put_nowait(_END)
+
+    def gone(self) -> None:
+        """The client went away: the stream ends now (and frees its place)."""
+        self._hub.leave(self)
         self.queue.put_nowait(_END)
 
     async def chunks(self, after: int):

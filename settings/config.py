@@ -89,8 +89,8 @@ WORKER_ONLY = frozenset(
     }
 )
 WEB_ONLY = frozenset(
-    {"HOST", "PORT", "WEB_PROCESS_NUM", "WEB_THREADS", "MAX_STREAMS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
-    | {"SOCKETIO_CORS_ORIGINS", "DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
+    {"HOST", "PORT", "WEB_PROCESS_NUM", "WEB_THREADS", "TRUSTED_PROXY", "SESSION_COOKIE_SECURE", "POST_LOGIN_URL"}
+    | {"DEMO_PAGE", "ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT_PER_MINUTE"}
     | {"WEB_DATABASE_POOL_TIMEOUT_S", "WEB_DATABASE_STATEMENT_TIMEOUT_S"}
 )
 # The watchdog's own variables: a bad one stops only the watchdog (supervisord shows
@@ -189,10 +189,7 @@ class WebSettings(PatreonAppSettings):
     demo_page: bool
     cookie_secure: bool
     web_threads: int
-    max_streams: int
     trusted_proxy: str | None
-    # Origins allowed to use Socket.IO cross-site; empty = same origin only.
-    socketio_cors_origins: tuple[str, ...]
     # Origins whose pages may make cookie-authenticated POSTs (web.policy), besides
     # the request's own origin and PATREON_REDIRECT_URI's.
     allowed_origins: tuple[str, ...]
@@ -465,11 +462,9 @@ class _Reader(Reader):
             demo_page=demo_page,
             cookie_secure=self.boolean("SESSION_COOKIE_SECURE", False),
             web_threads=web_threads,
-            max_streams=self.integer("MAX_STREAMS", max(1, web_threads // 2), 1, 1024),
             worker_threads=self.integer("WORKER_THREADS", 32, 1, 1024),
             trusted_proxy=trusted_proxy,
             test_actions=self.boolean("BRIDGE_TEST_ACTIONS", False),
-            socketio_cors_origins=self.origins("SOCKETIO_CORS_ORIGINS"),
             allowed_origins=self.exact_origins("ALLOWED_ORIGINS"),
             encryption_keys=self.fernet_keys("BRIDGE_ENCRYPTION_KEY"),
             login_rate_per_minute=self.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 30, 1, 100_000),
@@ -484,10 +479,6 @@ class _Reader(Reader):
             entitlement_grace_s=self.seconds("BRIDGE_ENTITLEMENT_GRACE_S", 0.0, 0.0, 90 * 86400.0),
             member_pii=self.boolean("BRIDGE_MEMBER_PII", False),
         )
-        if config.max_streams >= config.web_threads:
-            self.problems.append(
-                ("MAX_STREAMS", "must be below WEB_THREADS so streams cannot take every thread")
-            )
         problems = [(name, problem) for name, problem in self.problems if name not in self.ignored]
         if problems:
             raise ConfigError(problems)

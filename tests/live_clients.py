@@ -27,6 +27,9 @@ RECORD_SEPARATOR = "\x1e"  # between Engine.IO packets in one long-poll answer
 CONNECT_TIMEOUT_S = 20.0
 
 
+FULL = "HTTP_503"  # live is at LIVE_MAX_CONNECTIONS: not a refusal, a "retry later"
+FULL_RETRY_S = 5.0  # live's Retry-After
+
 class Subscriber:
     kind = "subscriber"
 
@@ -92,8 +95,13 @@ class Subscriber:
             except (OSError, asyncio.IncompleteReadError, ValueError, wsproto.utilities.LocalProtocolError):
                 pass
             self.connected.clear()
-            if not self.reconnect or self.refused or self._stopping:
+            if not self.reconnect or self._stopping or (self.refused and self.refused != FULL):
                 return
+            if self.refused == FULL:
+                # 503 CONNECTIONS_FULL asks to come back (Retry-After: 5): a page does.
+                self.refused = None
+                await asyncio.sleep(random.uniform(1.0, FULL_RETRY_S))
+                continue
             await asyncio.sleep(random.uniform(*self.reconnect_delay_s))
 
     async def _session(self) -> None:

@@ -20,8 +20,6 @@ from store import group_commit
 from store.database import WEB_WRITE_TIMEOUT_S
 from store.encryption import KeyMissing, UndecryptableValue, open_store
 from web.app import create_app
-from web.events import StreamGate
-from web.live import LiveEvents
 from web.server_errors import JsonErrorResponses, create_json_server
 from wire.curve import KeysMissing, client_options
 from wire.pool import WorkerPool
@@ -32,8 +30,8 @@ log = logging.getLogger("web")
 # (1 MiB for webhooks) with a JSON 413 of their own; past this ceiling waitress refuses
 # the body from its Content-Length, before reading it, with web.server_errors' JSON 413.
 MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
-# Open connections waitress accepts before it stops accepting: each live stream holds
-# one, and keep-alive clients hold theirs between requests (waitress's default is 100).
+# Open connections waitress accepts before it stops accepting: keep-alive clients hold
+# theirs between requests (waitress's default is 100). Live streams are the live program's.
 CONNECTION_LIMIT = 1000
 # How long a stopping web process lets running requests finish: below supervisord's
 # stopwaitsecs for web (10 s), which would SIGKILL it, and as long as the worker's own
@@ -85,9 +83,7 @@ def main() -> int:
         return EXIT_CONFIG
     worker = WorkerPool(config.endpoints, curve=curve)  # every worker, each with its heartbeat
     worker.start()
-    streams = StreamGate(config.max_streams)  # one cap for SSE streams and Socket.IO long-polls
-    app = create_app(config, worker, store, streams=streams)
-    live = LiveEvents.for_config(config, store, streams)  # Socket.IO in front of the app
+    app = create_app(config, worker, store)
     proxy = {}
     if config.trusted_proxy:
         # Only the reverse proxy in front of us may set these (deploy/nginx.conf).
@@ -99,9 +95,9 @@ def main() -> int:
     dispatcher = _GracefulDispatcher()
     dispatcher.set_thread_count(config.web_threads)
     try:
-        # JSON errors from waitress's parser and from engine.io too (web.server_errors).
+        # JSON errors from waitress's parser too, and any plain-text error (web.server_errors).
         server = create_json_server(
-            JsonErrorResponses(live.wsgi_app(app)),
+            JsonErrorResponses(app),
             _dispatcher=dispatcher,
             host=config.host,
             port=config.port,
@@ -110,8 +106,8 @@ def main() -> int:
             max_request_body_size=MAX_REQUEST_BODY_BYTES,
             connection_limit=CONNECTION_LIMIT,
             clear_untrusted_proxy_headers=True,
-            # Keep reading while a request runs, so a closed client is noticed and
-            # an event stream it held ends at once (environ["waitress.client_disconnected"]).
+            # Keep reading while a request runs, so a closed client is noticed
+            # (environ["waitress.client_disconnected"]).
             channel_request_lookahead=1,
             **proxy,
         )
@@ -123,13 +119,8 @@ def main() -> int:
         worker.close()
         return EXIT_UNAVAILABLE
 
-    def stop(signum, frame):
-        live.stop()  # end event streams and long-polls so in-flight requests can finish
-        _stop(signum, frame)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)  # Ctrl-C in a terminal stops the same way
-    live.start()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C in a terminal stops the same way
     if config.mode == "sandbox":
         log.warning("🧪 SANDBOX MODE: Patreon is the local sandbox at %s", config.patreon_api_base)
     log.info("🚀 Web server listening on http://%s:%s (%s mode)", config.host, config.port, config.mode)

@@ -1,8 +1,8 @@
 """The web app factory, ``create_app(config, worker, store)``, and its route table.
 
 Only ``web.__main__`` reads the environment; tests build the app with their own
-config and a fake or real worker client (and may pass their own ``sessions``,
-``streams`` gate or live-event ``subscribers`` check). Policy that several routes
+config and a fake or real worker client (and may pass their own ``sessions`` or
+live-event ``subscribers`` check). Policy that several routes
 share (the server key, no query, body limits) is in ``web.policy``; errors are
 rendered by ``web.errors``.
 """
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import falcon
 
+from live.settings import port_setting as live_port_setting
+from live_events.subscribers import SubscriberAuth
 from settings.config import WebSettings
 from store.database import Store
 from web import auth, demo, errors
 from web.entitlement_reads import EntitlementReads
 from web.entitlements import AccessResource, EntitlementsResource, MyEntitlementsResource, SyncResource
-from web.events import EventListResource, EventStreamResource, StreamGate, SubscriberAuth
+from web.events import EventListResource, LiveMovedResource, SocketIoMovedResource
 from web.live_tokens import LiveTokenResource
 from web.memberstate import MemberStateResource
 from web.openapi import OpenApiResource
@@ -41,7 +43,6 @@ def create_app(
     worker: WorkerClient,
     store: Store | None = None,
     *,
-    streams: StreamGate | None = None,
     sessions: SessionStore | None = None,
     subscribers: SubscriberAuth | None = None,
 ) -> falcon.App:
@@ -59,7 +60,7 @@ def create_app(
         route("/api/patreon/_test/crash", CrashResource(worker))
     # -- the demo page: sandbox mode, or DEMO_PAGE=true (static, no store needed) -------------
     if config.demo_page:
-        demo.add_routes(app)
+        demo.add_routes(app, live_port_setting(), config.port)
     if store is None:
         return app
 
@@ -94,10 +95,6 @@ def create_app(
 
     # -- webhooks: Patreon's deliveries, live events, member state, management (server key) -------
     route("/api/patreon/webhooks/patreon", WebhookReceiverResource(config, store))
-    route(
-        "/api/patreon/events",
-        EventStreamResource(store, subscribers, streams or StreamGate(config.max_streams)),
-    )
     route("/api/patreon/webhooks/events", EventListResource(store, subscribers))
     route("/api/patreon/members/{memberId}/state", MemberStateResource(config, worker))
     route("/api/patreon/webhooks", WebhooksResource(config, worker))
@@ -112,5 +109,8 @@ def create_app(
 
     # -- subscribe tokens for the live program's browsers (server key) ----------------------
     route("/api/patreon/live/tokens", LiveTokenResource(config))
+    # -- live streams are the live program's (live/): a client still coming here is told so ----
+    route("/api/patreon/events", LiveMovedResource("/api/patreon/events"))
+    route("/socket.io", SocketIoMovedResource("/socket.io/"))  # /socket.io/ too (trailing slash stripped)
 
     return app

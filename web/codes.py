@@ -1,9 +1,27 @@
 """Every stable error ``code`` web answers by itself, defined once with its HTTP
-status and meaning. Codes that come from the worker are in ``wire/codes.py``;
-docs/api.md lists both (``tests/unit/test_error_codes.py``)."""
+status and meaning. Codes that come from the worker are in ``wire/codes.py``, codes
+the live program answers too in ``live_events/codes.py``; docs/api.md lists them all (``tests/unit/test_error_codes.py``)."""
 
 from __future__ import annotations
 
+# Codes web answers that the live program answers too: defined once, in the contract
+# package, and re-exported here so web's modules take every code from one place.
+from live_events.codes import (  # noqa: F401
+    BAD_REQUEST,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    INVALID_API_KEY,
+    INVALID_LAST_EVENT_ID,
+    INVALID_SESSION,
+    INVALID_SINCE,
+    INVALID_TRANSPORT,
+    JSONP_NOT_SUPPORTED,
+    LIVE_TOKENS_NOT_CONFIGURED,
+    ORIGIN_NOT_ALLOWED,
+    SOCKETIO_NOT_CONNECTED,
+    UNAUTHORIZED,
+    UNSUPPORTED_PROTOCOL_VERSION,
+)
 from wire.codes import Code, define
 
 CODES: dict[str, Code] = {}
@@ -19,8 +37,6 @@ PAYLOAD_TOO_LARGE = _code("PAYLOAD_TOO_LARGE", 413, "the body is above this endp
 UNKNOWN_FIELD = _code("UNKNOWN_FIELD", 400, "the body has a field this endpoint does not take")
 CONFLICTING_CAMPAIGN_ID = _code("CONFLICTING_CAMPAIGN_ID", 400, "campaign_id and campaignId differ")
 INVALID_LIMIT = _code("INVALID_LIMIT", 400, "limit is not a whole number in range")
-INVALID_SINCE = _code("INVALID_SINCE", 400, "since is not an event id")
-INVALID_LAST_EVENT_ID = _code("INVALID_LAST_EVENT_ID", 400, "Last-Event-ID is not an event id")
 
 # -- entitlements (web/entitlements.py) --------------------------------------------------------
 INVALID_USER_ID = _code("INVALID_USER_ID", 400, "userId is missing or not a Patreon user id (digits)")
@@ -33,9 +49,7 @@ ACCESS_QUERY_REQUIRED = _code(
 
 # -- who is asking ----------------------------------------------------------------------------
 API_KEY_REQUIRED = _code("API_KEY_REQUIRED", 401, "this endpoint needs the server key")
-INVALID_API_KEY = _code("INVALID_API_KEY", 401, "the server key given is wrong")
 SERVER_KEY_NOT_CONFIGURED = _code("SERVER_KEY_NOT_CONFIGURED", 403, "BRIDGE_API_KEY is not set")
-UNAUTHORIZED = _code("UNAUTHORIZED", 401, "neither a logged-in session nor the server key")
 
 # -- cookie-authenticated POSTs (web.policy.require_same_origin_json) -------------------------
 CROSS_ORIGIN_REQUEST = _code(
@@ -68,16 +82,15 @@ UNKNOWN_EVENT = _code("UNKNOWN_EVENT", 400, "X-Patreon-Event is not a known trig
 WEBHOOKS_NOT_CONFIGURED = _code("WEBHOOKS_NOT_CONFIGURED", 503, "no webhook secret is configured or stored")
 
 # -- subscribe tokens for the live program (POST /api/patreon/live/tokens) ------------------
-LIVE_TOKENS_NOT_CONFIGURED = _code(
-    "LIVE_TOKENS_NOT_CONFIGURED", 503, "LIVE_TOKEN_KEY is not set (required in live mode)"
-)
 INVALID_AUDIENCE = _code("INVALID_AUDIENCE", 400, "audience is not patron, creator or public")
 INVALID_CAMPAIGN_IDS = _code("INVALID_CAMPAIGN_IDS", 400, "campaignIds missing, malformed, or given where not taken")
 INVALID_TTL = _code("INVALID_TTL", 400, "ttlSeconds is out of range")
 
 # -- capacity ---------------------------------------------------------------------------------
 STORE_UNAVAILABLE = _code("STORE_UNAVAILABLE", 503, "the SQLite store cannot be used right now; retry")
-STREAMS_FULL = _code("STREAMS_FULL", 503, "too many live event streams are open; retry later")
+LIVE_EVENTS_MOVED = _code(
+    "LIVE_EVENTS_MOVED", 410, "SSE and Socket.IO are served by the live program (LIVE_PORT, or nginx's origin)"
+)
 
 # -- what waitress's parser and engine.io (Socket.IO's transport) refuse, as JSON too
 # (web/server_errors.py) ------------------------------------------------------------------
@@ -87,26 +100,11 @@ REQUEST_HEADERS_TOO_LARGE = _code(
 UNSUPPORTED_TRANSFER_ENCODING = _code(
     "UNSUPPORTED_TRANSFER_ENCODING", 400, "a Transfer-Encoding other than chunked"
 )
-ORIGIN_NOT_ALLOWED = _code("ORIGIN_NOT_ALLOWED", 400, "Socket.IO: the page's Origin is not an allowed origin")
-INVALID_TRANSPORT = _code(
-    "INVALID_TRANSPORT", 400, "Socket.IO: a transport or upgrade this server does not take"
-)
-UNSUPPORTED_PROTOCOL_VERSION = _code(
-    "UNSUPPORTED_PROTOCOL_VERSION",
-    400,
-    "Socket.IO: the client speaks an Engine.IO protocol this server does not",
-)
-JSONP_NOT_SUPPORTED = _code("JSONP_NOT_SUPPORTED", 400, "Socket.IO: JSONP polling (j=) is not supported")
-SOCKETIO_NOT_CONNECTED = _code("SOCKETIO_NOT_CONNECTED", 400, "Socket.IO: the session is not connected")
-INVALID_SESSION = _code("INVALID_SESSION", 400, "Socket.IO: an unknown or ended session id")
 
 # -- what Falcon's own errors become, by status (web/errors.py); 404, 429 and 502 use
 # wire's NOT_FOUND, RATE_LIMITED and PATREON_UPSTREAM_ERROR ----------------------------------
-BAD_REQUEST = _code("BAD_REQUEST", 400, "a request Falcon could not read (e.g. a malformed header)")
-FORBIDDEN = _code("FORBIDDEN", 403, "forbidden")
 METHOD_NOT_ALLOWED = _code("METHOD_NOT_ALLOWED", 405, "the route takes other methods (see Allow)")
 CONFLICT = _code("CONFLICT", 409, "conflict")
 LENGTH_REQUIRED = _code("LENGTH_REQUIRED", 411, "a body without Content-Length")
 UNSUPPORTED_MEDIA_TYPE = _code("UNSUPPORTED_MEDIA_TYPE", 415, "the body is not application/json")
-INTERNAL_ERROR = _code("INTERNAL_ERROR", 500, "web failed; its log (web_NN.log) has the traceback")
 SERVICE_UNAVAILABLE = _code("SERVICE_UNAVAILABLE", 503, "web cannot serve this now; retry")

@@ -15,13 +15,16 @@ Domain errors are translated here, in one place:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from typing import Any
 
 import falcon
 
+from live_events.errors import (  # noqa: F401 (re-exported: web's modules raise ApiError from here)
+    MAX_MESSAGE_CHARS,
+    ApiError,
+    error_body,
+    error_bytes,
+)
 from store.database import StoreError, StoreUnavailable
 from web.codes import (
     BAD_REQUEST,
@@ -62,40 +65,9 @@ _CODES_BY_STATUS = {
 }
 
 
-class ApiError(falcon.HTTPError):
-    """An error answer with a stable code: ``raise ApiError(400, INVALID_SCOPE, "...")``."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        extra: dict[str, Any] | None = None,
-    ):
-        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
-        super().__init__(
-            falcon.code_to_http_status(status), title=message, description=message, headers=headers, code=code
-        )
-        self.extra = extra or {}
-
-
 def code_for_status(status: int) -> str:
     """The code of an error that has no code of its own."""
     return _CODES_BY_STATUS.get(status, f"HTTP_{status}")
-
-
-def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
-    return {"success": False, "error": message, "code": code, **extra}
-
-
-MAX_MESSAGE_CHARS = 200  # of a message quoted from outside the app (waitress, engine.io)
-
-
-def error_bytes(message: str, code: str) -> bytes:
-    """``error_body`` as the bytes of an answer written outside Falcon."""
-    return json.dumps(error_body(message[:MAX_MESSAGE_CHARS], code)).encode()
 
 
 def worker_error_to_api(ex: WorkerError) -> ApiError:

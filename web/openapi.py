@@ -153,6 +153,11 @@ def _read(summary: str, parameters: list) -> dict[str, Any]:
     )
 
 
+def _moved(summary: str) -> dict[str, Any]:
+    """A live path web answers with 410 LIVE_EVENTS_MOVED (``web.events.LiveMovedResource``)."""
+    return _op(summary, "410", {"description": "moved to the live program", "content": {JSON: {"schema": ERROR_REF}}})
+
+
 def _text(media: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
@@ -359,19 +364,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                 body={"type": "object"},
             )
         },
-        "/api/patreon/events": {
-            "get": _op(
-                "Server-Sent Events of stored webhook events",
-                "200",
-                _text("text/event-stream", "an endless event stream"),
-                security=[{"serverKey": []}, {"session": []}],
-                parameters=[
-                    _query("since", "the last event id seen"),
-                    _query("key", "the server key (EventSource sends no headers)"),
-                ],
-                tags=("stream",),
-            )
-        },
+        "/api/patreon/events": {"get": _moved("SSE: served by the live program, not web")},
         "/api/patreon/webhooks/events": {"get": events_list},
         "/api/patreon/members/{memberId}/state": {
             "get": _op(
@@ -442,16 +435,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                 ),
             )
         },
-        "/socket.io/": {
-            "get": _op(
-                "Socket.IO (Engine.IO long-polling)",
-                "200",
-                _text("text/plain", "Engine.IO packets"),
-                tags=("stream",),
-            ),
-            "post": _op(
-                "Socket.IO (Engine.IO long-polling)", "200", _text("text/plain", "ok"), tags=("stream",)
-            ),
+        "/socket.io": {
+            "get": _moved("Socket.IO: served by the live program, not web"),
+            "post": _moved("Socket.IO: served by the live program, not web"),
         },
     }
 

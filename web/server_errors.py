@@ -33,8 +33,8 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
+from live_events.engineio_errors import engineio_error_body
 from web import codes
-from web.engineio_errors import engineio_error_body
 from web.errors import code_for_status, error_bytes
 
 log = logging.getLogger(__name__)
@@ -204,4 +204,4 @@ class JsonErrorResponses:
 
     @staticmethod
     def _json_for(status: int, text: str) -> bytes:
-        return engineio_error_body(status, text)
+        return engineio_error_body(status, text, code_for_status)

@@ -8,34 +8,16 @@ Comparisons are constant-time.
 
 from __future__ import annotations
 
-import hmac
-
 import falcon
 
+from live_events.serverkey import bearer_key, key_matches
 from settings.config import WebSettings
 from web.codes import INVALID_API_KEY
 from web.errors import ApiError
 
 
-def bearer_key(authorization: str | None) -> str | None:
-    """The key of an ``Authorization: Bearer <key>`` header value; None for any other."""
-    scheme, _, value = (authorization or "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 def presented_key(req: falcon.Request) -> str | None:
     return bearer_key(req.get_header("Authorization"))
-
-
-def key_matches(config: WebSettings, key: str) -> bool:
-    """True when ``key`` is one of the configured server keys."""
-    try:
-        presented = key.encode()
-    except UnicodeEncodeError:
-        return False  # a lone surrogate (JSON "\ud800" in a Socket.IO auth): never a key
-    # Compare against every key (no early exit) so timing says nothing about which matched.
-    matches = [hmac.compare_digest(presented, expected.encode()) for expected in config.bridge_api_keys]
-    return any(matches)
 
 
 def is_server_request(req: falcon.Request, config: WebSettings) -> bool:

@@ -13,6 +13,7 @@ import stat
 import time
 
 import pytest
+import requests
 import socketio
 
 from harness.stack import Stack, wait_for
@@ -61,7 +62,8 @@ def test_creator_with_the_plain_login_hears_live_events(stack):
     creator.login(CREATOR)
     cookie = {"Cookie": f"pb_session={creator.cookie}"}
 
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=20)
+    stack.wait_live()  # SSE and Socket.IO are the live program's
+    conn = http.client.HTTPConnection("127.0.0.1", stack.live_port, timeout=20)
     conn.request("GET", "/api/patreon/events", headers=cookie)
     sse = conn.getresponse()
     assert sse.status == 200, sse.read()[:300]
@@ -69,9 +71,9 @@ def test_creator_with_the_plain_login_hears_live_events(stack):
     heard: list[dict] = []
     client = socketio.Client(reconnection=False)
     client.on("patreon:webhook", heard.append)
-    client.connect(stack.base_url, headers=cookie, transports=["polling"], wait_timeout=10)
+    client.connect(stack.live_url, headers=cookie, transports=["polling"], wait_timeout=10)
     try:
-        time.sleep(0.3)  # the tail thread seats the client within a tick
+        time.sleep(0.3)  # the hub seats the client after its CONNECT answer
         member_id = active_member_id(stack)
         upgraded = stack.sandbox("POST", f"/_sandbox/members/{member_id}/upgrade", json={})
         assert upgraded.status_code == 200, upgraded.text
@@ -93,7 +95,10 @@ def test_creator_with_the_plain_login_hears_live_events(stack):
 def test_a_patron_is_still_refused_live_events(stack):
     patron = Browser(stack)
     patron.login(PATRON)
-    refused = stack.get("/api/patreon/events", headers={"Cookie": f"pb_session={patron.cookie}"})
+    stack.wait_live()
+    refused = requests.get(
+        stack.live_url + "/api/patreon/events", headers={"Cookie": f"pb_session={patron.cookie}"}, timeout=10
+    )
     assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
 
 

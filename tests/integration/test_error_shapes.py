@@ -120,9 +120,11 @@ class Answers:
             self.bad.append(f"{what}: {status} {content_type!r} {body[:200]!r}")
 
 
-def exchange(stack: Stack, raw: bytes, *, method: str = "GET") -> tuple[int, http.client.HTTPMessage, bytes]:
-    """Send raw bytes, read one answer (its body only when it is an error)."""
-    with socket.create_connection(("127.0.0.1", stack.port), timeout=TIMEOUT_S) as sock:
+def exchange(
+    stack: Stack, raw: bytes, *, method: str = "GET", port: int | None = None
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """Send raw bytes to web (or ``port``), read one answer (its body only when it is an error)."""
+    with socket.create_connection(("127.0.0.1", port or stack.port), timeout=TIMEOUT_S) as sock:
         sock.sendall(raw)
         resp = http.client.HTTPResponse(sock, method=method)
         resp.begin()
@@ -270,6 +272,11 @@ def test_an_oversized_body_is_refused_before_it_is_sent(stack, answers):
 
 
 def test_socketio_handshake_refusals_are_json(stack, answers):
+    # Socket.IO is the live program's (live.app.EngineIoErrorsAsJson); web answers 410.
+    stack.wait_live()
+    status, resp_headers, body = exchange(stack, request("GET", "/socket.io/?EIO=4&transport=polling"))
+    answers.check("GET socket.io on web", status, resp_headers, body)
+    assert status == 410 and json.loads(body)["code"] == "LIVE_EVENTS_MOVED"
     origin = "Origin: https://evil.example\r\n"
     cases = [
         ("/socket.io/?EIO=4&transport=polling", origin, "ORIGIN_NOT_ALLOWED"),
@@ -280,16 +287,18 @@ def test_socketio_handshake_refusals_are_json(stack, answers):
         ("/socket.io/?EIO=4&transport=polling&j=x", "", "JSONP_NOT_SUPPORTED"),
     ]
     for target, headers, code in cases:
-        status, resp_headers, body = exchange(stack, request("GET", target, headers))
+        status, resp_headers, body = exchange(stack, request("GET", target, headers), port=stack.live_port)
         answers.check(f"GET {target}", status, resp_headers, body)
         assert status == 400 and json.loads(body)["code"] == code, (target, body)
     status, resp_headers, body = exchange(
-        stack, request("POST", "/socket.io/?EIO=4&transport=polling&sid=nope", "", b"40")
+        stack, request("POST", "/socket.io/?EIO=4&transport=polling&sid=nope", "", b"40"), port=stack.live_port
     )
     answers.check("POST socket.io bad sid", status, resp_headers, body)
     assert status == 400 and json.loads(body)["code"] == "INVALID_SESSION"
     # A good handshake is still engine.io's own answer.
-    status, _headers, _body = exchange(stack, request("GET", "/socket.io/?EIO=4&transport=polling"))
+    status, _headers, _body = exchange(
+        stack, request("GET", "/socket.io/?EIO=4&transport=polling"), port=stack.live_port
+    )
     assert status == 200
     assert not answers.bad, "\n".join(answers.bad[:30])
 

@@ -140,6 +140,13 @@ def test_socketio_client_hears_webhooks_and_aliases(stack: Stack, socketio_clien
         if transports is None:
             client.read_until(lambda lines: any(x["on"] == "upgrade" for x in lines) or "websocket" in str(lines))
         time.sleep(0.3)  # seated after its CONNECT answer
+        # Direct or upgraded from polling, its events take the WebSocket fast path (live.sio).
+        wait_for(
+            lambda: (h := requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json())["direct"]
+            == h["socketio"] >= 1,
+            5,
+            what="the client on the fast path",
+        )
         created = deliver(stack, member_document(f"live-js-create-{transports}"))
         updated = deliver(stack, member_document(f"live-js-update-{transports}", note="u"), "members:pledge:update")
         client.read_until(lambda lines: len([x for x in lines if x["on"].startswith("patreon:")]) >= 4)

@@ -1,11 +1,12 @@
-"""Webhooks through the real stack: receiver -> store -> SSE and Socket.IO -> worker.
+"""Webhooks through the real stack: receiver -> store -> the live program's SSE and
+Socket.IO -> worker.
 
 - signed deliveries over HTTP, and their rejections;
-- live delivery to an SSE client and a python-socketio client (latency measured),
-  and refusal of unauthorized subscribers;
+- live delivery to an SSE client and a python-socketio client of the live program
+  (latency measured), and refusal of unauthorized subscribers;
 - the sandbox's own signed webhook (a member upgrade) end to end, up to the member
   state the worker keeps;
-- durability: 500 deliveries while the worker is kill -9'ed and web restarted.
+- durability: 500 deliveries while the worker is kill -9'ed and web and live restarted.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class SseClient:
                 return  # the stream ended: reconnect
             line = line.decode().rstrip("\n")
             if line == "":
-                if "data" in fields:
+                # live also sends ``event: patreon:disconnect`` (no id) before it closes a stream.
+                if "data" in fields and fields.get("event") == "patreon:webhook":
                     event_id = int(fields["id"])
                     self.events.append((event_id, json.loads(fields["data"]), time.monotonic()))
                     self.last_event_id = event_id
@@ -169,16 +171,21 @@ class SocketIoClient:
         self.sio.disconnect()
 
 
-MAX_STREAMS = 4
+MAX_CONNECTIONS = 4  # the live program's cap (LIVE_MAX_CONNECTIONS): SSE streams and Socket.IO clients
 
 
 @pytest.fixture(scope="module")
 def stack():
-    stack = Stack({**ENV, **SCOPES, "MAX_STREAMS": str(MAX_STREAMS)})
+    stack = Stack({**ENV, **SCOPES, "LIVE_MAX_CONNECTIONS": str(MAX_CONNECTIONS)})
     # The sandbox delivers its own webhooks to our receiver (SANDBOX_WEBHOOK_URI seeds one).
     stack.env["SANDBOX_WEBHOOK_URI"] = stack.url(PATH)
     with stack.start():
+        stack.wait_live()
         yield stack
+
+
+def live_get(stack: Stack, path: str, **kwargs) -> requests.Response:
+    return requests.get(stack.live_url + path, timeout=10, **kwargs)
 
 
 def deliver(stack: Stack, document: dict, event: str = "members:create", secret: str = SECRET):
@@ -225,8 +232,8 @@ def test_signed_deliveries_over_http(stack: Stack):
 
 
 def test_sse_and_socketio_get_each_event_within_a_second(stack: Stack):
-    sse = SseClient(stack.base_url).start()
-    live = SocketIoClient(stack.base_url).connect(auth={"key": KEY})
+    sse = SseClient(stack.live_url).start()
+    live = SocketIoClient(stack.live_url).connect(auth={"key": KEY})
     try:
         sse_latencies, sio_latencies = [], []
         for n in range(5):
@@ -272,7 +279,7 @@ def test_sse_and_socketio_get_each_event_within_a_second(stack: Stack):
 
 def test_socketio_replays_from_since(stack: Stack):
     ids = [body(deliver(stack, member_document(f"it-replay-{n}"), "members:update"))["id"] for n in range(3)]
-    live = SocketIoClient(stack.base_url).connect(headers=BEARER, auth={"since": ids[0]})
+    live = SocketIoClient(stack.live_url).connect(headers=BEARER, auth={"since": ids[0]})
     try:
         wait_for(lambda: len(live.received()) >= 2, 5, what="the replay")
         later = body(deliver(stack, member_document("it-replay-live"), "members:update"))["id"]
@@ -286,15 +293,15 @@ def test_socketio_replays_from_since(stack: Stack):
 def test_unauthorized_subscribers_are_refused(stack: Stack):
     refused_with = []
     for auth, headers in [(None, None), ({"key": "wrong"}, None), (None, {"Authorization": "Bearer wrong"})]:
-        client = SocketIoClient(stack.base_url)
+        client = SocketIoClient(stack.live_url)
         with pytest.raises(socketio.exceptions.ConnectionError):
             client.connect(auth=auth, headers=headers)
         refused_with.append(client.refusal["message"])
         assert client.events == []
     assert refused_with == ["UNAUTHORIZED", "INVALID_API_KEY", "INVALID_API_KEY"]
-    anonymous = stack.get("/api/patreon/events")
+    anonymous = live_get(stack, "/api/patreon/events")
     assert (anonymous.status_code, body(anonymous)["code"]) == (401, "UNAUTHORIZED")
-    wrong = stack.get("/api/patreon/events", params={"key": "wrong"})
+    wrong = live_get(stack, "/api/patreon/events", params={"key": "wrong"})
     assert (wrong.status_code, body(wrong)["code"]) == (401, "INVALID_API_KEY")
     backfill = stack.get("/api/patreon/webhooks/events")
     assert (backfill.status_code, body(backfill)["code"]) == (401, "UNAUTHORIZED")
@@ -310,15 +317,15 @@ def test_a_creator_session_subscribes_to_its_campaign_and_a_patron_session_is_re
     patron_cookie = {"Cookie": f"pb_session={patron.cookie}"}
     assert creator.cookie and patron.cookie
 
-    refused = stack.get("/api/patreon/events", headers=patron_cookie)
+    refused = live_get(stack, "/api/patreon/events", headers=patron_cookie)
     assert (refused.status_code, body(refused)["code"]) == (403, "FORBIDDEN")
-    patron_live = SocketIoClient(stack.base_url)
+    patron_live = SocketIoClient(stack.live_url)
     with pytest.raises(socketio.exceptions.ConnectionError):
         patron_live.connect(headers=patron_cookie)
     assert patron_live.refusal["message"] == "FORBIDDEN"
 
-    sse = SseClient(stack.base_url, headers=creator_cookie).start()
-    live = SocketIoClient(stack.base_url).connect(headers=creator_cookie)
+    sse = SseClient(stack.live_url, headers=creator_cookie).start()
+    live = SocketIoClient(stack.live_url).connect(headers=creator_cookie)
     try:
         other = body(deliver(stack, member_document("it-other-campaign", campaign_id="9999")))["id"]
         mine = body(deliver(stack, member_document("it-my-campaign")))["id"]
@@ -337,11 +344,11 @@ def test_a_creator_subscription_ends_when_the_creator_logs_out(stack: Stack):
     creator = Browser(stack)
     creator.login("1")
     cookie = {"Cookie": f"pb_session={creator.cookie}"}
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=20)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.live_port, timeout=20)
     conn.request("GET", "/api/patreon/events", headers=cookie)
     stream = conn.getresponse()
     assert stream.status == 200
-    live = SocketIoClient(stack.base_url).connect(headers=cookie)
+    live = SocketIoClient(stack.live_url).connect(headers=cookie)
     try:
         wait_for(lambda: live.sio.connected, 5, what="the creator's Socket.IO client")
         assert creator.post("/api/patreon/auth/logout").status_code == 200
@@ -356,7 +363,7 @@ def test_a_creator_subscription_ends_when_the_creator_logs_out(stack: Stack):
 
 
 def open_stream(stack: Stack) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", stack.live_port, timeout=10)
     conn.request("GET", "/api/patreon/events", headers=BEARER)
     return conn, conn.getresponse()
 
@@ -370,20 +377,20 @@ def test_streams_are_capped_and_a_closed_one_frees_its_place(stack: Stack):
     streams = []  # (connection, response): the response owns the socket, keep both
     try:
         # Places of streams whose clients went away (earlier tests) are free again.
-        for _ in range(MAX_STREAMS):
+        for _ in range(MAX_CONNECTIONS):
             streams.append(a_stream())
         conn, full = open_stream(stack)
         assert (full.status, full.getheader("Retry-After")) == (503, "5")
-        assert json.loads(full.read())["code"] == "STREAMS_FULL"
+        assert json.loads(full.read())["code"] == "CONNECTIONS_FULL"
         conn.close()
-        # Socket.IO long-polls count against the same cap.
+        # Socket.IO clients count against the same cap.
         with pytest.raises(socketio.exceptions.ConnectionError):
-            SocketIoClient(stack.base_url).connect(auth={"key": KEY}, wait_timeout_s=1)
-        # The API threads are not starved.
+            SocketIoClient(stack.live_url).connect(auth={"key": KEY}, wait_timeout_s=1)
+        # web's API is not starved (the streams are the live program's, not web's threads).
         started = time.monotonic()
         assert stack.get("/api/patreon/health").status_code == 200
         assert time.monotonic() - started < 0.5
-        # A client that goes away frees its place at once (waitress notices the close).
+        # A client that goes away frees its place at once (uvicorn notices the close).
         conn, resp = streams.pop()
         resp.close()
         conn.close()
@@ -414,8 +421,8 @@ def test_sandbox_member_upgrade_flows_end_to_end(stack: Stack):
     after_id = body(stack.get("/api/patreon/webhooks/events", params={"limit": "1000"}, headers=BEARER))[
         "latest"
     ]
-    sse = SseClient(stack.base_url, last_event_id=after_id).start()
-    live = SocketIoClient(stack.base_url).connect(auth={"key": KEY})
+    sse = SseClient(stack.live_url, last_event_id=after_id).start()
+    live = SocketIoClient(stack.live_url).connect(auth={"key": KEY})
     try:
         upgraded = stack.sandbox("POST", f"/_sandbox/members/{member_id}/upgrade", json={})
         assert upgraded.status_code == 200, upgraded.text
@@ -480,8 +487,9 @@ SENDERS = 4
 @pytest.mark.timeout(120)
 def test_500_deliveries_survive_worker_kill_9_and_web_restart():
     with Stack(ENV) as stack:
-        sse = SseClient(stack.base_url, last_event_id=0).start()
-        live = SocketIoClient(stack.base_url).connect(auth={"key": KEY, "since": 0})
+        stack.wait_live()
+        sse = SseClient(stack.live_url, last_event_id=0).start()
+        live = SocketIoClient(stack.live_url).connect(auth={"key": KEY, "since": 0})
         answers: dict[int, list[dict]] = {}
         timings: dict[str, float] = {}
         documents = {
@@ -520,11 +528,12 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
             for _ in range(100):
                 accepted.acquire()
             restart_started = time.monotonic()
-            restarted = stack.ctl("restart", "patreon:web_00")
+            # web takes the deliveries, live holds the subscribers: both restart.
+            restarted = stack.ctl("restart", "patreon:web_00", "live")
             timings["restart"] = time.monotonic() - restart_started
-            assert "started" in restarted.stdout, restarted.stdout + restarted.stderr
+            assert restarted.stdout.count("started") == 2, restarted.stdout + restarted.stderr
 
-        web_pid, worker_pid = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00")
+        web_pid, worker_pid, live_pid = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00"), stack.pid("live")
         started = time.monotonic()
         chaos_thread = threading.Thread(target=chaos)
         chaos_thread.start()
@@ -534,6 +543,7 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
         elapsed = time.monotonic() - started
         chaos_thread.join(30)
         assert stack.pid("patreon:web_00") not in (0, web_pid)
+        assert stack.pid("live") not in (0, live_pid)
         wait_for(
             lambda: stack.pid("patreon:worker_00") not in (0, worker_pid), 10, what="the worker to come back"
         )
@@ -561,7 +571,8 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
         # the last id it heard, it gets the rest: all 500, in order, once each.
         wait_for(lambda: not live.sio.connected, 10, what="the Socket.IO client to be dropped by the restart")
         heard = [data["id"] for data, _at in live.received()]
-        again = SocketIoClient(stack.base_url).connect(auth={"key": KEY, "since": heard[-1] if heard else 0})
+        stack.wait_live()
+        again = SocketIoClient(stack.live_url).connect(auth={"key": KEY, "since": heard[-1] if heard else 0})
         wait_for(
             lambda: len(heard) + len(again.received()) >= DURABILITY_DELIVERIES,
             20,
@@ -588,9 +599,9 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
         print(
             f"\ndurability: {DURABILITY_DELIVERIES} deliveries accepted in {elapsed:.1f} s "
             f"({DURABILITY_DELIVERIES / elapsed:.0f}/s over {SENDERS} senders) across a worker kill -9 and a "
-            f"web restart; {duplicates} answered as duplicates after a lost reply; "
+            f"web and live restart; {duplicates} answered as duplicates after a lost reply; "
             f"SSE reconnected {sse.connections - 1} time(s) and got all {len(ids)} in order; Socket.IO heard "
             f"{len(heard)} before the restart and {len(again.received())} on reconnect with since; "
-            f"steady rate {150 / timings['first_150']:.0f}/s; supervisorctl restart of web (streams open) "
+            f"steady rate {150 / timings['first_150']:.0f}/s; supervisorctl restart of web and live (streams open) "
             f"took {timings['restart']:.1f} s"
         )

@@ -103,3 +103,10 @@ def test_wrong_methods_are_json_405(client):
     for path in ("/demo", "/demo/static/demo.js", "/"):
         result = client.simulate_post(path)
         assert result.status_code == 405 and result.json["code"] == "METHOD_NOT_ALLOWED", path
+
+
+def test_the_page_points_at_the_live_program_and_its_csp_allows_only_that(client):
+    page = client.simulate_get("/demo", headers={"Host": "127.0.0.1:6969"})
+    assert 'data-live-port="6971" data-web-port="6969"' in page.text  # the defaults: live without nginx
+    csp = page.headers["Content-Security-Policy"]
+    assert "connect-src 'self' http://127.0.0.1:6971 ws://127.0.0.1:6971;" in csp

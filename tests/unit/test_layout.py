@@ -27,9 +27,8 @@ def test_web_loads_no_patreon_client_no_requests_and_no_worker():
 
 
 def test_web_process_loads_no_patreon_client_and_no_worker():
-    # The whole web process (web.live brings python-socketio, whose package also
-    # imports its own client, and that one imports requests if installed): still no
-    # code of ours that talks to Patreon.
+    # The whole web process (requests may come in through a dependency's client
+    # package): still no code of ours that talks to Patreon.
     assert [name for name in modules_loaded_by("web.__main__") if not name.startswith("requests")] == []
 
 
@@ -47,3 +46,37 @@ def test_the_unused_kv_table_is_dropped(tmp_path):
     with store.read() as conn:
         tables = {row["name"] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "kv" not in tables and "tokens" in tables
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """The modules each file of ``package`` imports (its own import statements)."""
+    import ast
+
+    found = {}
+    for path in sorted((REPO / package).glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[path.name] = names
+    return found
+
+
+def test_live_imports_no_web_module_but_the_sessions():
+    # What web and live share is the contract package live_events; the sessions web
+    # writes are the one thing live reads from web's code.
+    web_imports = {
+        (file, name)
+        for file, names in imported_modules("live").items()
+        for name in names
+        if name.split(".")[0] == "web"
+    }
+    assert web_imports == {("auth.py", "web.sessions")}
+
+
+def test_the_contract_imports_neither_program():
+    imports = {name.split(".")[0] for names in imported_modules("live_events").values() for name in names}
+    assert "live_events" in imports  # the scan sees the package's own imports
+    assert not imports & {"web", "live", "worker"}

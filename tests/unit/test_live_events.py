@@ -1,31 +1,25 @@
-"""Subscribers: who may subscribe, the SSE stream body, the JSON back-fill, the stream
-cap, and the Socket.IO tail's replay-then-live ordering. Sessions come from an
-in-memory SessionStore with the interface of ``web.sessions``."""
+"""Subscribers (``live_events.subscribers``: who may subscribe, on web and live alike),
+web's JSON back-fill, the event aliases, and web's answer on the live paths it no longer
+serves. Sessions come from an in-memory SessionStore with the interface of
+``web.sessions``. The live program's own SSE and Socket.IO: test_live_program_http.py,
+test_live_hub.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlencode
 
 import falcon
 import falcon.testing
 import pytest
 
-from settings.config import ConfigError, load_config
+from live_events.subscribers import SERVER, Subscriber, SubscriberAuth, SubscriberRefused
+from live_events.wire_format import alias_event, format_sse
+from settings.config import load_config
 from store import webhook_events
 from tests.fake_worker import FakeWorker
 from tests.webhook_deliveries import encode, member_document
 from web.app import create_app
-from web.events import (
-    SERVER,
-    EventStream,
-    StreamGate,
-    Subscriber,
-    SubscriberAuth,
-    SubscriberRefused,
-)
-from web.live import SERVER_ROOM, LiveEvents, LongPollGate, alias_event
 from web.sessions import Session
 
 KEY = "unit-bridge-key"
@@ -64,15 +58,8 @@ def auth():
 
 
 @pytest.fixture
-def gate():
-    return StreamGate(max_streams=2)
-
-
-@pytest.fixture
-def client(store, auth, gate):
-    return falcon.testing.TestClient(
-        create_app(auth.config, FakeWorker(), store, streams=gate, subscribers=auth)
-    )
+def client(store, auth):
+    return falcon.testing.TestClient(create_app(auth.config, FakeWorker(), store, subscribers=auth))
 
 
 def accept_many(store, count: int, campaign_of=lambda n: "1001") -> None:
@@ -190,112 +177,6 @@ def parse_sse(chunks: list[bytes]) -> list[dict]:
     return events
 
 
-def test_stream_replays_from_the_cursor_then_ends_on_shutdown(store, gate):
-    accept_many(store, 4)
-    assert gate.try_enter()
-    stream = EventStream(store, SERVER, 1, gate, poll_interval_s=0)
-    chunks = [next(stream), next(stream)]
-    assert chunks[0].startswith(b"retry: ")
-    events = parse_sse(chunks)
-    assert [e["id"] for e in events] == [2, 3, 4]
-    assert {e["event"] for e in events} == {"patreon:webhook"}
-    assert events[0]["data"]["id"] == 2 and events[0]["data"]["type"] == "members:update"
-    gate.stop()
-    assert list(stream) == []
-    stream.close()
-    assert gate.open == 0
-
-
-def test_stream_sends_live_events_and_keepalives(store, gate):
-    now = [0.0]
-    assert gate.try_enter()
-    stream = EventStream(
-        store,
-        SERVER,
-        0,
-        gate,
-        poll_interval_s=0,
-        keepalive_interval_s=10,
-        lifetime_s=100,
-        clock=lambda: now[0],
-    )
-    next(stream)
-    now[0] = 11.0
-    assert next(stream) == b": keep-alive\n\n"
-    accept_many(store, 1)
-    assert [e["id"] for e in parse_sse([next(stream)])] == [1]
-    now[0] = 200.0  # past its lifetime: the stream ends and the client reconnects
-    assert list(stream) == []
-    stream.close()
-    stream.close()
-    assert gate.open == 0
-
-
-def test_a_creator_stream_skips_other_campaigns(store, gate):
-    accept_many(store, 4, campaign_of=lambda n: "1001" if n == 3 else "9999")
-    assert gate.try_enter()
-    stream = EventStream(store, Subscriber(frozenset({"1001"})), 0, gate, poll_interval_s=0)
-    next(stream)
-    assert [e["id"] for e in parse_sse([next(stream)])] == [3]
-    stream.close()
-
-
-def open_sse(client, headers=None, params=None):
-    """Call the app as a WSGI server would, without reading the endless body."""
-    query = urlencode(params or {})
-    environ = falcon.testing.create_environ("/api/patreon/events", query_string=query, headers=headers)
-    started = {}
-    body = client.app(
-        environ, lambda status, hdrs: started.update(status=status, headers={k.lower(): v for k, v in hdrs})
-    )
-    return started, body
-
-
-def test_sse_resource_headers_cursor_and_cap(client, store, gate):
-    accept_many(store, 3)
-    started, body = open_sse(client, headers={**BEARER, "Last-Event-ID": "1"}, params={"since": "0"})
-    assert started["status"] == "200 OK"
-    assert started["headers"]["content-type"].startswith("text/event-stream")
-    assert started["headers"]["cache-control"] == "no-cache"
-    next(body)
-    assert [e["id"] for e in parse_sse([next(body)])] == [2, 3]  # Last-Event-ID wins over ?since=
-
-    _started, second = open_sse(client, params={"key": KEY, "since": "2"})
-    next(second)
-    assert [e["id"] for e in parse_sse([next(second)])] == [3]
-    assert gate.open == 2
-
-    full = client.simulate_get("/api/patreon/events", headers=BEARER)
-    assert (full.status_code, full.json["code"], full.headers["Retry-After"]) == (503, "STREAMS_FULL", "5")
-    body.close()
-    second.close()
-    assert gate.open == 0
-
-
-def test_sse_without_a_cursor_starts_at_the_newest_event(client, store, gate):
-    accept_many(store, 3)
-    _started, body = open_sse(client, headers=BEARER)
-    assert body.cursor == 3
-    body.close()
-    # A cursor from another (reset) store is clamped to the newest event.
-    _started, body = open_sse(client, headers={**BEARER, "Last-Event-ID": "500"})
-    assert body.cursor == 3
-    body.close()
-
-
-def test_sse_rejects_bad_cursors_and_anonymous_clients(client):
-    repeated = client.simulate_get("/api/patreon/events", query_string=f"key={KEY}&since=1&since=2")
-    assert (repeated.status_code, repeated.json["code"]) == (400, "INVALID_PARAMETER")
-    bad = client.simulate_get("/api/patreon/events", headers={**BEARER, "Last-Event-ID": "abc"})
-    assert (bad.status_code, bad.json["code"]) == (400, "INVALID_LAST_EVENT_ID")
-    bad = client.simulate_get("/api/patreon/events", params={"key": KEY, "since": "x"})
-    assert (bad.status_code, bad.json["code"]) == (400, "INVALID_SINCE")
-    assert client.simulate_get("/api/patreon/events").json["code"] == "UNAUTHORIZED"
-    assert (
-        client.simulate_get("/api/patreon/events", params={"key": "wrong"}).json["code"] == "INVALID_API_KEY"
-    )
-
-
 # -- Socket.IO ------------------------------------------------------------------------------
 def test_alias_events():
     assert alias_event("members:create") == "patreon:member:create"
@@ -303,123 +184,6 @@ def test_alias_events():
     assert alias_event("members:pledge:update") == "patreon:pledge:update"
     assert alias_event("pledges:delete") == "patreon:pledge:delete"
     assert alias_event("posts:publish") is None
-
-
-class Recorder:
-    def __init__(self):
-        self.calls: list[tuple] = []
-
-    def __call__(self, event, data=None, to=None, namespace=None, **_kw):
-        self.calls.append(
-            ("emit", event, data["id"] if isinstance(data, dict) and "id" in data else data, to)
-        )
-
-
-def test_tail_replays_to_a_new_client_then_seats_it_in_order(store, auth, gate):
-    accept_many(store, 3)
-    live = LiveEvents(store, auth, gate)
-    recorder = Recorder()
-    live.sio.emit = recorder
-    live.tail_once()  # cursor at 3, nobody connected
-    sid = live.sio.manager.connect("eio-1", "/")  # a client that has connected
-    live._on_connect(sid, {}, {"key": KEY, "since": 1})
-    webhook_events.accept(store, "members:create", encode(member_document("m-4")))
-    live.tail_once()
-    webhook_events.accept(store, "members:create", encode(member_document("m-5")))
-    live.tail_once()
-    webhook_calls = [c for c in recorder.calls if c[1] == "patreon:webhook"]
-    assert webhook_calls == [
-        ("emit", "patreon:webhook", 4, SERVER_ROOM),  # live, before the client is seated
-        ("emit", "patreon:webhook", 4, "campaign:1001"),
-        ("emit", "patreon:webhook", 2, sid),  # its replay runs up to the tail's cursor
-        ("emit", "patreon:webhook", 3, sid),
-        ("emit", "patreon:webhook", 4, sid),
-        ("emit", "patreon:webhook", 5, SERVER_ROOM),  # then it hears live events in its room
-        ("emit", "patreon:webhook", 5, "campaign:1001"),
-    ]
-    assert ("emit", "patreon:member:create", 5, SERVER_ROOM) in recorder.calls
-    assert SERVER_ROOM in live.sio.rooms(sid)
-
-
-def test_a_client_without_a_cursor_hears_everything_accepted_after_it_connected(store, auth, gate):
-    accept_many(store, 2)
-    live = LiveEvents(store, auth, gate)
-    recorder = Recorder()
-    live.sio.emit = recorder
-    live.tail_once()
-    sid = live.sio.manager.connect("eio-1", "/")
-    live._on_connect(sid, {"HTTP_AUTHORIZATION": f"Bearer {KEY}"}, None)
-    webhook_events.accept(store, "members:update", encode(member_document("m-3")))  # before it is seated
-    live.tail_once()
-    to_client = [c[2] for c in recorder.calls if c[1] == "patreon:webhook" and c[3] == sid]
-    assert to_client == [3]  # not 1 or 2 (before it connected), and 3 exactly once
-
-
-def test_a_client_ahead_of_the_tail_waits_for_it(store, auth, gate):
-    live = LiveEvents(store, auth, gate)
-    recorder = Recorder()
-    live.sio.emit = recorder
-    live.tail_once()  # cursor at 0
-    accept_many(store, 2)  # not read by the tail yet
-    sid = live.sio.manager.connect("eio-1", "/")
-    live._on_connect(sid, {}, {"key": KEY, "since": 2})  # it has seen both already
-    live._on_connect("gone", {}, {"key": KEY, "since": 99})  # never connected: dropped
-    live.tail_once()
-    assert [c[3] for c in recorder.calls if c[1] == "patreon:webhook"] == [SERVER_ROOM, "campaign:1001"] * 2
-    assert SERVER_ROOM in live.sio.rooms(sid)
-    assert live._waiting == []
-
-
-def test_socketio_connect_refusals(store, auth, gate):
-    import socketio
-
-    live = LiveEvents(store, auth, gate)
-    with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
-        live._on_connect("sid", {}, None)
-    assert refused.value.error_args == {"message": "UNAUTHORIZED", "data": {"code": "UNAUTHORIZED"}}
-    with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
-        live._on_connect("sid", {}, {"key": KEY, "since": "later"})
-    assert refused.value.error_args["message"] == "INVALID_SINCE"
-
-
-def test_long_polls_count_against_the_stream_cap(gate):
-    def app(environ, start_response):
-        start_response("200 OK", [])
-        return [str(gate.open).encode()]
-
-    wrapped = LongPollGate(app, gate)
-    poll = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/socket.io/",
-        "QUERY_STRING": "EIO=4&transport=polling&sid=abc",
-    }
-    assert wrapped(poll, lambda *a: None) == [b"1"]  # held a place while it ran
-    assert gate.open == 0
-    handshake = {**poll, "QUERY_STRING": "EIO=4&transport=polling"}
-    assert gate.try_enter() and gate.try_enter()
-    assert wrapped(handshake, lambda *a: None) == [b"2"]  # a handshake does not wait: not counted
-    statuses = []
-    body = wrapped(poll, lambda status, headers: statuses.append((status, dict(headers))))
-    assert statuses[0][0].startswith("503") and statuses[0][1]["Retry-After"] == "5"
-    assert json.loads(body[0])["code"] == "STREAMS_FULL"
-
-
-def test_socketio_cors_origins_come_from_the_config(store, gate):
-    def live_for(value: str) -> LiveEvents:
-        config = load_config({"SOCKETIO_CORS_ORIGINS": value}, Path("/nonexistent/.env"))
-        return LiveEvents.for_config(config, store, gate)
-
-    assert live_for("").sio.eio.cors_allowed_origins is None  # same origin only
-    assert live_for("https://site.example, http://localhost:3000/").sio.eio.cors_allowed_origins == [
-        "https://site.example",
-        "http://localhost:3000",
-    ]
-    assert live_for("*").sio.eio.cors_allowed_origins == "*"
-    with pytest.raises(ConfigError) as bad:
-        load_config(
-            {"SOCKETIO_CORS_ORIGINS": "site.example,https://x.example/path"}, Path("/nonexistent/.env")
-        )
-    assert bad.value.problems[0][0] == "SOCKETIO_CORS_ORIGINS"
 
 
 # -- a subscription ends with the session -------------------------------------------------
@@ -433,83 +197,6 @@ def creator_login(store):
     return sessions, session, auth, f"{COOKIE_NAME}={session.id}"
 
 
-def test_a_creator_socketio_client_is_disconnected_after_logout(store, gate):
-    sessions, session, auth, cookie = creator_login(store)
-    now = [0.0]
-    live = LiveEvents(store, auth, gate, clock=lambda: now[0])
-    recorder = Recorder()
-    live.sio.emit = recorder
-    disconnected = []
-    live.sio.disconnect = lambda sid, namespace=None: disconnected.append(sid)
-    live.tail_once()
-    creator = live.sio.manager.connect("eio-1", "/")
-    live._on_connect(creator, {"HTTP_COOKIE": cookie}, None)
-    server = live.sio.manager.connect("eio-2", "/")
-    live._on_connect(server, {}, {"key": KEY})
-    live.tail_once()
-    assert "campaign:1001" in live.sio.rooms(creator)
-    now[0] = 10.0
-    live.tail_once()
-    assert disconnected == []  # still logged in
-    sessions.end(session.id)  # POST /api/patreon/auth/logout
-    now[0] = 20.0
-    live.tail_once()
-    assert disconnected == [creator]  # the server-key client stays
-
-
-def test_a_creator_logged_out_before_being_seated_is_not_seated(store, gate):
-    sessions, session, auth, cookie = creator_login(store)
-    accept_many(store, 2)
-    live = LiveEvents(store, auth, gate)
-    recorder = Recorder()
-    live.sio.emit = recorder
-    disconnected = []
-    live.sio.disconnect = lambda sid, namespace=None: disconnected.append(sid)
-    live.tail_once()
-    sid = live.sio.manager.connect("eio-1", "/")
-    live._on_connect(sid, {"HTTP_COOKIE": cookie}, {"since": 0})
-    sessions.end(session.id)
-    live.tail_once()
-    assert disconnected == [sid]
-    assert [c for c in recorder.calls if c[3] == sid] == []  # no replay either
-
-
-def test_a_creator_sse_stream_ends_after_logout(store, gate):
-    sessions, session, auth, _cookie = creator_login(store)
-    subscriber = auth.from_environ({"HTTP_COOKIE": _cookie}, None)
-    now = [0.0]
-    assert gate.try_enter()
-    stream = EventStream(
-        store,
-        subscriber,
-        0,
-        gate,
-        poll_interval_s=0,
-        keepalive_interval_s=1,
-        recheck_interval_s=5,
-        clock=lambda: now[0],
-        still_authorized=lambda: auth.still_authorized(subscriber),
-    )
-    next(stream)
-    now[0] = 6.0
-    assert next(stream) == b": keep-alive\n\n"  # still logged in: the stream goes on
-    sessions.end(session.id)
-    now[0] = 12.0
-    assert list(stream) == []  # the session is gone: the stream ends
-    stream.close()
-    assert auth.still_authorized(SERVER)
-
-
-def test_the_sse_resource_rechecks_the_session(store, gate):
-    sessions, session, auth, cookie = creator_login(store)
-    app = create_app(auth.config, FakeWorker(), store, streams=gate, subscribers=auth)
-    _started, body = open_sse(falcon.testing.TestClient(app), headers={"Cookie": cookie})
-    assert body._still_authorized() is True
-    sessions.end(session.id)
-    assert body._still_authorized() is False
-    body.close()
-
-
 # -- a delivery holding a lone surrogate ----------------------------------------------------
 def accept_surrogate(store):
     doc = member_document("m-1")
@@ -518,17 +205,14 @@ def accept_surrogate(store):
     webhook_events.accept(store, "members:update", raw)
 
 
-def test_an_event_with_a_lone_surrogate_reaches_sse_backfill_and_socketio(store, client, gate, auth):
+def test_an_event_with_a_lone_surrogate_reaches_sse_backfill_and_socketio(store, client):
     accept_surrogate(store)
     backfill = client.simulate_get("/api/patreon/webhooks/events", headers=BEARER)
     assert backfill.status_code == 200
     assert backfill.json["events"][0]["data"]["attributes"]["full_name"] == "\ud800"
-    assert gate.try_enter()
-    stream = EventStream(store, SERVER, 0, gate, poll_interval_s=0)
-    next(stream)
-    [event] = parse_sse([next(stream)])
+    # The SSE frame both programs' streams send (live_events.wire_format).
+    [event] = parse_sse([format_sse(e) for e in webhook_events.since(store, 0, 10)])
     assert event["data"]["data"]["attributes"]["full_name"] == "\ud800"
-    stream.close()
     import socketio
 
     encoded = socketio.packet.Packet(
@@ -552,3 +236,18 @@ def test_backfill_clamps_a_cursor_past_the_newest_event(client, store):
         "/api/patreon/webhooks/events", params={"since": str(page["next"])}, headers=BEARER
     ).json
     assert [e["id"] for e in page["events"]] == [3]
+
+
+# -- web no longer serves the live streams -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [
+        ("GET", "/api/patreon/events", f"key={KEY}&since=0"),
+        ("GET", "/socket.io/", "EIO=4&transport=polling"),
+        ("POST", "/socket.io/", "EIO=4&transport=polling&sid=abc"),
+    ],
+)
+def test_web_answers_its_old_live_paths_with_410_and_where_to_go(client, method, path, query):
+    answer = client.simulate_request(method, path, query_string=query, headers=BEARER)
+    assert (answer.status_code, answer.json["code"]) == (410, "LIVE_EVENTS_MOVED")
+    assert answer.json["path"] == path and "LIVE_PORT" in answer.json["error"]

@@ -45,3 +45,21 @@ def test_the_environment_wins_over_dotenv(tmp_path):
     dotenv.write_text("LIVE_PORT=7001\nLIVE_MAX_CONNECTIONS=50\n")
     settings = load_settings("sandbox", tmp_path, {"LIVE_PORT": "7002"}, dotenv)
     assert (settings.port, settings.max_connections) == (7002, 50)
+
+
+def test_the_fd_limits_are_sized_for_the_connection_cap():
+    # Every live connection is a file descriptor: supervisord's minfds (its children
+    # inherit it) and the systemd unit's LimitNOFILE (supervisord refuses to start if
+    # minfds is above the hard limit) must hold the default cap plus live's own fds.
+    import configparser
+    import re
+
+    from live.__main__ import FD_RESERVE
+
+    repo = Path(__file__).resolve().parents[2]
+    conf = configparser.RawConfigParser(inline_comment_prefixes=(";",))
+    conf.read(repo / "supervisord.conf")
+    minfds = int(conf["supervisord"]["minfds"])
+    limit = int(re.search(r"^LimitNOFILE=(\d+)$", (repo / "deploy" / "patreon-bridge.service").read_text(), re.M)[1])
+    cap = load_settings("sandbox", Path("/nonexistent"), {}, NO_ENV_FILE).max_connections
+    assert cap + FD_RESERVE <= minfds <= limit

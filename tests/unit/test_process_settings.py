@@ -67,5 +67,5 @@ def test_a_bad_variable_stops_only_the_process_that_reads_it():
     ]
     assert load_settings("web", {"PATREON_EDGE_BLOCK_PAUSE_S": "soon"}, NO_DOTENV).mode == "sandbox"
     with pytest.raises(ConfigError):
-        load_settings("web", {"MAX_STREAMS": "64"}, NO_DOTENV)
-    assert load_settings("watchdog", {"MAX_STREAMS": "64"}, NO_DOTENV).watchdog_max_misses == 2
+        load_settings("web", {"WEB_THREADS": "2"}, NO_DOTENV)
+    assert load_settings("watchdog", {"WEB_THREADS": "2"}, NO_DOTENV).watchdog_max_misses == 2

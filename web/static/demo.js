@@ -131,15 +131,26 @@ function setStatus(id, text, state) {
   el.className = `status ${state || ""}`;
 }
 
-function liveSocketIo() {
+// The live program holds the live connections. Reached on web's own port, this page has
+// no nginx in front: live is on its own port (LIVE_PORT). Otherwise a proxy serves the
+// page, and deploy/nginx.conf routes live's paths on this same origin.
+function liveUrl() {
+  const { protocol, hostname, port, origin } = window.location;
+  const { livePort, webPort } = document.documentElement.dataset;
+  if (port !== webPort) return origin;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return `${protocol}//${host}:${livePort}`;
+}
+
+function liveSocketIo(url) {
   if (typeof io !== "function") {
     setStatus("sio-status", "no client", "down");
     return;
   }
   let lastId = null;
   // auth as a function: a reconnect resumes after the last event heard, without a gap.
-  const socket = io({
-    transports: ["polling"],
+  // WebSocket after a first long-poll; the session cookie goes along (same site).
+  const socket = io(url, {
     withCredentials: true,
     auth: (cb) => cb(lastId === null ? {} : { since: lastId }),
   });
@@ -152,8 +163,8 @@ function liveSocketIo() {
   });
 }
 
-function liveEventSource() {
-  const source = new EventSource("/api/patreon/events");
+function liveEventSource(url) {
+  const source = new EventSource(`${url}/api/patreon/events`, { withCredentials: true });
   source.onopen = () => setStatus("sse-status", "live", "live");
   source.onerror = () =>
     setStatus("sse-status", source.readyState === EventSource.CLOSED ? "closed" : "reconnecting", "down");
@@ -185,8 +196,9 @@ async function main() {
     window.location.reload();
   });
   if (ownCampaign && (await renderCampaign())) {
-    liveSocketIo();
-    liveEventSource();
+    const url = liveUrl();
+    liveSocketIo(url);
+    liveEventSource(url);
   } else {
     show("not-creator");
   }

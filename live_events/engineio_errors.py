@@ -10,15 +10,16 @@ live program's ASGI one (``live.app``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from web.codes import (
+from live_events.codes import (
     INVALID_SESSION,
     INVALID_TRANSPORT,
     ORIGIN_NOT_ALLOWED,
     SOCKETIO_NOT_CONNECTED,
     UNSUPPORTED_PROTOCOL_VERSION,
 )
-from web.errors import code_for_status, error_bytes
+from live_events.errors import error_bytes, shared_code_for_status
 from wire.codes import INVALID_PARAMETER
 
 # engine.io's refusals, by the text it answers with.
@@ -35,7 +36,9 @@ ENGINEIO_CODES = {
 }
 
 
-def engineio_code(status: int, message: str) -> str:
+def engineio_code(
+    status: int, message: str, code_for_status: Callable[[int], str] = shared_code_for_status
+) -> str:
     if message.startswith("Invalid session"):
         return INVALID_SESSION  # engine.io appends the sid
     if message.endswith(" is not an accepted origin."):
@@ -43,12 +46,15 @@ def engineio_code(status: int, message: str) -> str:
     return ENGINEIO_CODES.get(message, code_for_status(status))
 
 
-def engineio_error_body(status: int, text: str) -> bytes:
-    """The JSON error answer for engine.io's ``status`` and body ``text``."""
+def engineio_error_body(
+    status: int, text: str, code_for_status: Callable[[int], str] = shared_code_for_status
+) -> bytes:
+    """The JSON error answer for engine.io's ``status`` and body ``text``; a message of
+    its own gets the code of its status (``code_for_status``: each program has its table)."""
     try:
         message = json.loads(text)  # engine.io sends its message as a JSON string
     except ValueError:
         message = text
     if not isinstance(message, str) or not message:
         message = text or "Bad request"
-    return error_bytes(message, engineio_code(status, message))
+    return error_bytes(message, engineio_code(status, message, code_for_status))
