@@ -3,7 +3,7 @@ and SQLite vs PostgreSQL on one host.
 
 Three real stacks (supervisord, the real supervisord.conf): ``sqlite`` on its own
 SQLite file, and ``pg-a`` + ``pg-b`` on one PostgreSQL database of a throw-away
-cluster (tests/postgres.py; started here with ``fsync=on``, PostgreSQL's default, so
+cluster (harness/postgres.py; started here with ``fsync=on``, PostgreSQL's default, so
 each commit is flushed as in production). Three sides, interleaved round by round so
 the machine's load hits each alike:
 
@@ -66,7 +66,7 @@ _KEY = new_key()
 
 
 def run(quick: bool) -> Outcome:
-    from tests.postgres import MISSING, Cluster, binaries
+    from harness.postgres import MISSING, Cluster, binaries
 
     outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
     bin_dir = binaries()

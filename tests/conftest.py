@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 from harness.stack import Stack
-from tests.postgres import MISSING, Cluster, binaries
+from harness.postgres import MISSING, Cluster, binaries
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def fresh_stack():
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throw-away PostgreSQL cluster for the whole session (tests/postgres.py);
+    """A throw-away PostgreSQL cluster for the whole session (harness/postgres.py);
     skipped loudly where Debian's postgresql package is not installed."""
     bin_dir = binaries()
     if bin_dir is None:

@@ -43,7 +43,7 @@ CONVERGE_S = 20.0
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stack(request):
     """The whole file runs twice: on the stack's SQLite file, and on a PostgreSQL
-    database of the throw-away cluster (tests/postgres.py)."""
+    database of the throw-away cluster (harness/postgres.py)."""
     env = dict(ENV)
     if request.param == "postgresql":
         env["DATABASE_URL"] = request.getfixturevalue("postgres").create_database("entitlements")

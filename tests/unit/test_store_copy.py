@@ -1,5 +1,5 @@
 """``python -m store.copy``: a SQLite store's rows into an empty PostgreSQL store, on
-the throw-away cluster (tests/postgres.py)."""
+the throw-away cluster (harness/postgres.py)."""
 
 from __future__ import annotations
 
