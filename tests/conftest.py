@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from harness.stack import Stack
 from harness.postgres import MISSING, Cluster, binaries
+from harness.stack import Stack
 
 
 @pytest.fixture(scope="module")
