@@ -350,7 +350,8 @@ def _status_samples(client: HttpClient, count: int | None, stop: threading.Event
 
 def _live_lag_samples(url: str, stop: threading.Event) -> list[float]:
     """Round trips of live's health request, one every 50 ms: it is answered on live's one
-    event loop, so its time is that loop's lag (plus a small request's cost)."""
+    event loop, so its time bounds that loop's lag from above (it also holds a small
+    request's cost, and this thread's wait for the GIL and a core against the crowd's)."""
     samples = []
     with requests.Session() as session:
         while not stop.is_set():
@@ -523,7 +524,8 @@ def run(quick: bool) -> Outcome:
                 f"{total} connected {rss_loaded / 1024:.0f} MB)",
             ),
             Line(
-                f"live's loop lag under {total} connections during the broadcasts (health round trip), p50/p99/max",
+                f"live's health round trip under {total} connections during the broadcasts (an upper bound on "
+                "live's loop lag), p50/p99/max",
                 (
                     f"{Summary.of(lag_busy).p50:.1f} / {Summary.of(lag_busy).p99:.1f} / {max(lag_busy):.1f} ms "
                     f"({len(lag_busy)} samples)"
