@@ -348,6 +348,20 @@ def _status_samples(client: HttpClient, count: int | None, stop: threading.Event
     return samples
 
 
+def _live_lag_samples(url: str, stop: threading.Event) -> list[float]:
+    """Round trips of live's health request, one every 50 ms: it is answered on live's one
+    event loop, so its time bounds that loop's lag from above (it also holds a small
+    request's cost, and this thread's wait for the GIL and a core against the crowd's)."""
+    samples = []
+    with requests.Session() as session:
+        while not stop.is_set():
+            started = time.perf_counter()
+            session.get(url, timeout=30)
+            samples.append((time.perf_counter() - started) * 1000)
+            stop.wait(0.05)
+    return samples
+
+
 def run(quick: bool) -> Outcome:
     outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
     total = 1000 if quick else 10_000
@@ -401,6 +415,12 @@ def run(quick: bool) -> Outcome:
             target=lambda: status_busy.extend(_status_samples(HttpClient(stack.base_url), None, stop)), daemon=True
         )
         prober.start()
+        lag_busy: list[float] = []
+        lag_prober = threading.Thread(
+            target=lambda: lag_busy.extend(_live_lag_samples(stack.live_url + "/api/patreon/live/health", stop)),
+            daemon=True,
+        )
+        lag_prober.start()
         sender = HttpClient(stack.base_url)
         deliveries = Deliveries(secret, f"fanout-{random.getrandbits(32):08x}")
         expected = total - PATRONS
@@ -421,6 +441,7 @@ def run(quick: bool) -> Outcome:
                 time.sleep(0.005)
         stop.set()
         prober.join(30)
+        lag_prober.join(30)
         # Subscribers that were dropped reconnect and catch up: give them time, then count.
         settle = time.monotonic() + SETTLE_S
         while time.monotonic() < settle and any(crowd.arrivals.count(e) < expected for e in sent_at):
@@ -501,6 +522,16 @@ def run(quick: bool) -> Outcome:
                 "live RSS per 1,000 connections",
                 f"{(rss_loaded - rss_idle) / 1024 / (total / 1000):.1f} MB (idle {rss_idle / 1024:.0f} MB, "
                 f"{total} connected {rss_loaded / 1024:.0f} MB)",
+            ),
+            Line(
+                f"live's health round trip under {total} connections during the broadcasts (an upper bound on "
+                "live's loop lag), p50/p99/max",
+                (
+                    f"{Summary.of(lag_busy).p50:.1f} / {Summary.of(lag_busy).p99:.1f} / {max(lag_busy):.1f} ms "
+                    f"({len(lag_busy)} samples)"
+                )
+                if lag_busy
+                else "no samples",
             ),
             Line(
                 "web GET /api/patreon/status during the broadcasts vs with no subscribers",

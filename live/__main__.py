@@ -1,6 +1,7 @@
 """Entry point: ``python -m live`` (run by supervisord as ``live``).
 
-One asyncio process on uvicorn (h11 for HTTP, wsproto for WebSocket). SIGTERM: stop
+One asyncio process on uvicorn (h11 for HTTP, wsproto for WebSocket; keep-alive held
+for a ping interval + timeout, so a long-polling client's pong connection stays). SIGTERM: stop
 taking clients, close the open ones (they reconnect and resume from their last id),
 then exit. The fd limit is raised to the hard limit supervisord gives (``minfds``):
 every connection is one.
@@ -20,6 +21,7 @@ import uvicorn
 
 from live.app import LiveProgram
 from live.settings import load_settings
+from live.sio import PING_INTERVAL_S, PING_TIMEOUT_S
 from settings.config import EXIT_CONFIG, ConfigError, load_config
 from settings.logs import configure_logging
 from store.database import Store
@@ -29,6 +31,13 @@ log = logging.getLogger("live")
 EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the listen address is taken
 GRACEFUL_SHUTDOWN_S = 3
 LISTEN_BACKLOG = 4096
+# A long-polling client POSTs its pong once a ping interval (25 s) on a connection of
+# its own: uvicorn's default 5 s keep-alive closed that connection between pongs, so
+# each pong raced a close (a client that does not retry then lost its session and its
+# ping timed out; issue 12). Under load the gap between pongs runs past 25 s by the
+# loop's lag (seconds at 10,000 clients), so it is kept for as long as engine.io itself
+# waits for a client: ping interval + ping timeout.
+KEEP_ALIVE_S = PING_INTERVAL_S + PING_TIMEOUT_S
 FD_RESERVE = 256  # fds live needs besides its clients: the store, logs, ZeroMQ, the listener
 
 
@@ -68,6 +77,7 @@ async def serve(program: LiveProgram, settings) -> int:
             log_level="warning",
             access_log=False,
             backlog=LISTEN_BACKLOG,
+            timeout_keep_alive=KEEP_ALIVE_S,
             ws_ping_interval=None,  # engine.io pings on its own
             ws_per_message_deflate=False,  # 10,000 compressions of each event cost more than the bytes
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

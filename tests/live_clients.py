@@ -236,16 +236,31 @@ class _Http:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
+    async def _open(self) -> None:
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT_S
+        )
+
     async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT_S
-            )
+        reused = self._writer is not None and not self._reader.at_eof()
+        if not reused:
+            self.close()
+            await self._open()
         head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Length: {len(body)}\r\n"
         if body:
             head += "Content-Type: text/plain;charset=UTF-8\r\n"
-        self._writer.write(head.encode() + b"\r\n" + body)
+        request = head.encode() + b"\r\n" + body
+        self._writer.write(request)
         status_line = await self._reader.readline()
+        if not status_line and reused:
+            # The server closed this idle keep-alive connection (uvicorn does after
+            # timeout_keep_alive) as the request went out: a browser sends it again on a
+            # new connection, and so does this client (before, the pong POST after 25 s
+            # failed here and the whole session reconnected; issue 12).
+            self.close()
+            await self._open()
+            self._writer.write(request)
+            status_line = await self._reader.readline()
         if not status_line:
             raise ConnectionError("closed")
         status = int(status_line.split()[1])
@@ -274,6 +289,7 @@ class _Http:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._reader = self._writer = None
 
 
 class PollingSubscriber(SocketIoSubscriber):
