@@ -5,6 +5,14 @@ Configuration is checked before the heavy imports (ZeroMQ, requests, the Patreon
 client): a worker with bad configuration must exit well within supervisord's
 ``startsecs`` even on a loaded machine, so that it counts as a failed start and ends
 FATAL after ``startretries`` instead of being restarted forever.
+
+Then the socket is bound and the loop answers pings at once, on the main thread (so
+signals reach it as before), while ``Startup`` imports the Patreon client, opens the
+store and builds the registry on a thread of its own (issue 17, P5: a restarted worker
+is back for web as soon as it binds). Calls that arrive meanwhile wait for the
+registry within their deadline (``worker.server``). A store that cannot be opened
+(missing or wrong encryption key) still exits with ``EXIT_CONFIG``, just after the
+bind instead of before it.
 """
 
 from __future__ import annotations
