@@ -84,6 +84,7 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
         client.close()
         pool.close()
+        time.sleep(0.6)  # the heartbeat threads see their stop within one 0.5 s poll
         raw.close(linger=0)
     finally:
         context.destroy(linger=0)
