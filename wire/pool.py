@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,7 +95,6 @@ class WorkerPool:
         self.peers = list(peers)
         self.liveness = PoolLiveness(self.peers)
         self._turn = itertools.count()
-        self._turn_lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
@@ -113,11 +111,13 @@ class WorkerPool:
     def _order(self, exclude: set[int]) -> list[int]:
         """Live workers, starting with the next one's turn (turns go round the live ones,
         so a dead worker's share is spread evenly over the others)."""
+        if len(self.peers) == 1:  # one worker (the default): no turn to take
+            return [0] if not exclude and self.peers[0].liveness.up else []
         live = [i for i, peer in enumerate(self.peers) if i not in exclude and peer.liveness.up]
         if not live:
             return []
-        with self._turn_lock:
-            start = next(self._turn) % len(live)
+        # next() on an itertools.count is one C call, atomic under the GIL: no lock needed.
+        start = next(self._turn) % len(live)
         return live[start:] + live[:start]
 
     def reply(

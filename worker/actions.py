@@ -14,43 +14,17 @@ import threading
 import time
 from typing import Any
 
-from patreon_client.edge import EdgeBlock
 from settings.config import WorkerSettings
 from store import member_sync, members
 from store.database import Store
 from store.timestamps import utc_now_iso
-from wire import __version__, protocol
+from wire import protocol
 from wire.actions import DebugCrash, DebugSleep, MembersState, MembersSync, Ping
 from wire.codes import MEMBER_STATE_NOT_FOUND
 from worker import patreon_actions
+from worker.ping import PingInfo  # re-exported: callers build the registry with it
 
 log = logging.getLogger(__name__)
-
-
-class PingInfo:
-    """What ``ping`` answers: enough to tell one worker process from the next."""
-
-    def __init__(self, config: WorkerSettings, in_flight, clock=time.monotonic):
-        self._config = config
-        self._in_flight = in_flight
-        self._clock = clock
-        self._started = clock()
-        self._edge: EdgeBlock | None = None
-
-    def watch_edge(self, edge: EdgeBlock) -> None:
-        """Report Patreon's edge block with every pong (web's status shows it)."""
-        self._edge = edge
-
-    def __call__(self) -> dict[str, Any]:
-        return {
-            "pong": True,
-            "pid": os.getpid(),
-            "uptime_s": round(self._clock() - self._started, 3),
-            "version": __version__,
-            "in_flight": self._in_flight(),
-            "mode": self._config.mode,
-            "patreon_edge": None if self._edge is None else self._edge.describe(),
-        }
 
 
 @protocol.handles(DebugSleep)

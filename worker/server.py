@@ -20,6 +20,12 @@ answered ``WORKER_SHUTTING_DOWN`` at once, in-flight ones get up to ``grace_s`` 
 finish, then the loop closes its sockets and returns. A pool thread that finishes
 later drops its reply (its push never blocks on the closed socket); the entry point
 then leaves without waiting for such threads (see ``worker.__main__``).
+
+The registry may come after the bind (``attach``): the entry point binds and answers
+pings first, then imports the Patreon client and opens the store (issue 17, P5). A
+request that arrives before ``attach`` waits for it on its pool thread, within its own
+deadline (``DEADLINE_EXCEEDED`` past it); after ``abandon`` (start-up failed) it is
+answered ``WORKER_SHUTTING_DOWN``. No request is served by a half-built registry.
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import zmq
 
 from wire import protocol
-from wire.curve import ServerSecurity
+
+if TYPE_CHECKING:  # wire.curve loads zmq.auth and asyncio: not on the start-up path
+    from wire.curve import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +58,7 @@ class WorkerServer:
     def __init__(
         self,
         endpoint: str,
-        registry: protocol.ActionRegistry,
+        registry: protocol.ActionRegistry | None,
         *,
         threads: int,
         ping: Callable[[], dict],
@@ -63,6 +72,11 @@ class WorkerServer:
         self._last_refusal_log = -REFUSAL_LOG_EVERY_S
         self._refusals = 0
         self.registry = registry
+        # Deadlines are on the registry's clock; one attached later uses the default.
+        self._clock = registry.clock if registry is not None else time.monotonic
+        self._registry_ready = threading.Event()
+        if registry is not None:
+            self._registry_ready.set()
         self.ping = ping
         self.grace_s = grace_s
         self._context = context or zmq.Context.instance()
@@ -92,6 +106,18 @@ class WorkerServer:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def attach(self, registry: protocol.ActionRegistry) -> None:
+        """Start serving actions with ``registry`` (built after the bind); requests
+        already waiting for it go on at once."""
+        self.registry = registry
+        self._registry_ready.set()
+
+    def abandon(self) -> None:
+        """Start-up failed: no registry will come. Waiting requests are refused and the
+        loop stops (it still answers pings until then)."""
+        self._stopping.set()
+        self._registry_ready.set()
 
     def serve_forever(self) -> None:
         if self._frontend is None:
@@ -170,7 +196,7 @@ class WorkerServer:
                 frames = frontend.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            received_at = self.registry.clock()
+            received_at = self._clock()
             try:
                 self._take(frontend, frames, received_at)
             except Exception:
@@ -199,9 +225,30 @@ class WorkerServer:
             self._executor.submit(self._run, route, request, received_at)
             self._in_flight += 1  # only the loop thread touches the count
 
+    def _registry_for(self, request: protocol.Request, received_at: float) -> protocol.ActionRegistry | None:
+        """The registry, waited for within the request's deadline; None if it never came."""
+        if not self._registry_ready.is_set():
+            remaining = received_at + request.deadline_ms / 1000.0 - self._clock()
+            self._registry_ready.wait(max(0.0, remaining))
+        return self.registry
+
     def _run(self, route: list[bytes], request: protocol.Request, received_at: float) -> None:
         try:
-            frames = self.registry.serve(request, received_at)
+            registry = self._registry_for(request, received_at)
+            if registry is not None:
+                frames = registry.serve(request, received_at)
+            elif self._stopping.is_set():
+                error = protocol.ActionError(
+                    protocol.SHUTTING_DOWN, "the worker is shutting down", status=503, retry_after=1
+                )
+                frames = [protocol.encode_error(request.msg_id, error)]
+            else:
+                error = protocol.ActionError(
+                    protocol.DEADLINE_EXCEEDED,
+                    "the worker was still starting when this request expired",
+                    status=504,
+                )
+                frames = [protocol.encode_error(request.msg_id, error)]
         except Exception:
             # serve() answers a failing handler itself; this is the last resort so
             # that a reply (and the in-flight count) is never lost.

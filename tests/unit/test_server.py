@@ -189,3 +189,75 @@ def test_leaving_with_unfinished_requests_exits_at_once():
     exits = []
     entry.leave_unfinished(2, exit_now=exits.append)
     assert exits == [0]
+
+
+class LateRegistry(Running):
+    """A server bound and looping before its registry exists (the worker's start-up)."""
+
+    def __init__(self, context: zmq.Context):
+        super().__init__(context, None)
+
+
+def _send(served: Running, action: str, deadline_ms: int) -> zmq.Socket:
+    sock = served.context.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(served.endpoint)
+    sock.send(protocol.encode_request(action, {"k": 1}, deadline_ms)[1])
+    return sock
+
+
+def _until_taken(served: Running) -> None:
+    """Until the loop has handed the request to a pool thread (which waits for the registry)."""
+    for _ in range(REPLY_WAIT_MS):
+        if served.server.in_flight:
+            return
+        threading.Event().wait(0.001)
+    raise AssertionError("the loop never took the request")
+
+
+def _reply(sock: zmq.Socket) -> protocol.Reply:
+    try:
+        assert sock.poll(REPLY_WAIT_MS), "no reply"
+        return protocol.decode_reply(sock.recv_multipart())
+    finally:
+        sock.close(linger=0)
+
+
+def test_pings_are_answered_before_the_registry_is_attached(context):
+    served = LateRegistry(context)
+    try:
+        assert served.ask(protocol.encode_request("ping", {}, 1000)[1]).data == {"pong": True}
+    finally:
+        served.stop()
+
+
+def test_a_request_before_attach_waits_for_the_registry_and_is_served_by_it(context):
+    served = LateRegistry(context)
+    try:
+        waiting = _send(served, "members.state", 10_000)
+        _until_taken(served)
+        served.server.attach(echo_registry())
+        assert _reply(waiting).data == {"seen": {"k": 1}}
+    finally:
+        served.stop()
+
+
+def test_a_request_whose_deadline_passes_before_attach_gets_deadline_exceeded(context):
+    served = LateRegistry(context)
+    try:
+        reply = _reply(_send(served, "members.state", 1))
+        assert reply.error["code"] == protocol.DEADLINE_EXCEEDED
+        assert reply.error["status"] == 504
+    finally:
+        served.stop()
+
+
+def test_abandon_refuses_waiting_requests_and_ends_the_loop(context):
+    served = LateRegistry(context)
+    waiting = _send(served, "members.state", 10_000)
+    _until_taken(served)
+    served.server.abandon()
+    assert _reply(waiting).error["code"] == protocol.SHUTTING_DOWN
+    served.thread.join(REPLY_WAIT_MS / 1000)
+    assert not served.thread.is_alive()
+    assert served.errors == []
