@@ -196,7 +196,8 @@ class Stack:
         """Until every live process serves (tests of live/ call it; the others need not wait)."""
         wait_for(
             lambda: all(
-                requests.get(url + "/api/patreon/live/health", timeout=2).status_code == 200 for url in self.live_urls
+                requests.get(url + "/api/patreon/live/health", timeout=2).status_code == 200
+                for url in self.live_urls
             ),
             timeout_s,
             what=f"the live program on {self.live_url} (logs in {self.dir / 'var' / 'log'})",

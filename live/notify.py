@@ -58,7 +58,8 @@ class WakeupPublisher:
             for sock in self._sockets:
                 try:
                     sock.send(message, zmq.NOBLOCK)
-                except zmq.ZMQError as ex:  # a full queue (that live is down) or a closed context: its poll catches up
+                # A full queue (that live process is down) or a closed context: its poll catches up.
+                except zmq.ZMQError as ex:
                     log.debug("live wake-up not sent: %s", ex)
 
     def close(self) -> None:
