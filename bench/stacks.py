@@ -105,16 +105,16 @@ def rpc(stack: Stack) -> xmlrpc.client.ServerProxy:
 
 
 def supervised_pids(stack: Stack) -> dict[str, int]:
-    """Program name ('web', 'worker', 'watchdog', 'sandbox') -> pid, for running ones.
+    """Program name ('web', 'worker', 'live', 'watchdog', 'sandbox') -> pid, for running ones.
 
-    web and worker are numprocs programs (processes web_00, worker_00, ...): each
-    process is listed by its own name, and the first one also as 'web' or 'worker'."""
+    web, worker and live are numprocs programs (processes web_00, live_00, ...): each
+    process is listed by its own name, and the first one also as its program's."""
     pids: dict[str, int] = {}
     for info in rpc(stack).supervisor.getAllProcessInfo():
         if info["pid"]:
             pids[info["name"]] = info["pid"]
             program, _, num = info["name"].rpartition("_")
-            if program in ("web", "worker") and num == "00":
+            if program in ("web", "worker", "live") and num == "00":
                 pids[program] = info["pid"]
     return pids
 

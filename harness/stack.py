@@ -92,6 +92,7 @@ class Stack:
         name: str = "pb",
         workers: int = 1,
         webs: int = 1,
+        lives: int = 1,
         sandbox_of: Stack | None = None,
     ):
         """``sandbox_of``: use that (running) stack's sandbox instead of starting one, so
@@ -100,12 +101,13 @@ class Stack:
         for entry in CODE:
             (self.dir / entry).symlink_to(REPO / entry)
         (self.dir / "var" / "log").mkdir(parents=True)
-        self.workers, self.webs = workers, webs
-        if workers > 1 or webs > 1 or sandbox_of is not None:
+        self.workers, self.webs, self.lives = workers, webs, lives
+        if workers > 1 or webs > 1 or lives > 1 or sandbox_of is not None:
             # The documented override (supervisord.conf's [include]), not an edited copy.
             (self.dir / "supervisord.d").mkdir()
             (self.dir / "supervisord.d" / "scale.conf").write_text(
                 f"[program:worker]\nnumprocs={workers}\n\n[program:web]\nnumprocs={webs}\n"
+                f"\n[program:live]\nnumprocs={lives}\n"
                 + ("\n[program:sandbox]\nautostart=false\n" if sandbox_of is not None else "")
             )
         self.conf = self.dir / "supervisord.conf"
@@ -114,6 +116,8 @@ class Stack:
             self.port = free_port()  # web_NN listens on PORT + NN
         self.sandbox_port = sandbox_of.sandbox_port if sandbox_of is not None else free_port()
         self.live_port = free_port()  # the live program (live/): its own port, no nginx in tests
+        while lives > 1 and not all(_port_free(self.live_port + i) for i in range(lives)):
+            self.live_port = free_port()  # live_NN listens on LIVE_PORT + NN
         base = {
             k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)
         }
@@ -130,6 +134,7 @@ class Stack:
             # them all as one client (a test that checks the limit sets its own).
             "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
             **({"WORKER_PROCESSES": str(workers)} if workers > 1 else {}),
+            **({"LIVE_PROCESSES": str(lives)} if lives > 1 else {}),
             **(env or {}),
         }
         # The store: the stack's own SQLite file unless ``env`` names a DATABASE_URL
@@ -139,6 +144,7 @@ class Stack:
         self.web_urls = [f"http://127.0.0.1:{self.port + i}" for i in range(webs)]
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.live_url = f"http://127.0.0.1:{self.live_port}"
+        self.live_urls = [f"http://127.0.0.1:{self.live_port + i}" for i in range(lives)]
         self.process: subprocess.Popen | None = None
 
     def cipher(self):
@@ -187,9 +193,12 @@ class Stack:
         )
 
     def wait_live(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Until the live program serves (tests of live/ call it; the others need not wait)."""
+        """Until every live process serves (tests of live/ call it; the others need not wait)."""
         wait_for(
-            lambda: requests.get(self.live_url + "/api/patreon/live/health", timeout=2).status_code == 200,
+            lambda: all(
+                requests.get(url + "/api/patreon/live/health", timeout=2).status_code == 200
+                for url in self.live_urls
+            ),
             timeout_s,
             what=f"the live program on {self.live_url} (logs in {self.dir / 'var' / 'log'})",
         )
@@ -265,8 +274,8 @@ class Stack:
             print(f"--- {path.name} (last {len(tail)} lines)", *tail, sep="\n")
 
     def log_text(self, program: str) -> str:
-        """A program's log; for "worker" or "web" (numprocs programs, one log per
-        process: worker_00.log, ...) every process's log, one after another."""
+        """A program's log; for "worker", "web" or "live" (numprocs programs, one log
+        per process: worker_00.log, ...) every process's log, one after another."""
         path = self.dir / "var" / "log" / f"{program}.log"
         if path.exists():
             return path.read_text(errors="replace")

@@ -6,8 +6,11 @@ hosts): a trigger on the event log notifies ``bridge_events`` at each commit
 accepted by any host's web (or derived by any worker) wakes the live programs of every
 host. Either way the store stays the source and live's poll the fallback.
 
-live binds a PULL socket on ``LIVE_NOTIFY_ENDPOINT``; each web process connects a PUSH
-socket to it and sends after each commit. PUSH, not PUB: PUB drops what it sends
+Each live process binds a PULL socket on its own endpoint (``LIVE_NOTIFY_ENDPOINT``,
+or ``var/live-notify-N.sock`` per process for ``LIVE_PROCESSES``); each web process
+connects one PUSH socket to every one of them and sends on each after a commit, so
+every live process is woken (one PUSH socket connected to several would deal the
+messages out round-robin instead). PUSH, not PUB: PUB drops what it sends
 before the subscription has travelled (the first wake-up of every web process), PUSH
 queues it on the pipe. The message carries nothing but the event id (the store is the
 source): a lost or late wake-up only delays delivery to live's fallback poll
@@ -34,26 +37,35 @@ _publishers_lock = threading.Lock()
 
 
 class WakeupPublisher:
-    """web's side: thread-safe (waitress threads share it), never blocks."""
+    """web's side: one PUSH socket per live process; thread-safe (waitress threads
+    share it), never blocks."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None):
-        self.endpoint = endpoint
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUSH)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, QUEUED_WAKEUPS)
-        self._socket.connect(endpoint)
+    def __init__(self, endpoints: str | tuple[str, ...], context: zmq.Context | None = None):
+        self.endpoints = (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
+        context = context or zmq.Context.instance()
+        self._sockets = []
+        for endpoint in self.endpoints:
+            sock = context.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, QUEUED_WAKEUPS)
+            sock.connect(endpoint)
+            self._sockets.append(sock)
         self._lock = threading.Lock()
 
     def committed(self, event_id: int) -> None:
-        try:
-            with self._lock:
-                self._socket.send(str(event_id).encode(), zmq.NOBLOCK)
-        except zmq.ZMQError as ex:  # a full queue or a closed context: the poll catches up
-            log.debug("live wake-up not sent: %s", ex)
+        message = str(event_id).encode()
+        with self._lock:
+            for sock in self._sockets:
+                try:
+                    sock.send(message, zmq.NOBLOCK)
+                # A full queue (that live process is down) or a closed context: its poll catches up.
+                except zmq.ZMQError as ex:
+                    log.debug("live wake-up not sent: %s", ex)
 
     def close(self) -> None:
         with self._lock:
-            self._socket.close(0)
+            for sock in self._sockets:
+                sock.close(0)
 
 
 def publisher_for(data_dir: Path) -> WakeupPublisher | None:
@@ -62,10 +74,10 @@ def publisher_for(data_dir: Path) -> WakeupPublisher | None:
     key = str(data_dir)
     with _publishers_lock:
         if key not in _publishers:
-            from live.settings import ConfigError, endpoint_setting
+            from live.settings import ConfigError, endpoint_settings
 
             try:
-                _publishers[key] = WakeupPublisher(endpoint_setting(Path(data_dir)))
+                _publishers[key] = WakeupPublisher(endpoint_settings(Path(data_dir)))
             except (ConfigError, zmq.ZMQError) as ex:
                 log.warning("live wake-ups are off (delivery waits for live's poll): %s", ex)
                 _publishers[key] = None  # type: ignore[assignment]

@@ -3,7 +3,14 @@
 Read the same way as ``settings.config`` (and reported the same way: one
 ``❌ Configuration error`` line per bad variable, exit 78). web reads two of them too:
 the subscribe-token key (``token_key``), which web signs with and live checks, and
-the wake-up endpoint (``LIVE_NOTIFY_ENDPOINT``) web publishes to after a commit.
+the wake-up endpoints (``LIVE_NOTIFY_ENDPOINT``, or one per ``LIVE_PROCESSES``) web
+pushes to after a commit.
+
+Several live processes (supervisord's ``numprocs``, docs/scaling-out.md "Many
+processes"): live_NN listens on ``LIVE_PORT + NN`` (``LIVE_PROCESS_NUM``) and binds the
+NN-th wake-up endpoint; ``LIVE_PROCESSES`` tells web how many there are, and a live
+process whose ``LIVE_NUMPROCS`` (supervisord's count) differs refuses to start, as a
+worker does.
 
 The token key: ``LIVE_TOKEN_KEY`` (at least 32 characters). Unset in sandbox mode, one
 is generated once under ``DATA_DIR`` (``live-token.key``, mode 0600) and read by both
@@ -37,7 +44,7 @@ class LiveSettings:
     token_ttl_s: float
     cors_origins: tuple[str, ...]  # empty: same origin only
     public_feed: bool
-    notify_endpoint: str
+    notify_endpoint: str  # this process's: the LIVE_PROCESS_NUM-th of notify_endpoints
     poll_interval_s: float
     token_key: bytes | None = dataclasses.field(repr=False)
 
@@ -71,22 +78,49 @@ def port_setting(environ: Mapping[str, str] | None = None, dotenv_path: Path | N
     return port
 
 
-def endpoint_setting(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
-    """``LIVE_NOTIFY_ENDPOINT`` alone: what web needs to publish wake-ups."""
+def endpoint_settings(data_dir: Path, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Every live process's wake-up endpoint: what web pushes each commit to."""
     read = Reader(read_environment(environ))
-    endpoint = _endpoint(read, data_dir)
+    endpoints = _endpoints(read, data_dir)
     if read.problems:
         raise ConfigError(read.problems)
-    return endpoint
+    return endpoints
 
 
-def _endpoint(read: Reader, data_dir: Path) -> str:
-    endpoint = read.text("LIVE_NOTIFY_ENDPOINT", f"ipc://{Path(data_dir) / 'live-notify.sock'}")
+def _endpoints(read: Reader, data_dir: Path) -> tuple[str, ...]:
+    """One endpoint per live process: ``LIVE_NOTIFY_ENDPOINT`` (default
+    ``var/live-notify.sock``) for one, ``var/live-notify-N.sock`` for LIVE_PROCESSES=N."""
+    count = read.integer("LIVE_PROCESSES", 1, 1, 100)
+    if count == 1:
+        endpoint = read.text("LIVE_NOTIFY_ENDPOINT", f"ipc://{Path(data_dir) / 'live-notify.sock'}")
+    else:
+        if read.text("LIVE_NOTIFY_ENDPOINT"):
+            read.problems.append(("LIVE_NOTIFY_ENDPOINT", f"names one endpoint but LIVE_PROCESSES={count}: unset it"))
+        return tuple(f"ipc://{Path(data_dir) / f'live-notify-{i}.sock'}" for i in range(count))
     if not endpoint.startswith(("ipc://", "tcp://")):
         read.problems.append(("LIVE_NOTIFY_ENDPOINT", f"must be ipc://PATH or tcp://HOST:PORT, got {endpoint!r}"))
     elif endpoint.startswith("ipc://") and len(endpoint) > 100:
         read.problems.append(("LIVE_NOTIFY_ENDPOINT", "ipc path is too long (over 100 chars)"))
-    return endpoint
+    return (endpoint,)
+
+
+def _process_endpoint(read: Reader, endpoints: tuple[str, ...]) -> str:
+    """This process's endpoint; supervisord's count (LIVE_NUMPROCS) must match LIVE_PROCESSES."""
+    process_num = read.integer("LIVE_PROCESS_NUM", 0, 0, 99)
+    numprocs = read.integer("LIVE_NUMPROCS", len(endpoints), 1, 100)
+    if numprocs != len(endpoints):
+        # web would push to missing processes, or never wake the extra ones.
+        read.problems.append(
+            (
+                "LIVE_NUMPROCS",
+                f"supervisord runs {numprocs} live process(es) but LIVE_PROCESSES={len(endpoints)}:"
+                " set LIVE_PROCESSES to match numprocs",
+            )
+        )
+    if process_num >= len(endpoints):
+        read.problems.append(("LIVE_PROCESS_NUM", f"is {process_num} but LIVE_PROCESSES={len(endpoints)}"))
+        return endpoints[0]
+    return endpoints[process_num]
 
 
 def _token_key(read: Reader, mode: str, data_dir: Path) -> bytes | None:
@@ -130,10 +164,14 @@ def load_settings(
     """
     read = Reader(read_environment(environ, dotenv_path))
     token_key = _token_key(read, mode, data_dir)
-    endpoint = _endpoint(read, data_dir)
+    endpoint = _process_endpoint(read, _endpoints(read, data_dir))
+    # live_NN listens on LIVE_PORT + NN (LIVE_PROCESS_NUM, from supervisord.conf).
+    port = read.integer("LIVE_PORT", DEFAULT_PORT, 1, 65535) + read.integer("LIVE_PROCESS_NUM", 0, 0, 99)
+    if port > 65535:
+        read.problems.append(("LIVE_PROCESS_NUM", "puts the port above 65535"))
     settings = LiveSettings(
         host=read.text("LIVE_HOST", "127.0.0.1"),
-        port=read.integer("LIVE_PORT", DEFAULT_PORT, 1, 65535),
+        port=min(port, 65535),
         max_connections=read.integer("LIVE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
         client_buffer_events=read.integer("LIVE_CLIENT_BUFFER_EVENTS", 256, 1, 100_000),
         token_ttl_s=_token_ttl(read),

@@ -28,7 +28,7 @@ INVALID_LAST_EVENT_ID = _code("INVALID_LAST_EVENT_ID", 400, "Last-Event-ID is no
 # -- generic, by status -------------------------------------------------------------------------
 BAD_REQUEST = _code("BAD_REQUEST", 400, "a request the server could not read (e.g. a malformed header)")
 INTERNAL_ERROR = _code(
-    "INTERNAL_ERROR", 500, "the program failed; its log (web_NN.log, live.log) has the traceback"
+    "INTERNAL_ERROR", 500, "the program failed; its log (web_NN.log, live_NN.log) has the traceback"
 )
 
 # -- what engine.io (Socket.IO's transport) refuses, as JSON (``engineio_errors``) --------------

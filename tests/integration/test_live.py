@@ -436,13 +436,13 @@ def test_1000_clients_survive_kill_9_of_live_with_every_event_once():
             ids = []
             for n in range(5):
                 ids.append(await asyncio.to_thread(deliver, stack, member_document(f"live-kill-before-{n}")))
-            pid = stack.pid("live")
+            pid = stack.pid("live:live_00")
             os.kill(pid, signal.SIGKILL)
             # Delivered while live is down and restarting: stored by web, heard after.
             for n in range(10):
                 ids.append(await asyncio.to_thread(deliver, stack, member_document(f"live-kill-during-{n}")))
             await asyncio.to_thread(
-                wait_for, lambda: stack.pid("live") not in (0, pid), 30, 0.2, "supervisord to restart live"
+                wait_for, lambda: stack.pid("live:live_00") not in (0, pid), 30, 0.2, "supervisord to restart live"
             )
             for n in range(5):
                 ids.append(await asyncio.to_thread(deliver, stack, member_document(f"live-kill-after-{n}")))
@@ -478,7 +478,7 @@ def test_a_graceful_restart_of_live_closes_clients_and_they_resume(stack: Stack)
             client.start()
         await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 30)
         ids = [await asyncio.to_thread(deliver, stack, member_document("live-restart-1"))]
-        out = await asyncio.to_thread(stack.ctl, "restart", "live")
+        out = await asyncio.to_thread(stack.ctl, "restart", "live:live_00")
         assert out.returncode == 0, out.stdout + out.stderr
         ids.append(await asyncio.to_thread(deliver, stack, member_document("live-restart-2")))
         deadline = time.monotonic() + 30

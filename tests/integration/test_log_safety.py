@@ -272,7 +272,7 @@ def test_no_token_code_secret_cookie_or_email_in_any_log(stack: Stack):
 
     files = stack.log_files()
     names = {path.name for path in files}
-    assert {"web_00.log", "worker_00.log", "watchdog.log", "sandbox.log", "supervisord.log", "live.log"} <= names, names
+    assert {"web_00.log", "worker_00.log", "watchdog.log", "sandbox.log", "supervisord.log", "live_00.log"} <= names, names
     # The search reads the right files: what should be logged is there.
     web_log, worker_log = stack.log_text("web"), stack.log_text("worker")
     assert "GET /api/patreon/user 200" in web_log and "📨 Patreon webhook received: members:create" in web_log

@@ -529,11 +529,11 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
                 accepted.acquire()
             restart_started = time.monotonic()
             # web takes the deliveries, live holds the subscribers: both restart.
-            restarted = stack.ctl("restart", "patreon:web_00", "live")
+            restarted = stack.ctl("restart", "patreon:web_00", "live:live_00")
             timings["restart"] = time.monotonic() - restart_started
             assert restarted.stdout.count("started") == 2, restarted.stdout + restarted.stderr
 
-        web_pid, worker_pid, live_pid = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00"), stack.pid("live")
+        web_pid, worker_pid, live_pid = stack.pid("patreon:web_00"), stack.pid("patreon:worker_00"), stack.pid("live:live_00")
         started = time.monotonic()
         chaos_thread = threading.Thread(target=chaos)
         chaos_thread.start()
@@ -543,7 +543,7 @@ def test_500_deliveries_survive_worker_kill_9_and_web_restart():
         elapsed = time.monotonic() - started
         chaos_thread.join(30)
         assert stack.pid("patreon:web_00") not in (0, web_pid)
-        assert stack.pid("live") not in (0, live_pid)
+        assert stack.pid("live:live_00") not in (0, live_pid)
         wait_for(
             lambda: stack.pid("patreon:worker_00") not in (0, worker_pid), 10, what="the worker to come back"
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from live.settings import TOKEN_KEY_FILE, load_settings, token_settings
+from live.settings import TOKEN_KEY_FILE, endpoint_settings, load_settings, token_settings
 from settings.config import ConfigError
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -63,3 +63,23 @@ def test_the_fd_limits_are_sized_for_the_connection_cap():
     limit = int(re.search(r"^LimitNOFILE=(\d+)$", (repo / "deploy" / "patreon-bridge.service").read_text(), re.M)[1])
     cap = load_settings("sandbox", Path("/nonexistent"), {}, NO_ENV_FILE).max_connections
     assert cap + FD_RESERVE <= minfds <= limit
+
+
+def test_each_of_several_live_processes_takes_its_port_and_socket_and_web_pushes_to_all(tmp_path):
+    env = {"LIVE_PROCESSES": "2", "LIVE_NUMPROCS": "2", "LIVE_PORT": "7000"}
+    first = load_settings("sandbox", tmp_path, {**env, "LIVE_PROCESS_NUM": "0"}, NO_ENV_FILE)
+    second = load_settings("sandbox", tmp_path, {**env, "LIVE_PROCESS_NUM": "1"}, NO_ENV_FILE)
+    sockets = (f"ipc://{tmp_path / 'live-notify-0.sock'}", f"ipc://{tmp_path / 'live-notify-1.sock'}")
+    assert (first.port, first.notify_endpoint) == (7000, sockets[0])
+    assert (second.port, second.notify_endpoint) == (7001, sockets[1])
+    assert endpoint_settings(tmp_path, {"LIVE_PROCESSES": "2"}) == sockets
+    assert endpoint_settings(tmp_path, {}) == (f"ipc://{tmp_path / 'live-notify.sock'}",)
+
+
+def test_a_live_process_count_that_disagrees_with_supervisord_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings("sandbox", tmp_path, {"LIVE_NUMPROCS": "2", "LIVE_PROCESS_NUM": "1"}, NO_ENV_FILE)
+    assert [name for name, _ in caught.value.problems] == ["LIVE_NUMPROCS", "LIVE_PROCESS_NUM"]
+    with pytest.raises(ConfigError) as caught:
+        endpoint_settings(tmp_path, {"LIVE_PROCESSES": "2", "LIVE_NOTIFY_ENDPOINT": "tcp://127.0.0.1:7100"})
+    assert [name for name, _ in caught.value.problems] == ["LIVE_NOTIFY_ENDPOINT"]
