@@ -106,21 +106,10 @@ def _endpoints(read: Reader, data_dir: Path) -> tuple[str, ...]:
 
 def _process_endpoint(read: Reader, endpoints: tuple[str, ...]) -> str:
     """This process's endpoint; supervisord's count (LIVE_NUMPROCS) must match LIVE_PROCESSES."""
-    process_num = read.integer("LIVE_PROCESS_NUM", 0, 0, 99)
-    numprocs = read.integer("LIVE_NUMPROCS", len(endpoints), 1, 100)
-    if numprocs != len(endpoints):
-        # web would push to missing processes, or never wake the extra ones.
-        read.problems.append(
-            (
-                "LIVE_NUMPROCS",
-                f"supervisord runs {numprocs} live process(es) but LIVE_PROCESSES={len(endpoints)}:"
-                " set LIVE_PROCESSES to match numprocs",
-            )
-        )
-    if process_num >= len(endpoints):
-        read.problems.append(("LIVE_PROCESS_NUM", f"is {process_num} but LIVE_PROCESSES={len(endpoints)}"))
-        return endpoints[0]
-    return endpoints[process_num]
+    num = read.process_slot(
+        "LIVE_NUMPROCS", "LIVE_PROCESS_NUM", len(endpoints), what="live process(es)", count_setting="LIVE_PROCESSES", maximum=100
+    )
+    return endpoints[num]
 
 
 def _token_key(read: Reader, mode: str, data_dir: Path) -> bytes | None:

@@ -336,26 +336,14 @@ class _Reader(Reader):
         data_dir = Path(self.text("DATA_DIR", str(PROJECT_DIR / "var"))).resolve()
         endpoints = self.worker_endpoints(data_dir)
         endpoint = endpoints[0]
-        process_num = self.integer("WORKER_PROCESS_NUM", 0, 0, 999)
-        if process_num >= len(endpoints):
-            self.problems.append(
-                (
-                    "WORKER_PROCESS_NUM",
-                    f"is {process_num} but only {len(endpoints)} worker endpoint(s) are configured"
-                    " (PATREON_WORKER_ENDPOINTS or WORKER_PROCESSES)",
-                )
-            )
-        numprocs = self.integer("WORKER_NUMPROCS", len(endpoints), 1, 1000)
-        if numprocs != len(endpoints):
-            # supervisord runs numprocs workers; web would never call the extra ones
-            # (or wait for missing ones): both sides must agree.
-            self.problems.append(
-                (
-                    "WORKER_NUMPROCS",
-                    f"supervisord runs {numprocs} worker(s) but {len(endpoints)} endpoint(s) are configured:"
-                    " set WORKER_PROCESSES (or PATREON_WORKER_ENDPOINTS) to match numprocs",
-                )
-            )
+        process_num = self.process_slot(
+            "WORKER_NUMPROCS",
+            "WORKER_PROCESS_NUM",
+            len(endpoints),
+            what="worker(s)",
+            count_setting="WORKER_PROCESSES (or PATREON_WORKER_ENDPOINTS)",
+            maximum=1000,
+        )
         curve_dir = self.text("PATREON_WORKER_CURVE_DIR")
 
         database_url = self.text("DATABASE_URL", f"sqlite:///{data_dir / 'bridge.sqlite3'}") or ""

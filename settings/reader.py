@@ -47,6 +47,26 @@ class Reader:
             return default
         return value
 
+    def process_slot(
+        self, numprocs_name: str, process_num_name: str, count: int, *, what: str, count_setting: str, maximum: int
+    ) -> int:
+        """This process's number among the ``count`` that ``count_setting`` configures, for
+        a program supervisord runs with ``numprocs``: ``numprocs_name`` (its numprocs)
+        must equal ``count`` and ``process_num_name`` (its process_num) be below it,
+        or the two sides would wait for missing processes or never reach the extra ones.
+        Returns the number (0 when it is out of range)."""
+        numprocs = self.integer(numprocs_name, count, 1, maximum)
+        if numprocs != count:
+            self.problem(
+                numprocs_name,
+                f"supervisord runs {numprocs} {what} but {count} are configured: set {count_setting} to match numprocs",
+            )
+        process_num = self.integer(process_num_name, 0, 0, maximum - 1)
+        if process_num >= count:
+            self.problem(process_num_name, f"is {process_num} but only {count} are configured ({count_setting})")
+            return 0
+        return process_num
+
     def seconds(self, name: str, default: float, minimum: float, maximum: float) -> float:
         raw = self.raw(name)
         if raw is None:
