@@ -184,53 +184,21 @@ class Watchdog:
         }
 
     # -- the listener protocol ---------------------------------------------------------
-    def run_forever(self) -> None:
-        while self.run_once():
-            pass
-
     @property
     def next_check(self) -> float:
         return self._next_check
 
+    # Serving supervisord's events (and the timer between them) is WatchdogGroup's; one
+    # watchdog alone is a group of one.
+    def run_forever(self) -> None:
+        self._alone().run_forever()
+
     def run_once(self) -> bool:
         """Serve one event; False when supervisord closed our stdin (it is going away)."""
-        send_ready(self.stdout)
-        self._checks_until_event()
-        line = self.stdin.readline()
-        if not line:
-            return False
-        headers = headers_of(line)
-        payload = self.stdin.read(int(headers["len"]))
-        try:
-            self.handle(headers["eventname"], payload)
-        except Exception:
-            # A bug here must not kill the listener (supervisord would queue events
-            # for it meanwhile); the event is still acknowledged.
-            log.exception("failed to handle %s", headers.get("eventname"))
-        send_ok(self.stdout)
-        return True
+        return self._alone().run_once()
 
-    def _checks_until_event(self) -> None:
-        """While READY and no event has come, check the worker every ``interval_s``.
-
-        supervisord sends nothing more until we answer an event, so nothing is
-        buffered on stdin between events and ``select`` on it is exact.
-        """
-        if self.interval_s is None:
-            return
-        try:
-            fd = self.stdin.fileno()
-        except (AttributeError, OSError, ValueError):
-            return  # a test's stream: events only
-        while True:
-            wait = self._next_check - self._clock()
-            if wait > 0 and select.select([fd], [], [], wait)[0]:
-                return
-            if self._clock() >= self._next_check:
-                try:
-                    self.check()
-                except Exception:
-                    log.exception("worker check failed")
+    def _alone(self) -> WatchdogGroup:
+        return WatchdogGroup([self], clock=self._clock, stdin=self.stdin, stdout=self.stdout)
 
     def check(self) -> None:
         """One check of the worker, and the time of the next one."""
@@ -456,18 +424,25 @@ class WatchdogGroup:
             try:
                 watchdog.handle(headers["eventname"], payload)
             except Exception:
+                # A bug here must not kill the listener (supervisord would queue events
+                # for it meanwhile); the event is still acknowledged.
                 log.exception("failed to handle %s for %s", headers.get("eventname"), watchdog.program)
         send_ok(self.stdout)
         return True
 
     def _checks_until_event(self) -> None:
+        """While READY and no event has come, check each worker every ``interval_s``.
+
+        supervisord sends nothing more until we answer an event, so nothing is
+        buffered on stdin between events and ``select`` on it is exact.
+        """
         timed = [w for w in self.watchdogs if w.interval_s is not None]
         if not timed:
             return
         try:
             fd = self.stdin.fileno()
         except (AttributeError, OSError, ValueError):
-            return
+            return  # a test's stream: events only
         while True:
             wait = min(w.next_check for w in timed) - self._clock()
             if wait > 0 and select.select([fd], [], [], wait)[0]:
