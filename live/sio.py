@@ -367,8 +367,7 @@ class LiveSocketIo:
                 return
             if not sock.closed:
                 await sock.close(wait=False, abort=False)
-            # engine.io forgets a closed socket only at its next request or ping check.
-            self.server.eio.sockets.pop(eio_sid, None)
+            self._forget_closed(eio_sid)
 
         task = asyncio.create_task(close())
         self._seating.add(task)
@@ -438,12 +437,20 @@ class LiveSocketIo:
             self._drop_closed_later(eio_sid)
 
     def _drop_closed_later(self, eio_sid: str) -> None:
-        def drop() -> None:
-            sock = self.server.eio.sockets.get(eio_sid)
-            if sock is not None and sock.closed:
-                self.server.eio.sockets.pop(eio_sid, None)
+        # After engine.io's own close() finishes.
+        asyncio.get_running_loop().call_soon(self._forget_closed, eio_sid)
 
-        asyncio.get_running_loop().call_soon(drop)  # after engine.io's own close() finishes
+    def _forget_closed(self, eio_sid: str) -> None:
+        """A closed socket leaves engine.io's table now, not at its next request or ping
+        check, and a long-poll it still holds is answered (empty) now: engine.io leaves
+        that poll to time out, which holds a client's ``disconnect()`` for 30 s
+        (python-socketio's client joins its read loop) and the place for up to 45 s."""
+        sock = self.server.eio.sockets.get(eio_sid)
+        if sock is None or not sock.closed:
+            return
+        if not sock.upgraded:
+            sock.queue.put_nowait(None)  # the poll's "nothing more": it returns an empty payload
+        self.server.eio.sockets.pop(eio_sid, None)
 
     async def logged_out(self, client: SioClient) -> None:
         self._forget(client.sid)

@@ -184,6 +184,19 @@ def stack():
         yield stack
 
 
+@pytest.fixture(autouse=True)
+def places_free(request):
+    """Each test starts with all ``MAX_CONNECTIONS`` places free: an earlier test's
+    closed clients leave within a second (a refused one is closed 1 s after its refusal)."""
+    if "stack" in request.fixturenames:
+        stack = request.getfixturevalue("stack")
+        wait_for(
+            lambda: live_get(stack, "/api/patreon/live/health").json()["connections"] == 0,
+            10,
+            what="the earlier tests' live clients to be gone",
+        )
+
+
 def live_get(stack: Stack, path: str, **kwargs) -> requests.Response:
     return requests.get(stack.live_url + path, timeout=10, **kwargs)
 
@@ -325,8 +338,9 @@ def test_a_creator_session_subscribes_to_its_campaign_and_a_patron_session_is_re
     assert patron_live.refusal["message"] == "FORBIDDEN"
 
     sse = SseClient(stack.live_url, headers=creator_cookie).start()
-    live = SocketIoClient(stack.live_url).connect(headers=creator_cookie)
+    live = SocketIoClient(stack.live_url)
     try:
+        live.connect(headers=creator_cookie)
         other = body(deliver(stack, member_document("it-other-campaign", campaign_id="9999")))["id"]
         mine = body(deliver(stack, member_document("it-my-campaign")))["id"]
         wait_for(lambda: sse.ids() == [mine], 5, what="the creator's event over SSE")

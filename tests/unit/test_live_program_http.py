@@ -234,3 +234,29 @@ def test_a_polling_client_closed_by_its_ping_timeout_on_send_is_let_go_quietly(s
     assert client.closed and client not in hub.clients
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     hub.close()
+
+
+def test_a_polling_client_that_closes_gets_its_pending_poll_answered_and_its_place_back(program):
+    """engine.io leaves a closed client's long-poll waiting for its timeout (python-socketio's
+    client then spends 30 s in ``disconnect()``) and its socket in the table that
+    ``LIVE_MAX_CONNECTIONS`` counts: the live program answers the poll and frees the place."""
+
+    async def scenario() -> None:
+        status, answer = await asgi_request(program.app, "GET", HANDSHAKE)
+        assert status == 200, answer
+        sid = json.loads(answer[1:])["sid"]
+        query = f"{HANDSHAKE}&sid={sid}"
+        await asgi_request(program.app, "POST", query, b"40" + json.dumps({"key": KEY}).encode())
+        status, answer = await asgi_request(program.app, "GET", query)  # the CONNECT answer
+        assert (status, answer[:2]) == (200, b"40"), answer
+        assert program.connections == 1
+        pending = asyncio.create_task(asgi_request(program.app, "GET", query))
+        await asyncio.sleep(0.1)
+        assert not pending.done()  # a long-poll, waiting for events
+        await asgi_request(program.app, "POST", query, b"1")  # engine.io's CLOSE packet
+        # Without the answer this poll waits PING_INTERVAL + PING_TIMEOUT (45 s): the guard fails first.
+        status, answer = await asyncio.wait_for(pending, 5)
+        assert (status, answer) == (200, b"")
+        assert program.connections == 0 and sid not in program.sio.server.eio.sockets
+
+    asyncio.run(scenario())
