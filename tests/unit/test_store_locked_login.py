@@ -11,15 +11,14 @@ import sqlite3
 
 import pytest
 
-from store import database
 from tests.unit.test_web_auth import Env
 from web.sessions import COOKIE_NAME
 
 
 @pytest.fixture
-def locked_env(tmp_path, monkeypatch):
-    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
+def locked_env(tmp_path):
     env = Env(tmp_path)
+    env.store.write_timeout_s = 0.05  # the budget Store takes from BUSY_TIMEOUT_MS (5 s) when built
     started = env.start()
     assert started.status_code == 200
     cookie = started.cookies[COOKIE_NAME].value
