@@ -132,15 +132,21 @@ async def asgi_request(app, method: str, query: str, body: bytes = b"") -> tuple
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
+async def polling_session(program) -> tuple[str, str]:
+    """An engine.io handshake, then a Socket.IO CONNECT with the server key: (sid, query)."""
+    status, answer = await asgi_request(program.app, "GET", HANDSHAKE)
+    assert status == 200, answer
+    sid = json.loads(answer[1:])["sid"]
+    query = f"{HANDSHAKE}&sid={sid}"
+    await asgi_request(program.app, "POST", query, b"40" + json.dumps({"key": KEY}).encode())
+    return sid, query
+
+
 def test_a_malformed_packet_is_one_line_without_a_traceback(program, caplog):
     caplog.set_level(logging.DEBUG)
 
     async def scenario() -> None:
-        status, answer = await asgi_request(program.app, "GET", HANDSHAKE)
-        assert status == 200, answer
-        sid = json.loads(answer[1:])["sid"]
-        query = f"{HANDSHAKE}&sid={sid}"
-        await asgi_request(program.app, "POST", query, b"40" + json.dumps({"key": KEY}).encode())
+        _sid, query = await polling_session(program)
         for garbage in ("42[", "4\\x00\\x01", "49{}", "42[1,2"):
             await asgi_request(program.app, "POST", query, garbage.encode())
         await asyncio.sleep(0.1)  # engine.io may handle a POSTed packet in a task of its own
@@ -242,11 +248,7 @@ def test_a_polling_client_that_closes_gets_its_pending_poll_answered_and_its_pla
     ``LIVE_MAX_CONNECTIONS`` counts: the live program answers the poll and frees the place."""
 
     async def scenario() -> None:
-        status, answer = await asgi_request(program.app, "GET", HANDSHAKE)
-        assert status == 200, answer
-        sid = json.loads(answer[1:])["sid"]
-        query = f"{HANDSHAKE}&sid={sid}"
-        await asgi_request(program.app, "POST", query, b"40" + json.dumps({"key": KEY}).encode())
+        sid, query = await polling_session(program)
         status, answer = await asgi_request(program.app, "GET", query)  # the CONNECT answer
         assert (status, answer[:2]) == (200, b"40"), answer
         assert program.connections == 1
