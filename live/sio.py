@@ -431,9 +431,8 @@ class LiveSocketIo:
         eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
         self._forget(sid)
         if eio_sid is not None:
-            # A closed socket stays in engine.io's table until its next request or ping
-            # check (up to 45 s): under churn (long-polls timed out under load) those
-            # filled LIVE_MAX_CONNECTIONS and new clients got 503. Once closed, it goes.
+            # Under churn, closed sockets left in engine.io's table filled
+            # LIVE_MAX_CONNECTIONS and new clients got 503 (see _forget_closed).
             self._drop_closed_later(eio_sid)
 
     def _drop_closed_later(self, eio_sid: str) -> None:
