@@ -19,6 +19,7 @@ import sys
 
 import uvicorn
 
+from live import collector
 from live.app import LiveProgram
 from live.settings import load_settings
 from live.sio import PING_INTERVAL_S, PING_TIMEOUT_S
@@ -119,6 +120,7 @@ def main() -> int:
         )
         settings = dataclasses.replace(settings, max_connections=max(1, fds - FD_RESERVE))
     program = LiveProgram(config, settings, store)
+    collector.tune(settings.gc_thresholds)
     log.info(
         "⚡ Live delivery listening on http://%s:%s (%s mode, up to %d connections, fd limit %d)",
         settings.host,

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import falcon
 import falcon.asgi
 
-from live import codes
+from live import codes, collector
 from live.auth import LiveAuth
 from live.hub import Hub
 from live.notify import PostgresWakeupListener, WakeupListener
@@ -104,6 +104,9 @@ class HealthResource:
             "sse": program.sse_open,
             "cursor": program.hub.cursor,
         }
+        gc_pauses = collector.pauses()
+        if gc_pauses is not None:
+            resp.media["gc"] = gc_pauses
 
 
 class ConnectionCap:

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from live.collector import DEFAULT_THRESHOLDS, parse_thresholds
 from settings.config import ConfigError
 from settings.environment import read_environment
 from settings.reader import Reader
@@ -46,6 +47,7 @@ class LiveSettings:
     public_feed: bool
     notify_endpoint: str  # this process's: the LIVE_PROCESS_NUM-th of notify_endpoints
     poll_interval_s: float
+    gc_thresholds: tuple[int, int, int]  # gc.set_threshold's (young, middle, old): live.collector
     token_key: bytes | None = dataclasses.field(repr=False)
 
 
@@ -168,6 +170,7 @@ def load_settings(
         public_feed=read.boolean("LIVE_PUBLIC_FEED", False),
         notify_endpoint=endpoint,
         poll_interval_s=read.seconds("LIVE_POLL_INTERVAL_S", 1.0, 0.05, 60.0),
+        gc_thresholds=read.parsed("LIVE_GC_THRESHOLDS", parse_thresholds, DEFAULT_THRESHOLDS),
         token_key=token_key,
     )
     if read.problems:

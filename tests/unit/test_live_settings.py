@@ -28,11 +28,19 @@ def test_live_mode_needs_a_key_and_each_bad_variable_is_named(tmp_path):
         load_settings(
             "live",
             tmp_path,
-            {"LIVE_PORT": "0", "LIVE_PUBLIC_FEED": "maybe", "LIVE_CORS_ORIGINS": "site.example", "LIVE_NOTIFY_ENDPOINT": "udp://x"},
+            {
+                "LIVE_PORT": "0",
+                "LIVE_PUBLIC_FEED": "maybe",
+                "LIVE_CORS_ORIGINS": "site.example",
+                "LIVE_NOTIFY_ENDPOINT": "udp://x",
+                "LIVE_GC_THRESHOLDS": "700,10",
+            },
             NO_ENV_FILE,
         )
     names = [name for name, _problem in caught.value.problems]
-    assert sorted(names) == sorted(["LIVE_TOKEN_KEY", "LIVE_PORT", "LIVE_PUBLIC_FEED", "LIVE_CORS_ORIGINS", "LIVE_NOTIFY_ENDPOINT"])
+    assert sorted(names) == sorted(
+        ["LIVE_TOKEN_KEY", "LIVE_PORT", "LIVE_PUBLIC_FEED", "LIVE_CORS_ORIGINS", "LIVE_NOTIFY_ENDPOINT", "LIVE_GC_THRESHOLDS"]
+    )
     assert not (tmp_path / TOKEN_KEY_FILE).exists()  # live mode never generates one
     with pytest.raises(ConfigError):
         load_settings("live", tmp_path, {"LIVE_TOKEN_KEY": "short"}, NO_ENV_FILE)
@@ -43,8 +51,8 @@ def test_live_mode_needs_a_key_and_each_bad_variable_is_named(tmp_path):
 def test_the_environment_wins_over_dotenv(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text("LIVE_PORT=7001\nLIVE_MAX_CONNECTIONS=50\n")
-    settings = load_settings("sandbox", tmp_path, {"LIVE_PORT": "7002"}, dotenv)
-    assert (settings.port, settings.max_connections) == (7002, 50)
+    settings = load_settings("sandbox", tmp_path, {"LIVE_PORT": "7002", "LIVE_GC_THRESHOLDS": "700, 10, 10"}, dotenv)
+    assert (settings.port, settings.max_connections, settings.gc_thresholds) == (7002, 50, (700, 10, 10))
 
 
 def test_the_fd_limits_are_sized_for_the_connection_cap():
