@@ -25,6 +25,10 @@ every figure. The WebSocket client here is
 a lean one (a frame parser that reads only the event id) so that it measures live
 rather than itself; tests.live_clients holds the full ones. Bounded: N connections,
 a fixed number of deliveries, every wait with a deadline.
+
+Two environment variables change the stack for a comparison run (the report names
+what ran): ``BENCH_LIVE_GC_THRESHOLDS`` sets live's ``LIVE_GC_THRESHOLDS``, and
+``BENCH_LIVE_PROCESSES=N`` runs N live processes, each subscriber keeping to one.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class Arrivals:
     def __init__(self):
         self.lock = threading.Lock()
         self.by_event: dict[int, list[float]] = {}
+        self.receivers: dict[int, list[int]] = {}  # event id -> the clients, in by_event's order
         self.by_client: dict[int, set[int]] = {}
         self.last: dict[int, int] = {}  # client -> the last id it received: where it resumes
         self.twice = 0  # events a client received again (after a reconnect): must stay 0
@@ -92,6 +97,7 @@ class Arrivals:
                 return
             seen.add(event_id)
             self.by_event.setdefault(event_id, []).append(now)
+            self.receivers.setdefault(event_id, []).append(client)
             if event_id > self.last.get(client, 0):
                 self.last[client] = event_id
 
@@ -280,7 +286,9 @@ class Crowd:
             task.add_done_callback(self.tasks.discard)
 
     async def _open_one(self, index: int, kind: str, token: str, resume: bool = False) -> None:
-        host, port = "127.0.0.1", self.stack.live_port
+        # With several live processes (LIVE_PROCESSES), each client keeps to one: sticky, as
+        # nginx's ip_hash upstream makes it for browsers.
+        host, port = "127.0.0.1", self.stack.live_port + index % self.stack.lives
         loop = asyncio.get_running_loop()
         last_id = self.arrivals.last.get(index) if resume else None
         if kind == "polling":
@@ -362,6 +370,11 @@ def _live_lag_samples(url: str, stop: threading.Event) -> list[float]:
     return samples
 
 
+def _live_health(stack: Stack, field: str) -> list:
+    """One field of each live process's health answer."""
+    return [requests.get(url + "/api/patreon/live/health", timeout=10).json().get(field) for url in stack.live_urls]
+
+
 def run(quick: bool) -> Outcome:
     outcome = Outcome(NUMBER, KEY, TITLE, GOAL)
     total = 1000 if quick else 10_000
@@ -373,9 +386,16 @@ def run(quick: bool) -> Outcome:
         outcome.add(Line("run", goal="(see goal)", unavailable=f"fd hard limit {hard} is below {total + 2000}"))
         return outcome
     api_key, secret = new_secrets()
+    lives = int(os.environ.get("BENCH_LIVE_PROCESSES", "1"))
     stack = Stack(
-        {"BRIDGE_API_KEY": api_key, "PATREON_WEBHOOK_SECRET": secret, "LIVE_MAX_CONNECTIONS": str(total + 1000)},
+        {
+            "BRIDGE_API_KEY": api_key,
+            "PATREON_WEBHOOK_SECRET": secret,
+            "LIVE_MAX_CONNECTIONS": str(total + 1000),
+            **({"LIVE_GC_THRESHOLDS": os.environ["BENCH_LIVE_GC_THRESHOLDS"]} if "BENCH_LIVE_GC_THRESHOLDS" in os.environ else {}),
+        },
         name="bench-live",
+        lives=lives,
     )
     crowd: Crowd | None = None
     try:
@@ -392,8 +412,8 @@ def run(quick: bool) -> Outcome:
         patron_tokens = {f"9{n:04d}": mint(audience="patron", userId=f"9{n:04d}") for n in range(PATRONS)}
         status_client = HttpClient(stack.base_url)
         status_idle = _status_samples(status_client, STATUS_SAMPLES_IDLE)
-        live_pid = supervised_pids(stack)["live"]
-        rss_idle = rss_kib(live_pid) or 0
+        live_pids = [pid for name, pid in supervised_pids(stack).items() if name.startswith("live_")]
+        rss_idle = sum(rss_kib(pid) or 0 for pid in live_pids)
 
         crowd = Crowd(stack, creator_token, patron_tokens, total)
         crowd.start()
@@ -401,12 +421,12 @@ def run(quick: bool) -> Outcome:
         crowd.run(crowd.open_all(), CONNECT_TIMEOUT_S)
         connect_s = time.perf_counter() - started
         wait_for(
-            lambda: requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()["connections"] >= total,
+            lambda: sum(_live_health(stack, "connections")) >= total,
             30,
             what=f"live to count {total} connections",
         )
         time.sleep(2)  # let the last seats settle
-        rss_loaded = rss_kib(live_pid) or 0
+        rss_loaded = sum(rss_kib(pid) or 0 for pid in live_pids)
 
         # Broadcasts, with web's status measured meanwhile.
         stop = threading.Event()
@@ -446,13 +466,21 @@ def run(quick: bool) -> Outcome:
         settle = time.monotonic() + SETTLE_S
         while time.monotonic() < settle and any(crowd.arrivals.count(e) < expected for e in sent_at):
             time.sleep(0.1)
+        last_by_kind_ms: dict[str, list[float]] = {}
         for event_id, sent in sent_at.items():
             with crowd.arrivals.lock:
                 times = list(crowd.arrivals.by_event.get(event_id, ()))
+                receivers = list(crowd.arrivals.receivers.get(event_id, ()))
             lost += max(0, expected - len(times))
             all_ms.extend((t - sent) * 1000 for t in times)
             if len(times) >= expected:
                 last_ms.append((max(times) - sent) * 1000)
+                last_of_kind: dict[str, float] = {}
+                for at, client in zip(times, receivers, strict=True):
+                    kind = crowd.kinds[client]
+                    last_of_kind[kind] = max(last_of_kind.get(kind, at), at)
+                for kind, at in last_of_kind.items():
+                    last_by_kind_ms.setdefault(kind, []).append((at - sent) * 1000)
 
         # Targeted: one patron each time.
         targeted_ms: list[float] = []
@@ -475,6 +503,7 @@ def run(quick: bool) -> Outcome:
                 continue
             targeted_ms.append((times[0] - sent) * 1000)
         sender.close()
+        gc_pauses = max(_live_health(stack, "gc"), key=lambda pauses: max(pauses["longestPauseMs"]), default=None)
 
         per_kind = {}
         for kind in ("websocket", "sse", "polling"):
@@ -513,6 +542,10 @@ def run(quick: bool) -> Outcome:
             ),
             Line("one webhook -> each subscriber (every delivery), p50/p99", fmt_ms(Summary.of(all_ms)) if all_ms else "none"),
             Line(
+                "one webhook -> the last subscriber of each kind, p50/p99",
+                "; ".join(f"{kind} {fmt_ms(Summary.of(ms))}" for kind, ms in sorted(last_by_kind_ms.items())) or "none",
+            ),
+            Line(
                 f"a webhook about one patron among {total} -> that patron, p50/p99 ({targeted} webhooks)",
                 (fmt_ms(Summary.of(targeted_ms)) if targeted_ms else "never") + (f"; {targeted_lost} lost" if targeted_lost else ""),
                 goal=f"p99 < {GOAL_TARGETED_P99_MS:.0f} ms",
@@ -534,6 +567,16 @@ def run(quick: bool) -> Outcome:
                 else "no samples",
             ),
             Line(
+                "live's garbage collections over the run (young, middle, full): count; longest pause",
+                (
+                    f"{' / '.join(str(n) for n in gc_pauses['collections'])}; "
+                    f"{' / '.join(f'{ms:.0f}' for ms in gc_pauses['longestPauseMs'])} ms "
+                    f"(thresholds {','.join(str(n) for n in gc_pauses['thresholds'])})"
+                )
+                if gc_pauses
+                else "not reported",
+            ),
+            Line(
                 "web GET /api/patreon/status during the broadcasts vs with no subscribers",
                 compare_ms("idle", Summary.of(status_idle), "during", Summary.of(status_busy)) if status_busy else "no samples",
             ),
@@ -545,6 +588,7 @@ def run(quick: bool) -> Outcome:
             "subscribers, each after a 0.5-1 s pause; targeted ones are member updates in another campaign about one "
             "patron. Times run from sending the webhook POST (so they include web's intake and the wake-up) to the "
             "subscriber's read, all on loopback; the subscribers share the machine's 2 cores with the stack."
+            + (f" {lives} live processes (BENCH_LIVE_PROCESSES), the subscribers spread over them." if lives > 1 else "")
         )
     finally:
         if crowd is not None:
