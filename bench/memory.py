@@ -1,7 +1,9 @@
 """Benchmark 7, memory: resident size of the bridge's processes, idle and after load.
 
-The bridge is supervisord, web, worker and the watchdog (when the eventlistener
-exists); their VmRSS (from /proc/<pid>/status) is summed. The sandbox stands in for
+The bridge is supervisord, web, worker, the live program and the watchdog (when the
+eventlistener exists); their VmRSS (from /proc/<pid>/status) is summed. What each
+heavy dependency adds to a bare interpreter is measured beside it (one fresh process
+per import), since that is what limits the sum. The sandbox stands in for
 patreon.com and is reported on its own line, outside the sum.
 
 Goal: under 110 MB together when idle, and growing less than 30% under load.
@@ -23,11 +25,20 @@ from harness.stack import Stack
 NUMBER = 7
 KEY = "memory"
 TITLE = "Memory (RSS)"
-GOAL = "supervisord + web + worker + watchdog at most 110 MB idle, growing under 30% under load"
+GOAL = "supervisord + web + worker + live + watchdog at most 110 MB idle, growing under 30% under load"
 
 IDLE_GOAL_MB = 110.0
 GROWTH_GOAL = 0.30
-BRIDGE = ("supervisord", "web", "worker", "watchdog")
+BRIDGE = ("supervisord", "web", "worker", "live", "watchdog")
+# The dependencies the programs load, each measured alone: (label, the import, who loads it).
+IMPORTS = (
+    ("SQLAlchemy", "import sqlalchemy", "web, worker, live"),
+    ("requests", "import requests", "worker"),
+    ("Falcon + waitress", "import falcon, waitress", "web"),
+    ("cryptography (Fernet)", "import cryptography.fernet", "web, worker, live"),
+    ("pyzmq", "import zmq", "web, worker, live"),
+    ("uvicorn + python-socketio", "import uvicorn, socketio", "live"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +75,10 @@ def snapshot(stack: Stack, label: str) -> Snapshot:
     return Snapshot(label, sizes, proportional, sandbox)
 
 
-def interpreter_floor_kib() -> int | None:
-    """VmRSS of a Python that does nothing: the price of each extra process."""
-    code = "import re;print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+def interpreter_floor_kib(statement: str = "pass") -> int | None:
+    """VmRSS of a Python that runs only ``statement``: with "pass", the price of each
+    extra process; with an import, that import's price plus it."""
+    code = f"{statement}\nimport re;print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
         return int(out.stdout.strip())
@@ -125,6 +137,12 @@ def outcome(idle: Snapshot, loaded: Snapshot | None, extra: list[Snapshot]) -> O
                 f"{bare / 1024:.1f} (x {len(idle.rss_kib)} processes = {bare * len(idle.rss_kib) / 1024:.1f})",
             )
         )
+        costs = []
+        for label, statement, users in IMPORTS:
+            size = interpreter_floor_kib(statement)
+            if size is not None:
+                costs.append(f"{label} +{(size - bare) / 1024:.1f} ({users})")
+        result.add(Line("what one import adds to a bare interpreter, MB (loaded by)", "; ".join(costs) or "not measured"))
     startup = startup_imports()
     if startup:
         result.notes.append(
