@@ -1,6 +1,6 @@
 """``python -m bench``: start the real stacks, run every benchmark, print the table.
 
-    python -m bench                 # the full run (about 3-4 minutes), writes bench/RESULTS.md
+    python -m bench                 # the full run (about 5 minutes), writes bench/RESULTS.md
     python -m bench --quick         # a smoke run: few rounds, prints only
     python -m bench --only proxy    # one benchmark (repeatable), prints only
     python -m bench --output FILE   # also write the report of a quick/partial run

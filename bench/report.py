@@ -161,7 +161,7 @@ def results_markdown(
         "# Benchmark results",
         "",
         f"Produced by `{command}` in {total_s:.0f} s. Regenerate with `python -m bench` "
-        "(about 3-4 minutes on 2 cores; `--quick` for a smoke run, `--only NAME` for one benchmark).",
+        "(about 5 minutes on 2 cores; `--quick` for a smoke run, `--only NAME` for one benchmark).",
         "Every figure is a ratio or a percentile pair measured in the same run, the two sides",
         "interleaved round by round (A B A B ...), so load from elsewhere hits both sides.",
         "",
