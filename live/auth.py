@@ -7,7 +7,7 @@ key, a creator's session cookie) plus subscribe tokens and the public feed.
   (``auth.key``, ``Authorization: Bearer``, the session cookie).
 
 Refusals carry web's codes (``UNAUTHORIZED``, ``FORBIDDEN``, ``INVALID_API_KEY``),
-the token codes of ``live.tokens``, and ``PUBLIC_FEED_OFF``.
+the token codes of ``live_events.tokens``, and ``PUBLIC_FEED_OFF``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 import falcon
 
-from live import codes, tokens
+from live import codes
 from live.audience import SERVER, Audience
 from live.settings import LiveSettings
+from live_events import tokens
 from live_events.codes import LIVE_TOKENS_NOT_CONFIGURED
 from live_events.errors import ApiError
 from live_events.subscribers import Subscriber, SubscriberAuth, SubscriberRefused

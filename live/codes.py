@@ -15,9 +15,6 @@ def _code(name: str, status: int, meaning: str) -> str:
     return define(CODES, name, status, meaning)
 
 
-TOKEN_MALFORMED = _code("TOKEN_MALFORMED", 401, "live: the subscribe token is not a token")
-TOKEN_INVALID = _code("TOKEN_INVALID", 401, "live: the subscribe token's signature is not valid (another key?)")
-TOKEN_EXPIRED = _code("TOKEN_EXPIRED", 401, "live: the subscribe token has expired; mint a new one")
 PUBLIC_FEED_OFF = _code("PUBLIC_FEED_OFF", 403, "live: the public feed is turned off (LIVE_PUBLIC_FEED)")
 INVALID_FEED = _code("INVALID_FEED", 400, "live: feed is not `public`")
 CONNECTIONS_FULL = _code("CONNECTIONS_FULL", 503, "live: LIVE_MAX_CONNECTIONS are open; retry later")

@@ -3,7 +3,7 @@
 The frames of ``live_events.wire_format.format_sse`` (``id:`` = the event's id,
 ``event: patreon:webhook``), the cursor rules (``Last-Event-ID`` over ``?since=``, neither:
 from now), the same server key and creator session; plus ``?token=`` (a subscribe
-token, ``live.tokens``) for patrons and other sites, with CORS for
+token, ``live_events.tokens``) for patrons and other sites, with CORS for
 ``LIVE_CORS_ORIGINS``. The public feed's events are ``event: patreon:public``.
 
 A stream is a bounded queue (``LIVE_CLIENT_BUFFER_EVENTS``). A client that lets it

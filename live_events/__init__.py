@@ -8,4 +8,8 @@ agree on, in one place. It imports neither program.
 * ``cursor``: a client's event id (``since``, ``Last-Event-ID``, ``auth.since``).
 * ``wire_format``: an event's name, its aliases and its SSE frame.
 * ``engineio_errors``: engine.io's refusals in the JSON error body.
+* ``tokens``: subscribe tokens (web mints them, live verifies them).
+* ``settings``: what both read of live's configuration (the token key, the wake-up
+  endpoints, ``LIVE_PORT``).
+* ``wakeup``: web's push to live after each commit (live's listeners: ``live.notify``).
 """

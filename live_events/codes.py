@@ -1,6 +1,8 @@
-"""The stable error ``code``s that both web and the live program answer, defined once
-with their HTTP status and meaning (docs/api.md lists them; tests/unit/test_error_codes.py
-checks). Each program's own codes are in ``web/codes.py`` and ``live/codes.py``."""
+"""The stable error ``code``s of the contract between web and the live program: the ones
+both answer, and the subscribe-token refusals (web mints tokens, live refuses bad ones),
+defined once with their HTTP status and meaning (docs/api.md lists them;
+tests/unit/test_error_codes.py checks). Each program's own codes are in ``web/codes.py``
+and ``live/codes.py``."""
 
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ FORBIDDEN = _code("FORBIDDEN", 403, "forbidden")
 LIVE_TOKENS_NOT_CONFIGURED = _code(
     "LIVE_TOKENS_NOT_CONFIGURED", 503, "LIVE_TOKEN_KEY is not set (required in live mode)"
 )
+
+# -- subscribe tokens (live_events.tokens; the live program answers these) ---------------------
+TOKEN_MALFORMED = _code("TOKEN_MALFORMED", 401, "live: the subscribe token is not a token")
+TOKEN_INVALID = _code("TOKEN_INVALID", 401, "live: the subscribe token's signature is not valid (another key?)")
+TOKEN_EXPIRED = _code("TOKEN_EXPIRED", 401, "live: the subscribe token has expired; mint a new one")
 
 # -- event cursors ------------------------------------------------------------------------------
 INVALID_SINCE = _code("INVALID_SINCE", 400, "since is not an event id")

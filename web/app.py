@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import falcon
 
-from live.settings import port_setting as live_port_setting
+from live_events.settings import port_setting as live_port_setting
 from live_events.subscribers import SubscriberAuth
 from settings.config import WebSettings
 from store.database import Store

@@ -9,7 +9,7 @@ browser is and what it may hear:
 
 and the answer is ``{"success": true, "token", "audience", "userId", "campaignIds",
 "expiresAt", "expiresIn"}``. The browser passes the token to the live program as
-``auth.token`` (Socket.IO) or ``?token=`` (SSE); ``live.tokens`` owns the format.
+``auth.token`` (Socket.IO) or ``?token=`` (SSE); ``live_events.tokens`` owns the format.
 ``ttlSeconds`` defaults to, and may not exceed, ``LIVE_TOKEN_TTL_S``. Without a
 usable key (live mode, no ``LIVE_TOKEN_KEY``) the answer is 503
 ``LIVE_TOKENS_NOT_CONFIGURED``.
@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 
 import falcon
 
-from live import tokens
-from live.settings import ConfigError, token_settings
-from settings.config import Config
+from live_events import tokens
+from live_events.settings import token_settings
+from settings.config import Config, ConfigError
 from web import codes
 from web.auth import read_json_body
 from web.errors import ApiError

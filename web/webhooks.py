@@ -36,7 +36,7 @@ from typing import Any
 
 import falcon
 
-from live import notify as live_notify
+from live_events import wakeup
 from settings.config import WebSettings
 from store import webhook_events, webhook_secrets
 from store.database import Store, StoreError
@@ -98,7 +98,7 @@ def jsonapi_document(raw_body: bytes) -> dict[str, Any] | None:
 class WebhookReceiverResource:
     def __init__(self, config: WebSettings, store: Store, stored_secrets: Callable[[], list[str]] | None = None):
         self._config_secrets = list(config.webhook_secrets)
-        self._data_dir = config.data_dir  # where live's wake-up socket is (live.notify)
+        self._data_dir = config.data_dir  # where live's wake-up socket is (live_events.wakeup)
         self._store = store
         # Re-read only after any process changed the table (store.generations).
         self._stored_secrets = stored_secrets or CachedRead(
@@ -170,7 +170,7 @@ class WebhookReceiverResource:
         if duplicate:
             self._warn_if_trigger_differs(event, event_id)
         else:
-            live_notify.committed(self._data_dir, event_id)  # wake live; never blocks or raises
+            wakeup.committed(self._data_dir, event_id)  # wake live; never blocks or raises
         log.info(
             "📨 Patreon webhook received: %s id=%d%s", event, event_id, " (duplicate)" if duplicate else ""
         )

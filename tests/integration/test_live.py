@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from harness.stack import REPO, Stack, body, free_port, wait_for
-from live import tokens
+from live_events import tokens
 from store import webhook_events
 from store.database import Store
 from tests.browser import Browser

@@ -18,6 +18,7 @@ CONFIG_MODULES = (
     REPO / "settings" / "environment.py",
     REPO / "sandbox" / "settings.py",
     REPO / "live" / "settings.py",
+    REPO / "live_events" / "settings.py",
 )
 
 

@@ -76,6 +76,14 @@ def test_live_imports_no_web_module_but_the_sessions():
     assert web_imports == {("auth.py", "web.sessions")}
 
 
+def test_web_imports_no_live_module():
+    # Subscribe tokens, the wake-up push and the settings both read are the contract's
+    # (live_events.tokens, .wakeup, .settings), so web needs nothing of the live program.
+    imports = {name for names in imported_modules("web").values() for name in names}
+    assert "live_events.settings" in imports  # the scan sees web's imports of the contract
+    assert sorted(name for name in imports if name.split(".")[0] == "live") == []
+
+
 def test_the_contract_imports_neither_program():
     imports = {name.split(".")[0] for names in imported_modules("live_events").values() for name in names}
     assert "live_events" in imports  # the scan sees the package's own imports

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from live.settings import TOKEN_KEY_FILE, endpoint_settings, load_settings, token_settings
+from live.settings import load_settings
+from live_events.settings import TOKEN_KEY_FILE, endpoint_settings, token_settings
 from settings.config import ConfigError
 
 NO_ENV_FILE = Path("/nonexistent/.env")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from live import tokens
+from live_events import tokens
 
 KEY = b"k" * 40
 NOW = 1_800_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zmq
 
-from live.notify import WakeupPublisher
+from live_events.wakeup import WakeupPublisher
 
 
 def test_every_live_endpoint_gets_every_commit(tmp_path):

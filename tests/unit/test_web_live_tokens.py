@@ -8,8 +8,8 @@ import falcon
 import falcon.testing
 import pytest
 
-from live import tokens
-from live.settings import TOKEN_KEY_FILE
+from live_events import tokens
+from live_events.settings import TOKEN_KEY_FILE
 from settings.config import load_config
 from web import errors, live_tokens
 

@@ -2,7 +2,7 @@
 
 A token is ``<payload>.<signature>``, both base64url without padding: the payload is
 compact JSON ``{"v": 1, "aud": ..., "sub": ..., "cmp": [...], "exp": <unix s>}`` and
-the signature its HMAC-SHA256 under the token key (``live.settings``). Nothing is
+the signature its HMAC-SHA256 under the token key (``live_events.settings``). Nothing is
 stored: a token is valid until ``exp``, so keep the lifetime short.
 
 Audiences:
@@ -13,8 +13,10 @@ Audiences:
   dashboard on another site).
 * ``public``: no user; the public feed (when the operator turned it on).
 
-Every refusal has a stable code: ``TOKEN_MALFORMED``, ``TOKEN_INVALID`` (bad
-signature, another key), ``TOKEN_EXPIRED``.
+web mints (``POST /api/patreon/live/tokens``) and the live program verifies, so the
+format lives here, in the contract between them. Every refusal has a stable code:
+``TOKEN_MALFORMED``, ``TOKEN_INVALID`` (bad signature, another key), ``TOKEN_EXPIRED``
+(``live_events/codes.py``; the live program answers them).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import re
 import time
 from typing import Any
 
-from live import codes
+from live_events import codes
 
 VERSION = 1
 AUDIENCES = ("patron", "creator", "public")
