@@ -292,6 +292,7 @@ class LiveSocketIo:
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
         self.clients: dict[str, SioClient] = {}
+        self._direct_count = 0  # clients in self.clients whose events go direct (health)
         self._seating: set[asyncio.Task] = set()
         self._record_upgrades()
 
@@ -334,14 +335,23 @@ class LiveSocketIo:
             if client is not None and sock.upgraded and sock.queue.empty():
                 await asyncio.sleep(DIRECT_SETTLE_S)
                 if sock.queue.empty() and not client.closed and not sock.closed:
-                    client.go_direct(protocol)  # no await since the check: nothing slips in
+                    self._mark_direct(client, protocol)  # no await since the check: nothing slips in
                     return
                 continue
             await asyncio.sleep(UPGRADE_CHECK_S)
 
     @property
     def direct_clients(self) -> int:
-        return sum(1 for client in self.clients.values() if client.direct_ready)
+        return self._direct_count  # kept, not counted: health is asked often, under 10,000 clients
+
+    def _mark_direct(self, client: SioClient, protocol: Any = None) -> None:
+        """From now on the client's events go direct; counted while it stays seated."""
+        if protocol is not None:
+            client.go_direct(protocol)
+        else:
+            client.direct_ready = True
+        if self.clients.get(client.sid) is client:
+            self._direct_count += 1
 
     def asgi_app(self, other_app: Any) -> socketio.ASGIApp:
         return socketio.ASGIApp(self.server, other_asgi_app=other_app, socketio_path=SOCKETIO_PATH)
@@ -415,7 +425,7 @@ class LiveSocketIo:
                     break
                 await asyncio.sleep(0.005)
             await asyncio.sleep(DIRECT_SETTLE_S)
-            client.direct_ready = True
+            self._mark_direct(client)
         try:
             await self._hub.join(client, since, settle_events=self._buffer // 2)
         except Exception:
@@ -425,6 +435,8 @@ class LiveSocketIo:
     def _forget(self, sid: str) -> None:
         client = self.clients.pop(sid, None)
         if client is not None:
+            if client.direct_ready:
+                self._direct_count -= 1
             self._hub.leave(client)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:

@@ -159,6 +159,11 @@ def test_socketio_client_hears_webhooks_and_aliases(stack: Stack, socketio_clien
         assert message["type"] == "members:create" and message["data"]["id"] == f"live-js-create-{transports}"
     finally:
         client.close()
+    wait_for(
+        lambda: requests.get(stack.live_url + "/api/patreon/live/health", timeout=5).json()["direct"] == 0,
+        10,
+        what="the fast-path count back to 0 once the client left",
+    )
 
 
 def test_socketio_client_replays_from_since_and_a_bad_token_is_refused_with_its_code(
