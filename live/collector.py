@@ -6,7 +6,7 @@ thresholds (700, 10, 10), the objects a broadcast makes for each client are stil
 at the next young collection, so they are promoted, the oldest generation soon counts
 enough collections, and CPython collects it whole. With 10,000 connections (450 MB)
 that was 18 full collections in a 60 s benchmark, up to 1.4-1.6 s each, every client
-stalled meanwhile (bench/RESULTS.md, section 9).
+stalled meanwhile (bench/PROFILES.md, "9, live fan-out").
 
 The defaults here: a young generation of 100,000 (a broadcast's objects die before a
 collection sees them), a middle one collected every 50 young ones, and the whole heap
