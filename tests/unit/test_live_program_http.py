@@ -262,3 +262,27 @@ def test_a_polling_client_that_closes_gets_its_pending_poll_answered_and_its_pla
         assert program.connections == 0 and sid not in program.sio.server.eio.sockets
 
     asyncio.run(scenario())
+
+
+def test_a_refused_client_reads_its_code_and_then_loses_its_place(program):
+    """A refused CONNECT is answered with its code; the engine.io socket, which a
+    python-socketio client leaves open, is closed after ``REFUSED_CLOSE_AFTER_S`` so
+    it does not hold a place under ``LIVE_MAX_CONNECTIONS`` until its ping timeout."""
+
+    async def scenario() -> None:
+        status, answer = await asgi_request(program.app, "GET", HANDSHAKE)
+        sid = json.loads(answer[1:])["sid"]
+        query = f"{HANDSHAKE}&sid={sid}"
+        await asgi_request(program.app, "POST", query, b"40" + json.dumps({"token": "not-a-token"}).encode())
+        status, answer = await asgi_request(program.app, "GET", query)
+        assert status == 200 and answer.startswith(b"44"), answer  # CONNECT_ERROR
+        assert json.loads(answer[2:])["data"] == {"code": "TOKEN_MALFORMED"}
+        assert sid in program.sio.server.eio.sockets  # the client may still read it
+        # The guard is generous (the close comes after 1 s): a liveness check, not a timing.
+        for _ in range(100):
+            if sid not in program.sio.server.eio.sockets:
+                break
+            await asyncio.sleep(0.05)
+        assert sid not in program.sio.server.eio.sockets and program.connections == 0
+
+    asyncio.run(scenario())
