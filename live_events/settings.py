@@ -14,13 +14,13 @@ programs; unset in live mode is an error for live and a 503 for web's token rout
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from settings.config import ConfigError
 from settings.environment import read_environment
+from settings.generated import generated_secret
 from settings.reader import Reader
 
 TOKEN_KEY_FILE = "live-token.key"
@@ -31,21 +31,10 @@ DEFAULT_PORT = 6971
 def sandbox_token_key(data_dir: Path) -> bytes:
     """The generated key of a sandbox install: made once, atomically, read by web and live."""
     path = Path(data_dir) / TOKEN_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        # Written whole before anyone can read a partial key: a reader waits below.
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
-    for _ in range(100):
-        text = path.read_text().strip()
-        if len(text) >= MIN_TOKEN_KEY_CHARS:
-            return text.encode()
-        os.sched_yield()
-    raise ConfigError([("LIVE_TOKEN_KEY", f"the generated key in {path} is unreadable")])
+    text = generated_secret(path, lambda: secrets.token_urlsafe(48))
+    if len(text) < MIN_TOKEN_KEY_CHARS:
+        raise ConfigError([("LIVE_TOKEN_KEY", f"the generated key in {path} is unreadable")])
+    return text.encode()
 
 
 def port_setting(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> int:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from settings.generated import generated_secret
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +134,7 @@ def keys_for(mode: str, configured: Sequence[str], data_dir: Path) -> list[str]:
             f"{KEY_VARIABLE} is required in live mode (generate one: python -m store.rekey --new-key)"
         )
     path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as file:
-            file.write(new_key() + "\n")
-    for _ in range(100):  # the other process may be between create and write
-        key = path.read_text().strip()
-        if key:
-            break
-        os.sched_yield()
+    key = generated_secret(path, new_key)
     if not is_valid_key(key):
         raise KeyMissing(f"{path} does not hold a valid key; delete it or set {KEY_VARIABLE}")
     return [key]
