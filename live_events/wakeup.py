@@ -5,7 +5,7 @@ web's side is here (``WakeupPublisher``, ``committed``); live's listeners are
 
 SQLite (one host): web tells live over ZeroMQ, below. PostgreSQL (any number of
 hosts): a trigger on the event log notifies ``bridge_events`` at each commit
-(store/migrations/versions/0002), and ``PostgresWakeupListener`` LISTENs, so an event
+(store/migrations/versions/0002), and ``live.notify.PostgresWakeupListener`` LISTENs, so an event
 accepted by any host's web (or derived by any worker) wakes the live programs of every
 host. Either way the store stays the source and live's poll the fallback.
 
