@@ -31,7 +31,7 @@ DEFAULT_PORT = 6971
 def sandbox_token_key(data_dir: Path) -> bytes:
     """The generated key of a sandbox install: made once, atomically, read by web and live."""
     path = Path(data_dir) / TOKEN_KEY_FILE
-    text = generated_secret(path, lambda: secrets.token_urlsafe(48))
+    text = generated_secret(path, lambda: secrets.token_urlsafe(48), lambda text: len(text) >= MIN_TOKEN_KEY_CHARS)
     if len(text) < MIN_TOKEN_KEY_CHARS:
         raise ConfigError([("LIVE_TOKEN_KEY", f"the generated key in {path} is unreadable")])
     return text.encode()

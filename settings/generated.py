@@ -14,9 +14,10 @@ from pathlib import Path
 READ_ATTEMPTS = 100
 
 
-def generated_secret(path: Path, make: Callable[[], str]) -> str:
-    """The secret in ``path``, made with ``make()`` if the file does not exist yet; ``""``
-    if it stays empty (the caller says what is wrong with it)."""
+def generated_secret(path: Path, make: Callable[[], str], complete: Callable[[str], bool] = bool) -> str:
+    """The secret in ``path``, made with ``make()`` if the file does not exist yet. A
+    reader waits until ``complete(text)`` (another process may be between create and
+    write) and returns what it last read: the caller says what is wrong with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -26,9 +27,9 @@ def generated_secret(path: Path, make: Callable[[], str]) -> str:
         with os.fdopen(fd, "w") as out:
             out.write(make() + "\n")
     text = ""
-    for _ in range(READ_ATTEMPTS):  # another process may be between create and write
+    for _ in range(READ_ATTEMPTS):
         text = path.read_text().strip()
-        if text:
+        if complete(text):
             break
         os.sched_yield()
     return text
