@@ -27,6 +27,7 @@ from socketio import packet as sio_packet
 
 from live.audience import Audience
 from live.auth import LiveAuth
+from live.engineio_requests import translate_request
 from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
 from live.origins import AllowedOrigins
 from live_events.codes import INVALID_SINCE
@@ -294,11 +295,13 @@ class LiveSocketIo:
         self.clients: dict[str, SioClient] = {}
         self._direct_count = 0  # clients in self.clients whose events go direct (health)
         self._seating: set[asyncio.Task] = set()
-        self._record_upgrades()
+        self._install_drivers()
 
-    def _record_upgrades(self) -> None:
-        """engine.io keeps the WebSocket of an upgrade to itself: its WebSocket class is
-        wrapped to hear of each upgrade request, so the client can go direct after it."""
+    def _install_drivers(self) -> None:
+        """Two entries of engine.io's ASGI driver table are live's own: its request
+        translation, which makes no class per request (``live.engineio_requests``),
+        and its WebSocket class, wrapped to hear of each upgrade request: engine.io keeps
+        the WebSocket of an upgrade to itself, and the client goes direct after it."""
         eio = self.server.eio
         base = eio._async["websocket"]
         live = self
@@ -312,7 +315,7 @@ class LiveSocketIo:
                 return await super().__call__(environ)
 
         # A copy: the driver's table is shared by every server in the process.
-        eio._async = {**eio._async, "websocket": UpgradeAwareWebSocket}
+        eio._async = {**eio._async, "websocket": UpgradeAwareWebSocket, "translate_request": translate_request}
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
