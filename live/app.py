@@ -19,7 +19,7 @@ import falcon.asgi
 
 from live import codes, collector
 from live.auth import LiveAuth
-from live.hub import Hub
+from live.hub import Hub, direct_writer
 from live.notify import PostgresWakeupListener, WakeupListener
 from live.origins import AllowedOrigins, WebPageCors
 from live.settings import LiveSettings
@@ -44,6 +44,7 @@ HEALTH_PATH = "/api/patreon/live/health"
 CONNECTIONS_FULL_RETRY_AFTER_S = 5
 AUTH_RECHECK_INTERVAL_S = 5.0  # how long a creator's connection outlives their logout
 CLIENT_GONE = "live.client_gone"  # an SSE request's scope: callbacks for its client's disconnect
+SSE_WRITER = "live.sse_writer"  # an SSE request's scope: uvicorn's request cycle, to write events to
 
 
 def _serialize(req, resp, ex: falcon.HTTPError) -> None:
@@ -83,7 +84,15 @@ class SseResource:
         program = self._program
         audience = await program.hub.db(program.auth.from_request, req)
         after = await self.start_after(req)
-        client = SseClient(audience, program.settings.client_buffer_events, program.hub)
+        writer = req.scope.get(SSE_WRITER)
+        client = SseClient(
+            audience,
+            program.settings.client_buffer_events,
+            program.hub,
+            transport=writer.transport if writer is not None else None,
+            # uvicorn chunks a body of unknown length on HTTP/1.1; on 1.0 it runs to the close.
+            chunked=req.scope.get("http_version") == "1.1",
+        )
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
         req.scope.get(CLIENT_GONE, []).append(client.gone)
@@ -102,6 +111,7 @@ class HealthResource:
             "socketio": program.sio.open_connections,
             "direct": program.sio.direct_clients,  # Socket.IO clients on the WebSocket fast path
             "sse": program.sse_open,
+            "sseDirect": program.sse_direct,
             "cursor": program.hub.cursor,
         }
         gc_pauses = collector.pauses()
@@ -135,6 +145,7 @@ class ConnectionCap:
                 return
             if scope["type"] == "http":
                 scope, receive = self._telling_disconnects(scope, receive)
+                scope[SSE_WRITER] = direct_writer(send)
         await self._app(scope, receive, send)
 
     @staticmethod
@@ -239,6 +250,7 @@ class LiveProgram:
         )
         self.sse_clients: set[SseClient] = set()
         self.sse_open = 0
+        self.sse_direct = 0  # SSE streams whose events go straight to their transport (health)
         self._tasks: list[asyncio.Task] = []
         self._listener: WakeupListener | PostgresWakeupListener | None = None
         self.app = ConnectionCap(EngineIoErrorsAsJson(self.sio.asgi_app(self._falcon_app())), self)
@@ -269,11 +281,16 @@ class LiveProgram:
         self.sse_open += 1
         self.sse_clients.add(client)
         try:
-            async for chunk in client.chunks(after):
+            async for chunk in client.chunks(after, on_direct=self._count_sse_direct):
                 yield chunk
         finally:
             self.sse_open -= 1
+            if client.direct_ready:
+                self.sse_direct -= 1
             self.sse_clients.discard(client)
+
+    def _count_sse_direct(self) -> None:
+        self.sse_direct += 1  # kept, not counted: health is asked often
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:

@@ -28,7 +28,19 @@ from socketio import packet as sio_packet
 from live.audience import Audience
 from live.auth import LiveAuth
 from live.engineio_requests import translate_request
-from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, websocket_frame
+from live.hub import (
+    CATCH_UP_TIMEOUT_S,
+    PACE_S,
+    SLOW_CONSUMER,
+    Client,
+    Frames,
+    Hub,
+    direct_writer,
+    disconnect_message,
+    has_room,
+    wait_for_room,
+    websocket_frame,
+)
 from live.origins import AllowedOrigins
 from live_events.codes import INVALID_SINCE
 from live_events.cursor import parse_event_id
@@ -42,8 +54,6 @@ SOCKETIO_PATH = "socket.io"
 PING_INTERVAL_S = 25
 PING_TIMEOUT_S = 20
 PENDING_CONNECT_TIMEOUT_S = 10.0
-PACE_S = 0.01
-CATCH_UP_TIMEOUT_S = 60.0  # a client that takes nothing for this long while catching up is dropped
 MAX_HTTP_BUFFER_BYTES = 64 * 1024  # clients only send connects and pongs
 DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer, then it is cut
 # After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
@@ -59,9 +69,7 @@ def writable_protocol(environ: dict[str, Any]) -> Any:
     to directly and tells its buffer size; None otherwise."""
     if environ.get("asgi.scope", {}).get("type") != "websocket":
         return None
-    protocol = getattr(environ.get("asgi.send"), "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    return protocol if transport is not None and hasattr(transport, "get_write_buffer_size") else None
+    return direct_writer(environ.get("asgi.send"))
 
 
 def direct_websocket(server: socketio.AsyncServer, sid: str) -> Any:
@@ -120,7 +128,7 @@ class SioClient(Client):
         if transport is None or transport.is_closing():
             return False  # offer() lets it go
         data = frames.websocket(self.public)
-        if transport.get_write_buffer_size() > self.limit * len(data):
+        if not has_room(transport, data, self.limit):
             return False  # offer() drops it
         self.last_id = frames.event.id
         transport.write(data)
@@ -132,18 +140,13 @@ class SioClient(Client):
             self._hub.leave(self)
             return
         data = frames.websocket(self.public)
-        limit = self.limit * len(data)
         if wait:
-            waited = 0.0
-            while transport.get_write_buffer_size() > limit // 2 and not transport.is_closing():
-                if waited >= CATCH_UP_TIMEOUT_S:
-                    await self.drop(SLOW_CONSUMER)
-                    return
-                await asyncio.sleep(PACE_S)
-                waited += PACE_S
+            if not await wait_for_room(transport, data, self.limit):
+                await self.drop(SLOW_CONSUMER)
+                return
             if self.closed or transport.is_closing():
                 return
-        elif transport.get_write_buffer_size() > limit:
+        elif not has_room(transport, data, self.limit):
             await self.drop(SLOW_CONSUMER)
             return
         self.last_id = frames.event.id

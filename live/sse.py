@@ -6,9 +6,20 @@ from now), the same server key and creator session; plus ``?token=`` (a subscrib
 token, ``live_events.tokens``) for patrons and other sites, with CORS for
 ``LIVE_CORS_ORIGINS``. The public feed's events are ``event: patreon:public``.
 
-A stream is a bounded queue (``LIVE_CLIENT_BUFFER_EVENTS``). A client that lets it
-fill gets ``event: patreon:disconnect`` with ``{"code": "SLOW_CONSUMER"}`` and the
-stream ends; EventSource reconnects with the last id it received and catches up.
+Two ways out, as for Socket.IO (``live.sio``):
+
+* direct: once the response has begun (its headers and the hello are out through
+  uvicorn), events are written to the connection's transport as prebuilt bytes in the
+  fan-out's own loop turn (``Frames.sse_chunk``: one chunk of the chunked body on
+  HTTP/1.1; the bare frame on HTTP/1.0, whose body runs to the close). Keep-alives and
+  the stream's end still go through Falcon and uvicorn; each is a whole chunk, so the
+  two never split one. The transport's buffer is the client's: ``LIVE_CLIENT_BUFFER_EVENTS``
+  events of the current size.
+* a queue, when no writable transport is known (another ASGI server), of the same bound.
+
+A client that lets its buffer fill gets ``event: patreon:disconnect`` with
+``{"code": "SLOW_CONSUMER"}`` after what it was already sent, and the stream ends;
+EventSource reconnects with the last id it received and catches up.
 """
 
 from __future__ import annotations
@@ -16,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from live.audience import Audience
-from live.hub import SLOW_CONSUMER, Client, Frames, Hub, disconnect_message
+from live.hub import PACE_S, SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, has_room, wait_for_room
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +38,6 @@ KEEPALIVE_INTERVAL_S = 15.0
 STREAM_MAX_LIFETIME_S = 3600.0
 RECONNECT_DELAY_MS = 1000
 EVENTS_PATH = "/api/patreon/events"
-PACE_S = 0.01  # how often a catching-up client's queue is looked at
 
 
 class Chunk:
@@ -48,16 +59,65 @@ _END = None
 class SseClient(Client):
     kind = "sse"
 
-    def __init__(self, audience: Audience, buffer_events: int, hub: Hub):
+    def __init__(
+        self,
+        audience: Audience,
+        buffer_events: int,
+        hub: Hub,
+        transport: asyncio.WriteTransport | None = None,
+        chunked: bool = True,
+    ):
+        """``transport``: the connection's, to write events to once the response has
+        begun (None: the queue only); ``chunked``: its body is chunked (HTTP/1.1)."""
         super().__init__(audience)
         # Unbounded as a queue, bounded by ``offer``: the end of a stream always fits.
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.limit = buffer_events
         self._hub = hub
+        self._transport = transport
+        self._chunked = chunked
+        self.direct_ready = False
+
+    def _direct_bytes(self, frames: Frames) -> bytes:
+        return frames.sse_chunk(self.public) if self._chunked else frames.sse(self.public)
+
+    def offer_now(self, frames: Frames) -> bool:
+        if not self.direct_ready or self.closed:
+            return False
+        if frames.event.id <= self.last_id:
+            return True
+        transport = self._transport
+        data = self._direct_bytes(frames)
+        if transport.is_closing() or not has_room(transport, data, self.limit):
+            return False  # offer() lets it go or drops it
+        self.last_id = frames.event.id
+        transport.write(data)
+        return True
+
+    async def _offer_direct(self, frames: Frames, *, wait: bool) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            self.gone()
+            return
+        data = self._direct_bytes(frames)
+        if wait:
+            if not await wait_for_room(transport, data, self.limit):
+                await self.drop(SLOW_CONSUMER)
+                return
+            if self.closed or transport.is_closing():
+                return
+        elif not has_room(transport, data, self.limit):
+            await self.drop(SLOW_CONSUMER)
+            return
+        self.last_id = frames.event.id
+        transport.write(data)
 
     async def offer(self, frames: Frames, *, wait: bool) -> None:
         event_id = frames.event.id
         if self.closed or event_id <= self.last_id:
+            return
+        if self.direct_ready:
+            await self._offer_direct(frames, wait=wait)
             return
         data = frames.sse(self.public)
         if wait:
@@ -76,7 +136,8 @@ class SseClient(Client):
             return
         self._hub.leave(self)
         self.reason = reason
-        # What it had not taken is dropped: it resumes from its own last id.
+        # What it had not taken is dropped: it resumes from its own last id. (A direct
+        # client's transport keeps what it was written: the reason follows it, in order.)
         while not self.queue.empty():
             self.queue.get_nowait()
         body = json.dumps(disconnect_message(reason))
@@ -88,11 +149,18 @@ class SseClient(Client):
         self._hub.leave(self)
         self.queue.put_nowait(_END)
 
-    async def chunks(self, after: int):
-        """The response body: the hello, then events, until dropped, stopped or too old."""
+    async def chunks(self, after: int, on_direct: Callable[[], None] | None = None):
+        """The response body: the hello, then events, until dropped, stopped or too old.
+        ``on_direct``: called once events go straight to the transport."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         yield Chunk(f"retry: {RECONNECT_DELAY_MS}\n: subscribed after {after}\n\n".encode())
+        # Resumed: Falcon's send of the hello has returned, so uvicorn has written the
+        # headers and the hello to the transport; events may follow them there.
+        if self._transport is not None and not self._transport.is_closing():
+            self.direct_ready = True
+            if on_direct is not None:
+                on_direct()
         joining = asyncio.create_task(self._hub.join(self, after, settle_events=self.limit // 2))
         try:
             while loop.time() - started < STREAM_MAX_LIFETIME_S:

@@ -154,10 +154,9 @@ class SocketIoSubscriber(Subscriber):
         return True
 
 
-class WebSocketSubscriber(SocketIoSubscriber):
-    """``receive_buffer``: a small SO_RCVBUF, so a ``pause``d client backs up soon."""
-
-    kind = "websocket"
+class Stallable:
+    """A subscriber on one connection that can stop reading it (``pause``), as a stalled
+    browser tab does; ``receive_buffer``: a small SO_RCVBUF, so it backs up soon."""
 
     def __init__(self, *args: Any, receive_buffer: int | None = None, **kw: Any):
         super().__init__(*args, **kw)
@@ -166,7 +165,6 @@ class WebSocketSubscriber(SocketIoSubscriber):
         self.reading.set()
 
     def pause(self) -> None:
-        """Stop reading the socket: the client falls behind, as a stalled browser tab does."""
         self.reading.clear()
 
     def resume(self) -> None:
@@ -180,6 +178,10 @@ class WebSocketSubscriber(SocketIoSubscriber):
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (self.host, self.port))
         return await asyncio.open_connection(sock=sock, limit=self.receive_buffer)
+
+
+class WebSocketSubscriber(Stallable, SocketIoSubscriber):
+    kind = "websocket"
 
     async def _session(self) -> None:
         reader, writer = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT_S)
@@ -325,16 +327,22 @@ class PollingSubscriber(SocketIoSubscriber):
             posts.close()
 
 
-class SseSubscriber(Subscriber):
-    """EventSource: ``auth`` holds the query (``{"key": ...}`` or ``{"token": ...}``)."""
+class SseSubscriber(Stallable, Subscriber):
+    """EventSource: ``auth`` holds the query (``{"key": ...}`` or ``{"token": ...}``).
+    ``http_version="1.0"``: a client that cannot take a chunked body (it runs to the close)."""
 
     kind = "sse"
 
+    def __init__(self, *args: Any, http_version: str = "1.1", **kw: Any):
+        super().__init__(*args, **kw)
+        self.http_version = http_version
+        self.chunked: bool | None = None  # how the last stream's body came: chunked or to the close
+
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT_S)
+        reader, writer = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT_S)
         try:
             query = "&".join(f"{k}={v}" for k, v in self.auth.items() if k != "since")
-            head = f"GET /api/patreon/events?{query} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: text/event-stream\r\n"
+            head = f"GET /api/patreon/events?{query} HTTP/{self.http_version}\r\nHost: {self.host}:{self.port}\r\nAccept: text/event-stream\r\n"
             if self.last_id is not None:
                 head += f"Last-Event-ID: {self.last_id}\r\n"
             head += "".join(f"{k}: {v}\r\n" for k, v in self.extra_headers.items())
@@ -351,9 +359,11 @@ class SseSubscriber(Subscriber):
                 self.refused = f"HTTP_{status}"
                 return
             self.connects += 1
+            self.chunked = chunked
             buffer = b""
             fields: dict[str, str] = {}
             while True:
+                await self.reading.wait()
                 if chunked:
                     size = int((await reader.readline()).strip() or b"0", 16)
                     if size == 0:
@@ -361,7 +371,7 @@ class SseSubscriber(Subscriber):
                     buffer += await reader.readexactly(size)
                     await reader.readexactly(2)
                 else:
-                    data = await reader.read(65536)
+                    data = await reader.read(self.receive_buffer or 65536)
                     if not data:
                         return
                     buffer += data

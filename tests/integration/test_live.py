@@ -344,15 +344,40 @@ def test_the_wakeup_delivers_well_before_the_poll(stack: Stack):
     assert max(latencies) < 0.5, latencies
 
 
+@pytest.mark.parametrize("http_version", ["1.1", "1.0"])
+def test_sse_events_go_straight_to_the_stream_in_order_on_http_1_1_and_1_0(stack: Stack, http_version):
+    """Once a stream has begun, live writes its events to the connection itself (chunks
+    on HTTP/1.1, the bare frames on 1.0, whose body runs to the close): the strict
+    parser of tests.live_clients reads both, and health counts the stream as direct."""
+
+    async def scenario():
+        sub = SseSubscriber("127.0.0.1", stack.live_port, {"key": KEY}, http_version=http_version).start()
+        await asyncio.wait_for(sub.connected.wait(), 10)
+        health = await asyncio.to_thread(requests.get, stack.live_url + "/api/patreon/live/health", timeout=5)
+        ids = [
+            await asyncio.to_thread(deliver, stack, member_document(f"live-sse-{http_version}-{n}", note="y" * (n * 900)))
+            for n in range(12)
+        ]
+        deadline = time.monotonic() + 10
+        while not set(ids) <= set(sub.received) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await sub.stop()
+        return sub, ids, health.json()
+
+    sub, ids, health = asyncio.run(scenario())
+    assert sub.chunked is (http_version == "1.1")
+    assert [i for i in sub.received if i in ids] == ids and sub.duplicates == 0
+    assert health["sseDirect"] >= 1 and health["sseDirect"] <= health["sse"], health
+
+
 # -- backpressure and the cap ---------------------------------------------------------------------------
-def test_a_stalled_client_is_dropped_with_a_reason_and_resumes_while_others_keep_up():
+@pytest.mark.parametrize("kind", [WebSocketSubscriber, SseSubscriber], ids=["websocket", "sse"])
+def test_a_stalled_client_is_dropped_with_a_reason_and_resumes_while_others_keep_up(kind):
     with Stack({**ENV, "LIVE_CLIENT_BUFFER_EVENTS": "8"}, name="live-slow") as stack:
         stack.wait_live()
 
         async def scenario():
-            slow = WebSocketSubscriber(
-                "127.0.0.1", stack.live_port, {"key": KEY}, reconnect=True, receive_buffer=4096
-            ).start()
+            slow = kind("127.0.0.1", stack.live_port, {"key": KEY}, reconnect=True, receive_buffer=4096).start()
             fast = WebSocketSubscriber("127.0.0.1", stack.live_port, {"key": KEY}).start()
             await asyncio.wait_for(asyncio.gather(slow.connected.wait(), fast.connected.wait()), 10)
             await asyncio.sleep(0.3)
