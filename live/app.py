@@ -84,14 +84,12 @@ class SseResource:
         program = self._program
         audience = await program.hub.db(program.auth.from_request, req)
         after = await self.start_after(req)
-        writer = req.scope.get(SSE_WRITER)
         client = SseClient(
             audience,
             program.settings.client_buffer_events,
             program.hub,
-            transport=writer.transport if writer is not None else None,
-            # uvicorn chunks a body of unknown length on HTTP/1.1; on 1.0 it runs to the close.
-            chunked=req.scope.get("http_version") == "1.1",
+            writer=req.scope.get(SSE_WRITER),
+            http_version=req.scope.get("http_version", "1.1"),
         )
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream

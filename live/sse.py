@@ -10,8 +10,8 @@ Two ways out, as for Socket.IO (``live.sio``):
 
 * direct: once the response has begun (its headers and the hello are out through
   uvicorn), events are written to the connection's transport as prebuilt bytes in the
-  fan-out's own loop turn (``Frames.sse_chunk``: one chunk of the chunked body on
-  HTTP/1.1; the bare frame on HTTP/1.0, whose body runs to the close). Keep-alives and
+  fan-out's own loop turn (``Frames.sse_chunk``: one chunk of a chunked body; the bare
+  frame where the body runs to the close, as h11 sends it to HTTP/1.0). Keep-alives and
   the stream's end still go through Falcon and uvicorn; each is a whole chunk, so the
   two never split one. The transport's buffer is the client's: ``LIVE_CLIENT_BUFFER_EVENTS``
   events of the current size.
@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from live.audience import Audience
 from live.hub import PACE_S, SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, has_room, wait_for_room
@@ -64,19 +65,30 @@ class SseClient(Client):
         audience: Audience,
         buffer_events: int,
         hub: Hub,
-        transport: asyncio.WriteTransport | None = None,
-        chunked: bool = True,
+        writer: Any = None,
+        http_version: str = "1.1",
     ):
-        """``transport``: the connection's, to write events to once the response has
-        begun (None: the queue only); ``chunked``: its body is chunked (HTTP/1.1)."""
+        """``writer``: uvicorn's request cycle (``live.hub.direct_writer``), whose
+        transport events are written to once the response has begun; None: the queue
+        only. ``http_version``: the request's, for a server that does not say how it
+        framed the body."""
         super().__init__(audience)
         # Unbounded as a queue, bounded by ``offer``: the end of a stream always fits.
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.limit = buffer_events
         self._hub = hub
-        self._transport = transport
-        self._chunked = chunked
+        self._writer = writer
+        self._transport: asyncio.WriteTransport | None = writer.transport if writer is not None else None
+        self._http_version = http_version
+        self._chunked = True
         self.direct_ready = False
+
+    def _body_is_chunked(self) -> bool:
+        """How uvicorn framed this response's body. Its httptools cycle says so once the
+        headers are out (it chunks any body of unknown length); its h11 one does not, and
+        h11 chunks only for HTTP/1.1 (a 1.0 body runs to the close)."""
+        chunked = getattr(self._writer, "chunked_encoding", None)
+        return chunked if isinstance(chunked, bool) else self._http_version == "1.1"
 
     def _direct_bytes(self, frames: Frames) -> bytes:
         return frames.sse_chunk(self.public) if self._chunked else frames.sse(self.public)
@@ -158,6 +170,7 @@ class SseClient(Client):
         # Resumed: Falcon's send of the hello has returned, so uvicorn has written the
         # headers and the hello to the transport; events may follow them there.
         if self._transport is not None and not self._transport.is_closing():
+            self._chunked = self._body_is_chunked()
             self.direct_ready = True
             if on_direct is not None:
                 on_direct()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import types
 
 from live.audience import SERVER, Audience
 from live.hub import Hub
@@ -81,3 +83,68 @@ def test_a_full_client_is_dropped_with_a_reason_and_the_others_get_everything(st
     assert fast_got == ids
     assert slow.closed and slow.reason == "SLOW_CONSUMER" and not still_filed
     assert len(ended) == 1 and b"patreon:disconnect" in ended[0] and b"SLOW_CONSUMER" in ended[0]
+
+
+def _direct_stream(store, writer_chunked):
+    """One SSE client on the direct path over a real socket pair; what its peer read."""
+
+    async def scenario():
+        here, there = socket.socketpair()
+        there.setblocking(False)
+        _reader, stream = await asyncio.open_connection(sock=here)
+        writer = types.SimpleNamespace(transport=stream.transport)  # uvicorn's cycle, as live sees it
+        if writer_chunked is not None:
+            writer.chunked_encoding = writer_chunked  # what uvicorn's httptools cycle tells
+        hub = Hub(store, public_feed=False)
+        await hub.start()
+        client = SseClient(SERVER, 100, hub, writer=writer, http_version="1.0")
+        body = client.chunks(hub.cursor)
+        hello = await body.__anext__()  # Falcon writes it through uvicorn; then events go direct
+        waiting = asyncio.ensure_future(body.__anext__())
+        for _ in range(50):  # until it is seated
+            await asyncio.sleep(0.01)
+            if client in hub.clients:
+                break
+        ids = [accept(store, n, note="z" * (n * 300)) for n in range(6)]
+        await hub.tail_once()
+        await asyncio.sleep(0.05)
+        read = b""
+        while True:
+            try:
+                read += there.recv(1 << 20)
+            except BlockingIOError:
+                break
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await body.aclose()
+        stream.close()
+        there.close()
+        hub.close()
+        return hello.data, client, ids, read
+
+    return asyncio.run(scenario())
+
+
+def _sse_ids(text: bytes) -> list[int]:
+    return [int(x) for x in re.findall(rb"^id: (\d+)$", text, re.M)]
+
+
+def test_a_direct_sse_stream_is_written_bare_frames_where_the_body_runs_to_the_close(store):
+    hello, client, ids, read = _direct_stream(store, writer_chunked=None)  # h11, HTTP/1.0
+    assert hello.startswith(b"retry: ")
+    assert client.direct_ready and client.queue.empty()  # nothing went the queue's way
+    assert _sse_ids(read) == ids
+    assert read.startswith(b"id: ") and read.count(b"\n\n") == len(ids)  # no chunk sizes
+
+
+def test_a_direct_sse_stream_is_written_chunks_when_uvicorn_chunked_the_body(store):
+    _hello, client, ids, read = _direct_stream(store, writer_chunked=True)
+    assert client.direct_ready
+    frames, rest = [], read
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        frames.append(rest[:size])
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
+    assert [_sse_ids(f) for f in frames] == [[i] for i in ids]  # one chunk per event, whole
