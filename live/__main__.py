@@ -1,7 +1,8 @@
 """Entry point: ``python -m live`` (run by supervisord as ``live``).
 
-One asyncio process on uvicorn (h11 for HTTP, wsproto for WebSocket; keep-alive held
-for a ping interval + timeout, so a long-polling client's pong connection stays). SIGTERM: stop
+One asyncio process on uvicorn (uvloop for the event loop, httptools for HTTP, wsproto
+for WebSocket; keep-alive held for a ping interval + timeout, so a long-polling
+client's pong connection stays). SIGTERM: stop
 taking clients, close the open ones (they reconnect and resume from their last id),
 then exit. The fd limit is raised to the hard limit supervisord gives (``minfds``):
 every connection is one.
@@ -18,6 +19,7 @@ import signal
 import sys
 
 import uvicorn
+import uvloop
 
 from live import collector
 from live.app import LiveProgram
@@ -71,10 +73,10 @@ async def serve(program: LiveProgram, settings) -> int:
             program.app,
             host=settings.host,
             port=settings.port,
-            http="h11",
+            http="httptools",
             ws="wsproto",
             lifespan="off",
-            loop="asyncio",
+            loop="uvloop",  # what main() runs serve() on (uvicorn sets no loop of its own here)
             log_level="warning",
             access_log=False,
             backlog=LISTEN_BACKLOG,
@@ -133,7 +135,8 @@ def main() -> int:
     # raises the signal again: with a no-op here main() finishes, logs, and exits 0.
     signal.signal(signal.SIGTERM, _already_handled)
     signal.signal(signal.SIGINT, _already_handled)
-    code = asyncio.run(serve(program, settings))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        code = runner.run(serve(program, settings))
     if code == EXIT_UNAVAILABLE:
         log.error("❌ live cannot listen on %s:%s", settings.host, settings.port)
     else:
