@@ -67,7 +67,9 @@ class Subscriber:
             self.disconnect_reasons.append(str(data.get("code")))
         if name != WEBHOOK or not isinstance(data, dict):
             return
-        event_id = data.get("id")
+        self._heard_webhook(data.get("id"))
+
+    def _heard_webhook(self, event_id: Any) -> None:
         now = time.perf_counter()
         if event_id in self.received:
             self.duplicates += 1
