@@ -167,10 +167,13 @@ def test_worker_with_bad_configuration_ends_fatal_and_web_answers_503():
             what="the worker to end FATAL",
         )
         log = stack.log_text("worker")
-        # supervisord's own account of each start, to explain a miscount (a start that
-        # outlived startsecs on an overloaded machine counts as running, not as a retry).
+        # supervisord's own account of each start. It gave up by its startretries rule;
+        # each failed start is one initialisation, startretries=3 plus the first. On an
+        # overloaded machine a start can outlive startsecs: supervisord then counts it
+        # as running, and its retries begin again, so there can be more, never fewer.
         starts = [line for line in stack.log_text("supervisord").splitlines() if "worker_00" in line]
-        assert log.count("🔧 Initializing Patreon service...") == 4, starts  # startretries=3, plus the first
+        assert any("entered FATAL state, too many start retries too quickly" in line for line in starts), starts
+        assert log.count("🔧 Initializing Patreon service...") >= 4, starts
         assert "PATREON_RATE_LIMIT_REQUESTS_PER_MINUTE must be a whole number" in log
         assert "❌ Patreon service error: invalid configuration (exit 78)" in log
         assert stack.state("patreon:web_00") == "RUNNING"
