@@ -46,6 +46,7 @@ CACHE_EVENTS = 5000
 SLOW_CONSUMER = "SLOW_CONSUMER"
 PACE_S = 0.01  # how often a catching-up client's buffer is looked at
 CATCH_UP_TIMEOUT_S = 60.0  # a client that takes nothing for this long while catching up is dropped
+DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer, then it is cut
 # Why live ended a connection, as clients are told (``patreon:disconnect``).
 DISCONNECT_MESSAGES = {
     SLOW_CONSUMER: "The client fell behind; it reconnects and resumes from its last event id",

@@ -30,6 +30,7 @@ from live.auth import LiveAuth
 from live.engineio_requests import translate_request
 from live.hub import (
     CATCH_UP_TIMEOUT_S,
+    DROP_GRACE_S,
     PACE_S,
     SLOW_CONSUMER,
     Client,
@@ -55,7 +56,6 @@ PING_INTERVAL_S = 25
 PING_TIMEOUT_S = 20
 PENDING_CONNECT_TIMEOUT_S = 10.0
 MAX_HTTP_BUFFER_BYTES = 64 * 1024  # clients only send connects and pongs
-DROP_GRACE_S = 10.0  # a dropped direct client gets this long to read its buffer, then it is cut
 # After engine.io's queue is empty, its writer may still hold the CONNECT answer for a
 # few loop turns (a task per poll): this is far more than that.
 DIRECT_SETTLE_S = 0.02

@@ -31,7 +31,17 @@ from collections.abc import Callable
 from typing import Any
 
 from live.audience import Audience
-from live.hub import PACE_S, SLOW_CONSUMER, Client, Frames, Hub, disconnect_message, has_room, wait_for_room
+from live.hub import (
+    DROP_GRACE_S,
+    PACE_S,
+    SLOW_CONSUMER,
+    Client,
+    Frames,
+    Hub,
+    disconnect_message,
+    has_room,
+    wait_for_room,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +92,7 @@ class SseClient(Client):
         self._http_version = http_version
         self._chunked = True
         self.direct_ready = False
+        self.ended = False  # the body's generator has finished: the response is (being) closed
 
     def _body_is_chunked(self) -> bool:
         """How uvicorn framed this response's body. Its httptools cycle says so once the
@@ -155,6 +166,15 @@ class SseClient(Client):
         body = json.dumps(disconnect_message(reason))
         self.queue.put_nowait(f"event: patreon:disconnect\ndata: {body}\n\n".encode())
         self.queue.put_nowait(_END)
+        if self.direct_ready:
+            # The reason waits behind what the transport holds: a client that never reads
+            # again would keep that buffer and its place. Cut it after a while, unless the
+            # stream has ended by then (its connection may be serving another request).
+            asyncio.get_running_loop().call_later(DROP_GRACE_S, self._cut_if_stuck)
+
+    def _cut_if_stuck(self) -> None:
+        if not self.ended and not self._transport.is_closing():
+            self._transport.abort()
 
     def gone(self) -> None:
         """The client went away: the stream ends now (and frees its place)."""
@@ -186,5 +206,6 @@ class SseClient(Client):
                     return
                 yield Chunk(data)
         finally:
+            self.ended = True
             joining.cancel()
             self._hub.leave(self)

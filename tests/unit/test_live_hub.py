@@ -8,8 +8,11 @@ import re
 import socket
 import types
 
+import pytest
+
+from live import sse as sse_module
 from live.audience import SERVER, Audience
-from live.hub import Hub
+from live.hub import SLOW_CONSUMER, Hub
 from live.sse import SseClient
 from store import webhook_events
 from tests.webhook_deliveries import encode, member_document
@@ -148,3 +151,39 @@ def test_a_direct_sse_stream_is_written_chunks_when_uvicorn_chunked_the_body(sto
         assert rest[size : size + 2] == b"\r\n"
         rest = rest[size + 2 :]
     assert [_sse_ids(f) for f in frames] == [[i] for i in ids]  # one chunk per event, whole
+
+
+def test_a_dropped_direct_sse_stream_is_cut_after_the_grace_unless_it_has_ended(store, monkeypatch):
+    """A client that never reads again would keep its transport's buffer, and its place,
+    behind the disconnect reason: live cuts it. A stream that has ended is left alone
+    (its connection may already serve another request)."""
+    monkeypatch.setattr(sse_module, "DROP_GRACE_S", 0.05)
+
+    async def dropped(stream_ends: bool) -> bool:
+        here, there = socket.socketpair()
+        _reader, stream = await asyncio.open_connection(sock=here)
+        hub = Hub(store, public_feed=False)
+        await hub.start()
+        client = SseClient(SERVER, 100, hub, writer=types.SimpleNamespace(transport=stream.transport))
+        body = client.chunks(hub.cursor)
+        await body.__anext__()  # the hello; once Falcon asks for more, the stream is direct
+        reason = asyncio.ensure_future(body.__anext__())
+        await asyncio.sleep(0.01)
+        assert client.direct_ready
+        await client.drop(SLOW_CONSUMER)
+        assert (await reason).data.startswith(b"event: patreon:disconnect")
+        if stream_ends:
+            with pytest.raises(StopAsyncIteration):
+                await body.__anext__()
+        # Otherwise Falcon never asks again: its send of the reason waits for room.
+        await asyncio.sleep(0.2)
+        cut = stream.transport.is_closing()
+        if not stream_ends:
+            await body.aclose()
+        stream.close()
+        there.close()
+        hub.close()
+        return cut
+
+    assert asyncio.run(dropped(stream_ends=False)) is True
+    assert asyncio.run(dropped(stream_ends=True)) is False
