@@ -331,7 +331,8 @@ class PollingSubscriber(SocketIoSubscriber):
 
 class SseSubscriber(Stallable, Subscriber):
     """EventSource: ``auth`` holds the query (``{"key": ...}`` or ``{"token": ...}``).
-    ``http_version="1.0"``: a client that cannot take a chunked body (it runs to the close)."""
+    ``http_version``: of the request line ("1.0": a client that cannot take a chunked
+    body); the stream is read as the server framed it, chunked or to the close."""
 
     kind = "sse"
 
