@@ -372,17 +372,21 @@ def test_sse_events_go_straight_to_the_stream_in_order_on_http_1_1_and_1_0(stack
 
 
 # -- backpressure and the cap ---------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", [WebSocketSubscriber, SseSubscriber], ids=["websocket", "sse"])
-def test_a_stalled_client_is_dropped_with_a_reason_and_resumes_while_others_keep_up(kind):
+def test_stalled_clients_are_dropped_with_a_reason_and_resume_while_others_keep_up():
+    """A stalled WebSocket client and a stalled SSE stream at once, beside a fast client."""
     with Stack({**ENV, "LIVE_CLIENT_BUFFER_EVENTS": "8"}, name="live-slow") as stack:
         stack.wait_live()
 
         async def scenario():
-            slow = kind("127.0.0.1", stack.live_port, {"key": KEY}, reconnect=True, receive_buffer=4096).start()
+            slow = [
+                kind("127.0.0.1", stack.live_port, {"key": KEY}, reconnect=True, receive_buffer=4096).start()
+                for kind in (WebSocketSubscriber, SseSubscriber)
+            ]
             fast = WebSocketSubscriber("127.0.0.1", stack.live_port, {"key": KEY}).start()
-            await asyncio.wait_for(asyncio.gather(slow.connected.wait(), fast.connected.wait()), 10)
+            await asyncio.wait_for(asyncio.gather(fast.connected.wait(), *(s.connected.wait() for s in slow)), 10)
             await asyncio.sleep(0.3)
-            slow.pause()
+            for sub in slow:
+                sub.pause()
             ids, late = [], []
             for n in range(80):
                 sent = time.perf_counter()
@@ -392,22 +396,27 @@ def test_a_stalled_client_is_dropped_with_a_reason_and_resumes_while_others_keep
                     await asyncio.sleep(0.005)
                 late.append(fast.received.get(event_id, float("inf")) - sent)
             health = await asyncio.to_thread(requests.get, stack.live_url + "/api/patreon/live/health", timeout=5)
-            slow.resume()
+            for sub in slow:
+                sub.resume()
             deadline = time.monotonic() + 30
-            while not set(ids) <= set(slow.received) and time.monotonic() < deadline:
+            while not all(set(ids) <= set(sub.received) for sub in slow) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            await slow.stop()
-            await fast.stop()
+            for sub in (*slow, fast):
+                await sub.stop()
             return slow, fast, ids, late, health.json()
 
-        slow, fast, ids, late, health = asyncio.run(scenario())
+        slow_clients, fast, ids, late, health = asyncio.run(scenario())
         assert list(fast.received) == ids and fast.duplicates == 0
-        assert max(late) < 2.0, f"the fast client waited for the slow one: {max(late):.2f} s"
-        assert "SLOW_CONSUMER" in slow.disconnect_reasons or slow.connects >= 2, (slow.disconnect_reasons, slow.connects)
-        assert slow.connects >= 2, "the stalled client was never disconnected"
-        assert set(ids) <= set(slow.received), f"missing after resume: {sorted(set(ids) - set(slow.received))[:10]}"
-        assert slow.duplicates == 0
-        print(f"\nstalled client: {slow.connects} connections, reasons {slow.disconnect_reasons}; health {health}")
+        assert max(late) < 2.0, f"the fast client waited for the slow ones: {max(late):.2f} s"
+        for slow in slow_clients:
+            what = (slow.kind, slow.disconnect_reasons, slow.connects)
+            assert "SLOW_CONSUMER" in slow.disconnect_reasons or slow.connects >= 2, what
+            assert slow.connects >= 2, f"the stalled {slow.kind} client was never disconnected"
+            missing = sorted(set(ids) - set(slow.received))[:10]
+            assert set(ids) <= set(slow.received), f"{slow.kind}: missing after resume: {missing}"
+            assert slow.duplicates == 0, slow.kind
+            print(f"\nstalled {slow.kind} client: {slow.connects} connections, reasons {slow.disconnect_reasons}")
+        print(f"health {health}")
 
 
 def test_connections_past_the_cap_get_503_with_a_code():
