@@ -165,6 +165,7 @@ class Client:
     """One subscriber: an SSE stream or a Socket.IO connection (``live.sse``, ``live.sio``)."""
 
     kind = "client"
+    limit: int  # the events its buffer holds (set by each kind)
 
     def __init__(self, audience: Audience):
         self.audience = audience
@@ -185,6 +186,22 @@ class Client:
         turn: 10,000 clients cost 10,000 writes, no task or queue each. Its buffer is
         the transport's: past its limit of events of the current size it is dropped."""
         return False
+
+    async def _write_direct(self, transport: asyncio.WriteTransport, data: bytes, event_id: int, *, wait: bool) -> None:
+        """One event's bytes to a direct client's transport, whose buffer is the bound
+        (``limit`` events of this size): while catching up (``wait``) it waits for room;
+        otherwise a full buffer drops the client."""
+        if wait:
+            if not await wait_for_room(transport, data, self.limit):
+                await self.drop(SLOW_CONSUMER)
+                return
+            if self.closed or transport.is_closing():
+                return
+        elif not has_room(transport, data, self.limit):
+            await self.drop(SLOW_CONSUMER)
+            return
+        self.last_id = event_id
+        transport.write(data)
 
     async def offer(self, frames: Frames, *, wait: bool) -> None:
         """Queue one event. ``wait``: while catching up, wait for room; otherwise a full

@@ -39,7 +39,6 @@ from live.hub import (
     direct_writer,
     disconnect_message,
     has_room,
-    wait_for_room,
     websocket_frame,
 )
 from live.origins import AllowedOrigins
@@ -139,18 +138,7 @@ class SioClient(Client):
         if transport is None or transport.is_closing():
             self._hub.leave(self)
             return
-        data = frames.websocket(self.public)
-        if wait:
-            if not await wait_for_room(transport, data, self.limit):
-                await self.drop(SLOW_CONSUMER)
-                return
-            if self.closed or transport.is_closing():
-                return
-        elif not has_room(transport, data, self.limit):
-            await self.drop(SLOW_CONSUMER)
-            return
-        self.last_id = frames.event.id
-        transport.write(data)
+        await self._write_direct(transport, frames.websocket(self.public), frames.event.id, wait=wait)
 
     async def _drop_direct(self, reason: str) -> None:
         transport = self._direct.transport

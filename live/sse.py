@@ -40,7 +40,6 @@ from live.hub import (
     Hub,
     disconnect_message,
     has_room,
-    wait_for_room,
 )
 
 log = logging.getLogger(__name__)
@@ -122,18 +121,7 @@ class SseClient(Client):
         if transport.is_closing():
             self.gone()
             return
-        data = self._direct_bytes(frames)
-        if wait:
-            if not await wait_for_room(transport, data, self.limit):
-                await self.drop(SLOW_CONSUMER)
-                return
-            if self.closed or transport.is_closing():
-                return
-        elif not has_room(transport, data, self.limit):
-            await self.drop(SLOW_CONSUMER)
-            return
-        self.last_id = frames.event.id
-        transport.write(data)
+        await self._write_direct(transport, self._direct_bytes(frames), frames.event.id, wait=wait)
 
     async def offer(self, frames: Frames, *, wait: bool) -> None:
         event_id = frames.event.id
