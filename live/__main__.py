@@ -2,9 +2,8 @@
 
 One asyncio process on uvicorn (uvloop for the event loop, httptools for HTTP, wsproto
 for WebSocket; keep-alive held for a ping interval + timeout, so a long-polling
-client's pong connection stays). SIGTERM: stop
-taking clients, close the open ones (they reconnect and resume from their last id),
-then exit. The fd limit is raised to the hard limit supervisord gives (``minfds``):
+client's pong connection stays). SIGTERM: stop taking clients, close the open ones
+(they reconnect and resume from their last id), then exit. The fd limit is raised to the hard limit supervisord gives (``minfds``):
 every connection is one.
 """
 
